@@ -51,9 +51,9 @@ def canonical_bytes(value: Any) -> bytes:
     two equal.
     """
     if _is_plain(value):
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode("utf-8")
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
     return rfc8785.dumps(value)
 
 

@@ -1,0 +1,216 @@
+"""The ledger application: records a batch of inbound Kafka records in one transaction.
+
+One shape, as in the library's examples: get the streams, call the command, save. What
+is special is the batch: every record of a poll is decided in memory against the streams
+as they stand (the library's aggregate cache, for the single writer of a partition), then
+the new events, the interaction index, the dead letters and the partitions' offsets are
+written by one `save()` (see `consumers.store.IngestRecorder`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import Application, LRUCache
+from eventsourcing.persistence import StoredEvent
+from psycopg import sql
+
+from consumers.store import DeadLetterRow, IndexRow, IngestWrite, OffsetMove
+from domain.aggregates import LedgerStream, stream_id
+from domain.errors import RuleViolation
+from domain.interactions import Interaction, RejectedInteraction, parse_interaction
+from domain.recording import record, streams_named
+
+CACHE_MAXSIZE = 100_000
+"""Streams kept in memory per worker: bounds memory, so it stays flat over a long run."""
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """One Kafka record, as the ingest worker received it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass
+class BatchResult:
+    recorded: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(self.rejected.values())
+
+
+class LedgerApplication(Application[UUID]):
+    """The event-sourced ledger: customer, card and partner streams."""
+
+    name = "Ledger"  # events table: ledger_events
+
+    def record_batch(
+        self, records: Sequence[InboundRecord], offsets: list[OffsetMove]
+    ) -> BatchResult:
+        """Decide every record of a batch and write the outcome in one transaction.
+
+        Raises `OffsetConflict` when a partition was taken over by another worker, and the
+        store's `IntegrityError` when another writer extended a stream first; either way the
+        cache is dropped, so a retry starts from the stored truth.
+        """
+        try:
+            return self._record_batch(records, offsets)
+        except BaseException:
+            self.reset_cache()
+            raise
+
+    def _record_batch(
+        self, records: Sequence[InboundRecord], offsets: list[OffsetMove]
+    ) -> BatchResult:
+        parsed: list[tuple[InboundRecord, Interaction | RejectedInteraction]] = []
+        for rec in records:
+            try:
+                parsed.append((rec, parse_interaction(rec.value or b"")))
+            except RejectedInteraction as rejection:
+                parsed.append((rec, rejection))
+        valid = [item for _, item in parsed if isinstance(item, Interaction)]
+        seen = self.known_digests(ix.event_id for ix in valid)
+        streams: dict[str, LedgerStream | None] = self.load_streams(
+            {name for ix in valid for name in streams_named(ix)}
+        )
+        result = BatchResult()
+        write = IngestWrite(offsets=offsets)
+        touched: dict[UUID, LedgerStream] = {}
+        for rec, item in parsed:
+            if isinstance(item, RejectedInteraction):
+                self._reject(write, result, rec, None, item.error_type, item.reason)
+                continue
+            known = seen.get(item.event_id)
+            if known is not None:
+                if known == item.digest:
+                    result.duplicates += 1
+                else:
+                    reason = f"event_id {item.event_id} was already recorded with other content"
+                    self._reject(write, result, rec, item.event_id, "conflict", reason)
+                continue
+            try:
+                gained = record(item, streams)
+            except RuleViolation as violation:
+                self._reject(write, result, rec, item.event_id, "rule", violation.reason)
+                continue
+            for stream in gained:
+                streams[stream.stream] = stream
+                touched[stream.id] = stream
+            home = gained[0]
+            write.index.append(
+                IndexRow(item.event_id, item.digest, item.type, home.stream, home.id, home.version)
+            )
+            seen[item.event_id] = item.digest
+            result.recorded += 1
+        self.save(*touched.values(), ingest=write)
+        return result
+
+    @staticmethod
+    def _reject(
+        write: IngestWrite,
+        result: BatchResult,
+        rec: InboundRecord,
+        event_id: str | None,
+        error_type: str,
+        reason: str,
+    ) -> None:
+        write.dead_letters.append(
+            DeadLetterRow(
+                source_topic=rec.topic,
+                source_partition=rec.partition,
+                source_offset=rec.offset,
+                event_id=event_id,
+                error_type=error_type,
+                error=reason,
+                key=rec.key,
+                value=rec.value,
+                headers=[(name, value.hex()) for name, value in rec.headers],
+            )
+        )
+        result.rejected[error_type] += 1
+
+    def known_digests(self, event_ids: Iterable[str]) -> dict[str, str]:
+        """Content digests of the event ids already recorded."""
+        ids = list(set(event_ids))
+        if not ids:
+            return {}
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT event_id, digest FROM ledger_interactions WHERE event_id = ANY(%s)",
+                (ids,),
+            )
+            return {row["event_id"]: row["digest"] for row in curs.fetchall()}
+
+    def load_streams(self, names: set[str]) -> dict[str, LedgerStream | None]:
+        """The named streams as they stand: from the cache, else all misses in one query.
+
+        The library's `repository.get()` reads one stream per query (and deep-copies from
+        the cache); a batch names hundreds of streams, most of them new, so one
+        `originator_id = ANY(...)` query replaces hundreds of round trips.
+        """
+        cache = self._cache
+        found: dict[str, LedgerStream | None] = {}
+        missing: dict[UUID, str] = {}
+        for name in names:
+            sid = stream_id(name)
+            try:
+                found[name] = cast(LedgerStream, cache.get(sid))
+            except KeyError:
+                missing[sid] = name
+                found[name] = None
+        if missing:
+            for sid, events in self._select_events(list(missing)).items():
+                aggregate: Any = None
+                for event in events:
+                    aggregate = event.mutate(aggregate)
+                cache.put(sid, aggregate)
+                found[missing[sid]] = aggregate
+        return found
+
+    def _select_events(self, ids: list[UUID]) -> dict[UUID, list[Any]]:
+        table = sql.Identifier(self.recorder.events_table_name)  # type: ignore[attr-defined]
+        query = sql.SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(table)
+        events: dict[UUID, list[Any]] = {}
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(query, (ids,))
+            for row in curs.fetchall():
+                stored = StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                events.setdefault(row["originator_id"], []).append(
+                    self.mapper.to_domain_event(stored)
+                )
+        return events
+
+    @property
+    def _datastore(self) -> Any:
+        return self.recorder.datastore  # type: ignore[attr-defined]
+
+    @property
+    def _cache(self) -> LRUCache[UUID, Any]:
+        cache = self.repository.cache
+        assert isinstance(cache, LRUCache), "set AGGREGATE_CACHE_MAXSIZE"
+        return cache
+
+    def reset_cache(self) -> None:
+        """Forget every cached stream (after a failed write or a partition reassignment)."""
+        self.repository.cache = LRUCache(maxsize=CACHE_MAXSIZE)

@@ -1,0 +1,138 @@
+"""The dead-letter relay: outbox rows to `{prefix}.interactions.dlq`, each exactly once.
+
+A rejection is written to `ledger_dead_letters` in its batch's transaction. The relay
+publishes unpublished rows after the commit and then marks them. A crash between the
+publish and the mark would publish again, so before publishing a row that was already
+attempted once (`attempts` > 0), the relay reads the dead-letter topic and skips the rows
+already there (by their `source_*` headers). A session advisory lock lets only one relay
+publish at a time, and is released by PostgreSQL if its holder dies.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+_RELAY_LOCK = 7_042_001  # pg advisory lock key of the relay
+_CHUNK = 2_000
+
+_CLAIM = """
+UPDATE ledger_dead_letters SET attempts = attempts + 1
+WHERE (source_topic, source_partition, source_offset) IN (
+    SELECT source_topic, source_partition, source_offset FROM ledger_dead_letters
+    WHERE NOT published AND source_topic = %s
+    ORDER BY recorded_at, source_partition, source_offset LIMIT %s)
+RETURNING source_topic, source_partition, source_offset, error_type, error, key, value,
+          headers, attempts
+"""
+
+_MARK = """
+UPDATE ledger_dead_letters SET published = true
+WHERE source_topic = %s AND (source_partition, source_offset) IN (
+    SELECT * FROM unnest(%s::int[], %s::bigint[]))
+"""
+
+SourceId = tuple[str, int, int]
+
+
+class DeadLetterRelay:
+    def __init__(
+        self,
+        database_url: str,
+        producer: KafkaProducer,
+        bootstrap: str,
+        source_topic: str,
+        dlq_topic: str,
+    ) -> None:
+        self._database_url = database_url
+        self._producer = producer
+        self._bootstrap = bootstrap
+        self._source_topic = source_topic
+        self._dlq_topic = dlq_topic
+
+    def publish_pending(self) -> int:
+        """Publish every unpublished rejection of the source topic; return how many were sent."""
+        sent = 0
+        with psycopg.connect(self._database_url, autocommit=True) as conn:
+            locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK,)).fetchone()
+            if not locked or not locked[0]:
+                return 0  # another relay is publishing; it takes our rows too
+            try:
+                while True:
+                    rows = conn.execute(_CLAIM, (self._source_topic, _CHUNK)).fetchall()
+                    if not rows:
+                        return sent
+                    sent += self._publish(conn, rows)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_RELAY_LOCK,))
+
+    def _publish(self, conn: psycopg.Connection[Any], rows: list[Any]) -> int:
+        already = self._already_published() if any(row[8] > 1 for row in rows) else set()
+        futures = []
+        for topic, partition, offset, error_type, error, key, value, headers, _ in rows:
+            if (topic, partition, offset) in already:
+                continue
+            record_headers = [(name, bytes.fromhex(hex_value)) for name, hex_value in headers]
+            record_headers += [
+                ("error", error.encode()),
+                ("error_type", error_type.encode()),
+                ("source_topic", topic.encode()),
+                ("source_partition", str(partition).encode()),
+                ("source_offset", str(offset).encode()),
+            ]
+            futures.append(
+                self._producer.send(
+                    self._dlq_topic,
+                    key=bytes(key) if key is not None else None,
+                    value=bytes(value) if value is not None else None,
+                    headers=record_headers,
+                )
+            )
+        self._producer.flush()
+        for future in futures:
+            future.get(timeout=30)  # raise here, before marking, if any send failed
+        conn.execute(
+            _MARK,
+            (self._source_topic, [row[1] for row in rows], [row[2] for row in rows]),
+        )
+        return len(futures)
+
+    def _already_published(self) -> set[SourceId]:
+        """The source ids already on the dead-letter topic (read to its current end).
+
+        Only needed after a crash mid-publish, so a full read is acceptable here.
+        """
+        consumer = KafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+        )
+        try:
+            partitions = consumer.partitions_for_topic(self._dlq_topic) or set()
+            tps = [TopicPartition(self._dlq_topic, p) for p in partitions]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps)
+            remaining = {tp for tp in tps if ends[tp] > 0}
+            found: set[SourceId] = set()
+            deadline = time.monotonic() + 120
+            while remaining:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"could not read {self._dlq_topic} to its end in 120 s")
+                for tp, records in consumer.poll(timeout_ms=1000).items():
+                    for rec in records:
+                        h = dict(rec.headers)
+                        if h.get("source_topic") is not None:
+                            found.add(
+                                (
+                                    h["source_topic"].decode(),
+                                    int(h["source_partition"]),
+                                    int(h["source_offset"]),
+                                )
+                            )
+                    if consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+            return found
+        finally:
+            consumer.close()

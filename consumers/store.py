@@ -1,0 +1,196 @@
+"""What the ingest worker keeps in PostgreSQL beside the events, in the events' transaction.
+
+- `ledger_interactions`: the interaction index (event_id -> content digest and the stream
+  position it was recorded at): duplicates and conflicts are decided against it, and
+  `GET /interactions/{event_id}` reads it.
+- `ledger_dead_letters`: the dead-letter outbox, one row per rejected Kafka record
+  (primary key: source topic, partition, offset), published to the DLQ topic by the relay.
+- `ledger_offsets`: the next offset to read per inbound partition, and the id of the Kafka
+  cluster it refers to (a restarted embedded broker has a new id and empty topics).
+
+`IngestRecorder` is the library's PostgreSQL application recorder with its documented
+hook, `_insert_events(curs, stored_events, **kwargs)`, writing these rows in the same
+transaction as the events: no dual write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS ledger_interactions (
+    event_id text PRIMARY KEY,
+    digest text NOT NULL,
+    type text NOT NULL,
+    stream text NOT NULL,
+    originator_id uuid NOT NULL,
+    originator_version bigint NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ledger_dead_letters (
+    source_topic text NOT NULL,
+    source_partition int NOT NULL,
+    source_offset bigint NOT NULL,
+    event_id text,
+    error_type text NOT NULL,
+    error text NOT NULL,
+    key bytea,
+    value bytea,
+    headers jsonb NOT NULL DEFAULT '[]',
+    attempts int NOT NULL DEFAULT 0,
+    published boolean NOT NULL DEFAULT false,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_topic, source_partition, source_offset)
+);
+CREATE INDEX IF NOT EXISTS ledger_dead_letters_unpublished
+    ON ledger_dead_letters (recorded_at) WHERE NOT published;
+CREATE INDEX IF NOT EXISTS ledger_dead_letters_event_id ON ledger_dead_letters (event_id);
+CREATE TABLE IF NOT EXISTS ledger_offsets (
+    topic text NOT NULL,
+    partition int NOT NULL,
+    next_offset bigint NOT NULL,
+    cluster_id text NOT NULL DEFAULT '',
+    PRIMARY KEY (topic, partition)
+);
+"""
+
+
+class OffsetConflict(Exception):
+    """The stored offset moved since this worker read it: it lost the partition."""
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    event_id: str
+    digest: str
+    type: str
+    stream: str
+    originator_id: Any
+    originator_version: int
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    event_id: str | None
+    error_type: str
+    error: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, str]]  # (name, hex of the value bytes)
+
+
+@dataclass(frozen=True)
+class OffsetMove:
+    """Compare-and-set of one partition's stored offset (expected None: no row yet)."""
+
+    topic: str
+    partition: int
+    expected: int | None
+    next_offset: int
+    cluster_id: str
+
+
+@dataclass
+class IngestWrite:
+    """Everything a batch writes beside its events."""
+
+    index: list[IndexRow] = field(default_factory=list)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    offsets: list[OffsetMove] = field(default_factory=list)
+
+
+_INSERT_INDEX = """
+INSERT INTO ledger_interactions
+    (event_id, digest, type, stream, originator_id, originator_version)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::uuid[], %s::bigint[])
+"""
+
+_INSERT_DEAD_LETTERS = """
+INSERT INTO ledger_dead_letters
+    (source_topic, source_partition, source_offset, event_id, error_type, error, key, value,
+     headers)
+SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],
+                     %s::bytea[], %s::bytea[], %s::jsonb[])
+ON CONFLICT DO NOTHING
+"""
+
+_MOVE_OFFSET = """
+INSERT INTO ledger_offsets AS o (topic, partition, next_offset, cluster_id)
+VALUES (%(topic)s, %(partition)s, %(next)s, %(cluster)s)
+ON CONFLICT (topic, partition) DO UPDATE
+    SET next_offset = EXCLUDED.next_offset, cluster_id = EXCLUDED.cluster_id
+    WHERE o.next_offset = %(expected)s
+RETURNING 1
+"""
+
+
+def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
+    """Write a batch's offsets (compare-and-set first, so a late writer stops at once),
+    index rows and dead letters."""
+    for move in write.offsets:
+        curs.execute(
+            _MOVE_OFFSET,
+            {
+                "topic": move.topic,
+                "partition": move.partition,
+                "next": move.next_offset,
+                "cluster": move.cluster_id,
+                "expected": move.expected,
+            },
+        )
+        if curs.fetchone() is None:
+            raise OffsetConflict(
+                f"{move.topic}[{move.partition}] moved past {move.expected}: partition lost"
+            )
+    if write.index:
+        rows = write.index
+        curs.execute(
+            _INSERT_INDEX,
+            (
+                [r.event_id for r in rows],
+                [r.digest for r in rows],
+                [r.type for r in rows],
+                [r.stream for r in rows],
+                [r.originator_id for r in rows],
+                [r.originator_version for r in rows],
+            ),
+        )
+    if write.dead_letters:
+        dls = write.dead_letters
+        curs.execute(
+            _INSERT_DEAD_LETTERS,
+            (
+                [d.source_topic for d in dls],
+                [d.source_partition for d in dls],
+                [d.source_offset for d in dls],
+                [d.event_id for d in dls],
+                [d.error_type for d in dls],
+                [d.error for d in dls],
+                [d.key for d in dls],
+                [d.value for d in dls],
+                [Jsonb(d.headers) for d in dls],
+            ),
+        )
+
+
+class IngestRecorder(PostgresApplicationRecorder):
+    """The library's recorder, plus the ingest rows in the same transaction."""
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        write: IngestWrite | None = kwargs.get("ingest")
+        if write is not None:
+            write_ingest(curs, write)
+        super()._insert_events(curs, stored_events, **kwargs)

@@ -1,0 +1,185 @@
+"""The ingest worker: Kafka's inbound topic into the ledger, one transaction per poll.
+
+Responsibilities:
+- join the consumer group `{prefix}-ingest`; Kafka spreads the partitions over the workers;
+- on every assignment, seek to the offsets stored in PostgreSQL and drop cached streams
+  (the rebalance listener only flags it: kafka-python 3 runs listeners on its IO thread,
+  where blocking calls such as `end_offsets` are refused);
+- per poll, hand every record to `LedgerApplication.record_batch`, which writes events,
+  index, dead letters and the compare-and-set offsets in one transaction;
+- after the commit, publish the batch's dead letters (the relay) and hint Kafka's
+  committed offsets (only a hint: PostgreSQL decides where a worker resumes);
+- a lost partition (offset compare-and-set failed) or a stream extended by another worker
+  (integrity error): roll back, re-seek to the stored offsets, go on;
+- stop cleanly on request (SIGTERM) between polls; `until_idle` returns once every
+  partition's stored offset reached the topic's end.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import IntegrityError
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from consumers.application import InboundRecord, LedgerApplication
+from consumers.offsets import StoredOffset, read_offsets, resume_at
+from consumers.relay import DeadLetterRelay
+from consumers.store import OffsetConflict, OffsetMove
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_FAILURES = 20
+
+
+@dataclass
+class IngestStats:
+    batches: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        app: LedgerApplication,
+        consumer: KafkaConsumer,
+        relay: DeadLetterRelay,
+        database_url: str,
+        topic: str,
+        cluster_id: str,
+        max_records: int = 2000,
+    ) -> None:
+        self._app = app
+        self._consumer = consumer
+        self._relay = relay
+        self._conn = psycopg.connect(database_url)
+        self._topic = topic
+        self._cluster_id = cluster_id
+        self._max_records = max_records
+        self._expected: dict[int, int | None] = {}
+        self._reassigned = threading.Event()
+        self.stats = IngestStats()
+
+    def run(self, stop: threading.Event, *, until_idle: bool = False) -> IngestStats:
+        self._consumer.subscribe([self._topic], listener=_Rebalance(self))
+        self._relay.publish_pending()  # what a crashed worker left behind
+        failures = 0
+        try:
+            while not stop.is_set():
+                polled = self._consumer.poll(timeout_ms=500, max_records=self._max_records)
+                if self._reassigned.is_set():
+                    # Records fetched before the seek come from Kafka's committed offsets:
+                    # drop them and resume every partition where PostgreSQL says.
+                    self._reassigned.clear()
+                    self._seek_stored(list(self._consumer.assignment()))
+                    continue
+                if not polled:
+                    if until_idle and self._idle():
+                        self._relay.publish_pending()
+                        return self.stats
+                    continue
+                try:
+                    self._record(polled)
+                    failures = 0
+                except (OffsetConflict, IntegrityError) as lost:
+                    failures += 1
+                    self.stats.retries += 1
+                    if failures > MAX_CONSECUTIVE_FAILURES:
+                        raise
+                    log.info("batch not recorded (%s); resuming from stored offsets", lost)
+                    self._seek_stored(list(self._consumer.assignment()))
+            return self.stats
+        finally:
+            self._consumer.close(autocommit=False)
+            self._conn.close()
+
+    def _record(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        records: list[InboundRecord] = []
+        moves: list[OffsetMove] = []
+        for tp, messages in polled.items():
+            if not messages:
+                continue
+            records.extend(
+                InboundRecord(m.topic, m.partition, m.offset, m.key, m.value, m.headers or ())
+                for m in messages
+            )
+            moves.append(
+                OffsetMove(
+                    self._topic,
+                    tp.partition,
+                    self._expected.get(tp.partition),
+                    messages[-1].offset + 1,
+                    self._cluster_id,
+                )
+            )
+        result = self._app.record_batch(records, moves)
+        for move in moves:
+            self._expected[move.partition] = move.next_offset
+        self.stats.batches += 1
+        self.stats.recorded += result.recorded
+        self.stats.duplicates += result.duplicates
+        self.stats.rejected.update(result.rejected)
+        self._consumer.commit_async(
+            {
+                TopicPartition(self._topic, m.partition): OffsetAndMetadata(m.next_offset, "", -1)
+                for m in moves
+            }
+        )
+        if result.dead_lettered:
+            self._relay.publish_pending()
+
+    def _seek_stored(self, assigned: list[TopicPartition]) -> None:
+        """Seek each assigned partition to where PostgreSQL says to resume."""
+        self._app.reset_cache()
+        if not assigned:
+            return
+        stored: dict[int, StoredOffset] = read_offsets(
+            self._conn, self._topic, [tp.partition for tp in assigned]
+        )
+        ends = self._consumer.end_offsets(assigned)
+        for tp in assigned:
+            offset = resume_at(stored[tp.partition], self._cluster_id, ends[tp], self._topic)
+            self._expected[tp.partition] = stored[tp.partition].next_offset
+            self._consumer.seek(tp, offset)
+
+    def _idle(self) -> bool:
+        """True once every partition's stored offset (on this cluster) reached its end."""
+        partitions = sorted(self._consumer.partitions_for_topic(self._topic) or ())
+        if not partitions:
+            return False
+        tps = [TopicPartition(self._topic, p) for p in partitions]
+        ends = self._consumer.end_offsets(tps)
+        stored = read_offsets(self._conn, self._topic, partitions)
+        for tp in tps:
+            s = stored[tp.partition]
+            done = s.next_offset if s.cluster_id == self._cluster_id and s.next_offset else 0
+            if done < ends[tp]:
+                return False
+        return True
+
+    def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Runs on the client's IO thread, where blocking calls are refused: flag only."""
+        self._reassigned.set()
+
+    def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._reassigned.set()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: IngestWorker) -> None:
+        self._worker = worker
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._worker.on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._worker.on_assigned(assigned)

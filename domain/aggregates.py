@@ -1,0 +1,206 @@
+"""Event-sourced streams: customers, cards and partners, each a hash chain of interactions.
+
+Every stream records one event class per position: `Opened` (version 1, which also carries
+the stream's first interaction) and `Recorded` (the rest). Both carry the business payload
+(the validated interaction as parsed JSON), its kind, the interaction's `event_id`, and the
+chain hash of `domain.canonical.chain_hash`. Rules are checked before an event is
+triggered and fail with a named `RuleViolation`; the state they need is rebuilt from the
+payloads, so a stream read back from the store enforces the same rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain import errors
+from domain.canonical import GENESIS_HASH, chain_hash
+
+CARD_CLAIMED = "card_claimed"
+"""The card stream's record of an enrollment: which customer holds the card from then on."""
+
+_NAMESPACE = uuid5(NAMESPACE_URL, "urn:customer-ledger:stream")
+
+
+def stream_id(stream: str) -> UUID:
+    """The store's `originator_id` of a named stream (uuid5, so any tool can derive it)."""
+    return uuid5(_NAMESPACE, stream)
+
+
+def customer_stream(customer_id: str) -> str:
+    return f"customer-{customer_id}"
+
+
+def card_stream(card_id: str) -> str:
+    return f"card-{card_id}"
+
+
+def partner_stream(partner_id: str) -> str:
+    return f"partner-{partner_id}"
+
+
+class LedgerStream(Aggregate):
+    """A hash-chained stream of recorded interactions."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.head_hash = GENESIS_HASH
+
+    class Opened(Aggregate.Created):
+        stream: str
+        kind: str
+        event_id: str
+        payload: dict[str, Any]
+        prev_hash: str
+        hash: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.absorb(self.kind, self.payload, self.hash)
+
+    class Recorded(Aggregate.Event):
+        kind: str
+        event_id: str
+        payload: dict[str, Any]
+        prev_hash: str
+        hash: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.absorb(self.kind, self.payload, self.hash)
+
+    @classmethod
+    def open(cls, stream: str, kind: str, event_id: str, payload: dict[str, Any]) -> Self:
+        """A new stream whose first event records this interaction."""
+        cls.check(None, kind, payload)
+        return cls._create(
+            cls.Opened,
+            id=stream_id(stream),
+            stream=stream,
+            kind=kind,
+            event_id=event_id,
+            payload=payload,
+            prev_hash=GENESIS_HASH,
+            hash=chain_hash(stream, 1, kind, payload, GENESIS_HASH),
+        )
+
+    def append(self, kind: str, event_id: str, payload: dict[str, Any]) -> None:
+        """Record one more interaction at the head of this stream."""
+        self.check(self, kind, payload)
+        version = self.version + 1
+        self.trigger_event(
+            self.Recorded,
+            kind=kind,
+            event_id=event_id,
+            payload=payload,
+            prev_hash=self.head_hash,
+            hash=chain_hash(self.stream, version, kind, payload, self.head_hash),
+        )
+
+    def absorb(self, kind: str, payload: dict[str, Any], hash_: str) -> None:
+        """Advance the chain head, then the stream's own rule state."""
+        self.head_hash = hash_
+        self.evolve(kind, payload)
+
+    def evolve(self, kind: str, payload: dict[str, Any]) -> None:
+        """Update the state the rules need; streams without rules keep none."""
+
+    @classmethod
+    def check(cls, stream: Self | None, kind: str, payload: dict[str, Any]) -> None:
+        """Raise a RuleViolation if `kind` cannot follow the stream's history (None: new)."""
+
+
+class Customer(LedgerStream):
+    """A customer's interactions; holds the complaint ids for the complaint rules."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.complaints: dict[str, bool] = {}  # complaint_id -> resolved
+
+    def evolve(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "complaint_filed":
+            self.complaints[payload["complaint_id"]] = False
+        elif kind == "complaint_resolved":
+            self.complaints[payload["complaint_id"]] = True
+
+    @classmethod
+    def check(cls, stream: Customer | None, kind: str, payload: dict[str, Any]) -> None:
+        complaints = stream.complaints if stream is not None else {}
+        if kind == "complaint_filed":
+            complaint_id = payload["complaint_id"]
+            if complaint_id in complaints:
+                raise errors.ComplaintAlreadyFiled(f"complaint {complaint_id!r} was already filed")
+        elif kind == "complaint_resolved":
+            complaint_id = payload["complaint_id"]
+            if complaint_id not in complaints:
+                raise errors.UnknownComplaint(f"complaint {complaint_id!r} is unknown")
+            if complaints[complaint_id]:
+                raise errors.ComplaintAlreadyResolved(
+                    f"complaint {complaint_id!r} is already resolved"
+                )
+
+
+class Card(LedgerStream):
+    """A loyalty card: who holds it, and the interactions that named only the card."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.owner: str | None = None
+
+    def evolve(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == CARD_CLAIMED:
+            self.owner = payload["customer_id"]
+
+    @classmethod
+    def check(cls, stream: Card | None, kind: str, payload: dict[str, Any]) -> None:
+        owner = stream.owner if stream is not None else None
+        if kind == CARD_CLAIMED and owner is not None and owner != payload["customer_id"]:
+            raise errors.CardHeldByAnother(
+                f"card {payload['card_id']!r} is already held by customer {owner!r}"
+            )
+
+
+_NEEDS_CONTRACT = {"signed", "amended", "renewed", "terminated"}
+
+
+class Partner(LedgerStream):
+    """A B2B partner: contract lifecycles and disputes."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.contracts: dict[str, str] = {}  # contract_id -> last change
+        self.disputes: dict[str, bool] = {}  # dispute_id -> resolved
+
+    def evolve(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "contract_changed":
+            self.contracts[payload["contract_id"]] = payload["change"]
+        elif kind == "dispute_opened":
+            self.disputes[payload["dispute_id"]] = False
+        elif kind == "dispute_resolved":
+            self.disputes[payload["dispute_id"]] = True
+
+    @classmethod
+    def check(cls, stream: Partner | None, kind: str, payload: dict[str, Any]) -> None:
+        contracts = stream.contracts if stream is not None else {}
+        disputes = stream.disputes if stream is not None else {}
+        if kind == "contract_changed":
+            contract_id, change = payload["contract_id"], payload["change"]
+            last = contracts.get(contract_id)
+            if last == "terminated":
+                raise errors.ContractOutOfOrder(
+                    f"contract {contract_id!r} is terminated; nothing may follow ({change})"
+                )
+            if last is None and change in _NEEDS_CONTRACT:
+                raise errors.ContractOutOfOrder(
+                    f"contract {contract_id!r} does not exist; {change!r} needs a proposal first"
+                )
+        elif kind == "dispute_opened":
+            dispute_id = payload["dispute_id"]
+            if dispute_id in disputes:
+                raise errors.DisputeAlreadyOpened(f"dispute {dispute_id!r} was already opened")
+        elif kind == "dispute_resolved":
+            dispute_id = payload["dispute_id"]
+            if dispute_id not in disputes:
+                raise errors.UnknownDispute(f"dispute {dispute_id!r} is unknown")
+            if disputes[dispute_id]:
+                raise errors.DisputeAlreadyResolved(f"dispute {dispute_id!r} is already resolved")

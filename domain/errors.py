@@ -1,0 +1,45 @@
+"""Named domain errors: each broken rule becomes a `rule` rejection with a readable reason."""
+
+from __future__ import annotations
+
+
+class RuleViolation(Exception):
+    """An interaction that is valid alone but impossible in its stream (contract section 4)."""
+
+    error_type = "rule"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ComplaintAlreadyFiled(RuleViolation):
+    pass
+
+
+class UnknownComplaint(RuleViolation):
+    pass
+
+
+class ComplaintAlreadyResolved(RuleViolation):
+    pass
+
+
+class DisputeAlreadyOpened(RuleViolation):
+    pass
+
+
+class UnknownDispute(RuleViolation):
+    pass
+
+
+class DisputeAlreadyResolved(RuleViolation):
+    pass
+
+
+class ContractOutOfOrder(RuleViolation):
+    pass
+
+
+class CardHeldByAnother(RuleViolation):
+    pass

@@ -1,0 +1,136 @@
+"""The customer profile as a fold of the interactions that count for a customer.
+
+Every step is commutative (counts, sums, minima and maxima, and latest-wins values keyed by
+`(occurred_at, event_id)`), so the same interactions in any order give the same profile,
+and the one function serves the live projection, as-of views, replay and verify. The
+state is small, explicit JSON: spend per currency and per category, never the purchases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+State = dict[str, Any]
+
+_LATEST_WINS_PERSONAL = ("name", "email", "birth_date")
+_COUNTED = {"card_swiped": "swipe_count", "purchase": "purchase_count", "call": "call_count"}
+
+
+def instant(occurred_at: str) -> str:
+    """A sortable UTC key for an RFC 3339 time: fixed width, so strings compare as times."""
+    return datetime.fromisoformat(occurred_at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339(key: str | None) -> str | None:
+    """The readable UTC form of an `instant` key (micro-seconds only when present)."""
+    if key is None:
+        return None
+    return key.replace(".000000Z", "Z")
+
+
+def new_state(customer_id: str) -> State:
+    return {
+        "customer_id": customer_id,
+        "cards": [],
+        "enrolled_at": None,
+        "personal": {},  # field -> [instant, event_id, value]
+        "consent": None,  # [instant, event_id, bool]
+        "nps": None,  # [instant, event_id, score]
+        "counts": {"interaction_count": 0, "swipe_count": 0, "purchase_count": 0, "call_count": 0},
+        "spend": {},  # currency -> decimal string
+        "category_spend": {},  # category -> decimal string, all currencies
+        "last_purchase_at": None,
+        "last_interaction_at": None,
+        "complaints_total": 0,
+        "complaints_resolved": 0,
+    }
+
+
+def _later(current: list[Any] | None, at: str, event_id: str) -> bool:
+    return current is None or (at, event_id) > (current[0], current[1])
+
+
+def _max(current: str | None, at: str) -> str:
+    return at if current is None or at > current else current
+
+
+def _add(amounts: dict[str, str], key: str, amount: Decimal) -> None:
+    amounts[key] = str(Decimal(amounts.get(key, "0")) + amount)
+
+
+def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
+    """Fold one interaction that counts for this customer into its profile state."""
+    at = instant(payload["occurred_at"])
+    event_id = payload["event_id"]
+    counts = state["counts"]
+    counts["interaction_count"] += 1
+    if kind in _COUNTED:
+        counts[_COUNTED[kind]] += 1
+    state["last_interaction_at"] = _max(state["last_interaction_at"], at)
+    if kind == "customer_enrolled":
+        if payload["card_id"] not in state["cards"]:
+            state["cards"] = sorted([*state["cards"], payload["card_id"]])
+        if state["enrolled_at"] is None or at < state["enrolled_at"]:
+            state["enrolled_at"] = at
+        for name in _LATEST_WINS_PERSONAL:
+            value = payload.get(name)
+            if value is not None and _later(state["personal"].get(name), at, event_id):
+                state["personal"][name] = [at, event_id, value]
+        if _later(state["consent"], at, event_id):
+            state["consent"] = [at, event_id, bool(payload.get("marketing_consent", False))]
+    elif kind == "consent_changed":
+        if _later(state["consent"], at, event_id):
+            state["consent"] = [at, event_id, payload["marketing_consent"]]
+    elif kind == "purchase":
+        state["last_purchase_at"] = _max(state["last_purchase_at"], at)
+        _add(state["spend"], payload["currency"], Decimal(payload["total"]))
+        for line in payload["lines"]:
+            _add(
+                state["category_spend"],
+                line["category"],
+                line["quantity"] * Decimal(line["unit_price"]),
+            )
+    elif kind == "complaint_filed":
+        state["complaints_total"] += 1
+    elif kind == "complaint_resolved":
+        state["complaints_resolved"] += 1
+    elif kind == "survey_answered" and _later(state["nps"], at, event_id):
+        state["nps"] = [at, event_id, payload["score"]]
+
+
+def render(state: State) -> dict[str, Any]:
+    """The profile of contract section 5 from a fold state."""
+    personal = state["personal"]
+    by_spend = sorted(state["category_spend"].items(), key=lambda kv: (-Decimal(kv[1]), kv[0]))
+    return {
+        "customer_id": state["customer_id"],
+        "cards": state["cards"],
+        "enrolled_at": rfc3339(state["enrolled_at"]),
+        "name": personal["name"][2] if "name" in personal else None,
+        "email": personal["email"][2] if "email" in personal else None,
+        "birth_date": personal["birth_date"][2] if "birth_date" in personal else None,
+        "marketing_consent": state["consent"][2] if state["consent"] else False,
+        **state["counts"],
+        "total_spend": {cur: _money(v) for cur, v in sorted(state["spend"].items())},
+        "last_purchase_at": rfc3339(state["last_purchase_at"]),
+        "last_interaction_at": rfc3339(state["last_interaction_at"]),
+        "top_categories": [name for name, _ in by_spend[:3]],
+        "categories": sorted(state["category_spend"]),
+        "complaints_total": state["complaints_total"],
+        "complaints_open": state["complaints_total"] - state["complaints_resolved"],
+        "nps": state["nps"][2] if state["nps"] else None,
+    }
+
+
+def _money(value: str) -> str:
+    return f"{Decimal(value):.2f}"
+
+
+def fold(customer_id: str, interactions: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The profile of a customer from its interactions, in any order."""
+    state = new_state(customer_id)
+    for kind, payload in interactions:
+        apply(state, kind, payload)
+    return render(state)

@@ -1,0 +1,337 @@
+"""Pydantic models of the inbound interactions (contract section 4, schema version 1).
+
+One strict model per `type`, joined in a discriminated union on `type`. The models only
+validate: the recorded payload is the producer's own JSON object (unknown fields kept),
+see `domain.interactions`. Money, dates and timestamps are `Annotated` types whose
+validators raise `PydanticCustomError`s with readable messages; the `WithJsonSchema`
+beside each is what a POS team reads in `ledger schema`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from decimal import Context, Decimal, Inexact
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+MAX_SAFE_INT = 2**53 - 1
+"""Integers beyond I-JSON's range have no exact canonical encoding (RFC 8785)."""
+
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_MONEY = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_PLAIN_MONEY = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
+"""The common case, >= 0 with at most 2 decimals written: no further checks needed."""
+_EXACT = Context(prec=1000, traps=[Inexact])
+"""Decimal arithmetic that raises rather than rounds."""
+
+
+def _timestamp(value: Any) -> datetime:
+    """RFC 3339 date-time with a time zone (`Z` or `+hh:mm`) -> aware datetime in UTC."""
+    if type(value) is not str:
+        raise PydanticCustomError("timestamp", "must be an RFC 3339 string with a time zone")
+    if _TIMESTAMP.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "timestamp",
+            "must be an RFC 3339 time with a time zone, like 2024-05-01T12:30:00Z",
+        )
+    try:  # the shape is RFC 3339's; the C parser checks the ranges (month 13, +24:00, ...)
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError) as error:
+        raise PydanticCustomError(
+            "timestamp", "is not a valid time ({error})", {"error": str(error)}
+        ) from None
+
+
+def _date(value: Any) -> date:
+    """YYYY-MM-DD string -> date."""
+    match = _DATE.fullmatch(value) if type(value) is str else None
+    if match is None:
+        raise PydanticCustomError("date", "must be a date string YYYY-MM-DD")
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError as error:
+        raise PydanticCustomError(
+            "date", "is not a valid date ({error})", {"error": str(error)}
+        ) from None
+
+
+def _decimal_places(amount: Decimal) -> int:
+    """Decimal places of the value (12.50 and 12.500 have 1): trailing zeros don't count."""
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    places = -exponent
+    for digit in reversed(digits):
+        if places <= 0 or digit != 0:
+            break
+        places -= 1
+    return max(places, 0)
+
+
+def _money(value: Any) -> Decimal:
+    """A decimal string or JSON number, >= 0, at most 2 decimal places -> Decimal."""
+    kind = type(value)
+    if kind is str:
+        if _PLAIN_MONEY.fullmatch(value) is not None:
+            return Decimal(value)
+        if _MONEY.fullmatch(value) is None:
+            raise PydanticCustomError("money", 'must be a decimal amount like "12.50"')
+        amount = Decimal(value)
+    elif kind is int:
+        amount = Decimal(value)
+    elif kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise PydanticCustomError("money", "must be a finite amount")
+        amount = Decimal(repr(value))  # the shortest text giving this float: 12.5, not 12.4999..
+    else:
+        raise PydanticCustomError(
+            "money", 'must be a decimal amount: a string like "12.50" or a number'
+        )
+    if amount < 0:
+        raise PydanticCustomError("money", "must not be negative")
+    if _decimal_places(amount) > 2:
+        raise PydanticCustomError("money", "has more than 2 decimal places")
+    return amount.copy_abs()  # -0 -> 0
+
+
+def _schema_version(value: Any) -> int:
+    if type(value) is not int or value != 1:
+        raise PydanticCustomError("schema_version", "must be the integer 1")
+    return 1
+
+
+def money_text(amount: Decimal) -> str:
+    """The normalised text of a validated amount: 12.5 -> "12.50"."""
+    return f"{amount:.2f}"
+
+
+Money = Annotated[
+    Decimal,
+    PlainValidator(_money),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": 'Amount >= 0 with at most 2 decimal places, e.g. "12.50" or 12.5.',
+        }
+    ),
+]
+Timestamp = Annotated[
+    datetime,
+    PlainValidator(_timestamp),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "description": "RFC 3339 with a time zone."}
+    ),
+]
+Date = Annotated[
+    date,
+    PlainValidator(_date),
+    WithJsonSchema({"type": "string", "format": "date", "description": "YYYY-MM-DD."}),
+]
+SchemaVersion = Annotated[
+    int, PlainValidator(_schema_version), WithJsonSchema({"type": "integer", "const": 1})
+]
+Id = Annotated[str, StringConstraints(min_length=1)]
+Text = Annotated[str, StringConstraints(min_length=1)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+EventId = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+    Field(json_schema_extra={"format": "uuid"}),
+]
+Count = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
+
+# An optional field is `X = Field(default=None)`: it may be left out, but an explicit
+# `null` is rejected like any other wrong type (pydantic does not validate defaults).
+_NONE: Any = None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+
+class _Common(_Model):
+    event_id: EventId = Field(description="UUID chosen by the producer; the idempotency key.")
+    occurred_at: Timestamp
+    source: Text = Field(description="The publishing system, e.g. pos-store-17.")
+    schema_version: SchemaVersion = Field(default=_NONE)
+
+
+class CustomerEnrolled(_Common):
+    type: Literal["customer_enrolled"]
+    customer_id: Id
+    card_id: Id
+    name: str = Field(default=_NONE)
+    email: str = Field(default=_NONE)
+    birth_date: Date = Field(default=_NONE)
+    marketing_consent: bool = False
+
+
+class CardSwiped(_Common):
+    type: Literal["card_swiped"]
+    card_id: Id
+    store_id: Id
+    customer_id: Id = Field(default=_NONE)
+
+
+class PurchaseLine(_Model):
+    sku: Id
+    category: Text
+    quantity: Annotated[int, Field(gt=0, le=MAX_SAFE_INT)]
+    unit_price: Money
+
+
+class Purchase(_Common):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["customer_id"]}, {"required": ["card_id"]}]}
+    )
+    type: Literal["purchase"]
+    customer_id: Id = Field(default=_NONE)
+    card_id: Id = Field(default=_NONE)
+    store_id: Id
+    order_id: Id
+    currency: Currency
+    total: Money = Field(description="Must equal the sum of quantity * unit_price.")
+    lines: list[PurchaseLine] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Purchase:
+        if self.customer_id is None and self.card_id is None:
+            raise PydanticCustomError(
+                "missing_holder", "missing field 'customer_id' or 'card_id' (one is needed)"
+            )
+        try:
+            lines_sum = Decimal(0)
+            for line in self.lines:
+                lines_sum = _EXACT.add(lines_sum, _EXACT.multiply(line.unit_price, line.quantity))
+        except Inexact:
+            raise PydanticCustomError(
+                "total_mismatch", "total: amounts too large to add up exactly"
+            ) from None
+        if lines_sum != self.total:
+            raise PydanticCustomError(
+                "total_mismatch",
+                "total: {total} is not the sum of the lines ({lines_sum})",
+                {
+                    "total": money_text(self.total),
+                    "lines_sum": money_text(lines_sum),
+                },
+            )
+        return self
+
+
+class Call(_Common):
+    type: Literal["call"]
+    customer_id: Id
+    direction: Literal["inbound", "outbound"]
+    duration_seconds: Count
+    topic: Text
+    agent_id: Id = Field(default=_NONE)
+
+
+class ComplaintFiled(_Common):
+    type: Literal["complaint_filed"]
+    customer_id: Id
+    complaint_id: Id
+    category: Text
+    severity: Literal["low", "medium", "high"]
+    description: str = Field(default=_NONE)
+
+
+class ComplaintResolved(_Common):
+    type: Literal["complaint_resolved"]
+    customer_id: Id
+    complaint_id: Id
+    resolution: Text
+    satisfied: bool = Field(default=_NONE)
+
+
+class SurveyAnswered(_Common):
+    type: Literal["survey_answered"]
+    customer_id: Id
+    survey_id: Id
+    score: Annotated[int, Field(ge=0, le=10)]
+
+
+class ConsentChanged(_Common):
+    type: Literal["consent_changed"]
+    customer_id: Id
+    marketing_consent: bool
+
+
+class ContractChanged(_Common):
+    type: Literal["contract_changed"]
+    partner_id: Id
+    contract_id: Id
+    change: Literal["proposed", "signed", "amended", "renewed", "terminated"]
+    partner_kind: Literal["vendor", "supplier", "distributor", "reseller"] = Field(default=_NONE)
+    value: Money = Field(default=_NONE)
+    currency: Currency = Field(default=_NONE)
+    effective_at: Date = Field(default=_NONE)
+    ends_at: Date = Field(default=_NONE)
+
+
+class DisputeOpened(_Common):
+    type: Literal["dispute_opened"]
+    partner_id: Id
+    dispute_id: Id
+    reason: Text
+
+
+class DisputeResolved(_Common):
+    type: Literal["dispute_resolved"]
+    partner_id: Id
+    dispute_id: Id
+    resolution: Text
+
+
+MODELS: tuple[type[_Common], ...] = (
+    CustomerEnrolled,
+    CardSwiped,
+    Purchase,
+    Call,
+    ComplaintFiled,
+    ComplaintResolved,
+    SurveyAnswered,
+    ConsentChanged,
+    ContractChanged,
+    DisputeOpened,
+    DisputeResolved,
+)
+
+AnyInteraction = Annotated[
+    CustomerEnrolled
+    | CardSwiped
+    | Purchase
+    | Call
+    | ComplaintFiled
+    | ComplaintResolved
+    | SurveyAnswered
+    | ConsentChanged
+    | ContractChanged
+    | DisputeOpened
+    | DisputeResolved,
+    Field(discriminator="type"),
+]
+
+INTERACTION_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyInteraction)
+"""Built once at import: validating is then a call into pydantic-core."""

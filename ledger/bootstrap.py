@@ -1,0 +1,177 @@
+"""The composition root: the one place where settings become servers, recorders,
+producers, consumers and applications. Entry points (CLI, workers, HTTP) call in here."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+from eventsourcing.postgres import PostgresTrackingRecorder
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from consumers.application import CACHE_MAXSIZE, LedgerApplication
+from consumers.relay import DeadLetterRelay
+from consumers.store import SCHEMA_SQL as INGEST_SCHEMA
+from consumers.worker import IngestWorker
+from ledger import embedded
+from ledger.settings import Settings
+from projections.profiles import SCHEMA_SQL as PROFILE_SCHEMA
+from projections.profiles import ProfileProjection
+from projections.runner import BatchedRunner
+
+KAFKA_GROUP_TIMEOUTS: dict[str, int] = {
+    # A group join waits out the rebalance timeout (max_poll_interval_ms) on the embedded
+    # broker; short timeouts make a join take seconds, not the default ~25 s.
+    "max_poll_interval_ms": 10_000,
+    "session_timeout_ms": 10_000,
+    "heartbeat_interval_ms": 1_000,
+}
+
+
+class NoServers(Exception):
+    """Neither configured nor embedded servers can be reached."""
+
+
+def with_servers(settings: Settings) -> Settings:
+    """Settings with both server addresses: configured ones, else the embedded servers
+    under `LEDGER_HOME` (started if they are not running)."""
+    if settings.database_url and settings.kafka_bootstrap:
+        return settings
+    servers = embedded.up(settings.home)
+    return settings.with_servers(
+        settings.database_url or servers.database_url,
+        settings.kafka_bootstrap or servers.kafka_bootstrap,
+    )
+
+
+def postgres_env(database_url: str) -> dict[str, str]:
+    """The eventsourcing library's PostgreSQL settings for a `postgresql://` URL."""
+    parts = urlsplit(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "4",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+    }
+
+
+def ledger_application(settings: Settings, *, create_tables: bool = False) -> LedgerApplication:
+    assert settings.database_url, "call with_servers() first"
+    env = postgres_env(settings.database_url) | {
+        "APPLICATION_RECORDER_TOPIC": "consumers.store:IngestRecorder",
+        "CREATE_TABLE": "y" if create_tables else "n",
+        "AGGREGATE_CACHE_MAXSIZE": str(CACHE_MAXSIZE),
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+    }
+    return LedgerApplication(env=env)
+
+
+def connect(settings: Settings) -> psycopg.Connection[Any]:
+    """A plain connection for the read side and the projection runners."""
+    assert settings.database_url, "call with_servers() first"
+    return psycopg.connect(settings.database_url, autocommit=False)
+
+
+def init_schema(settings: Settings) -> None:
+    """Create the ledger's tables (idempotent)."""
+    app = ledger_application(settings, create_tables=True)
+    tracking_recorder(app).create_table()
+    app.close()
+    with connect(settings) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(4242)")  # concurrent inits
+        conn.execute(INGEST_SCHEMA)  # type: ignore[arg-type]
+        conn.execute(PROFILE_SCHEMA)  # type: ignore[arg-type]
+
+
+def init_topics(settings: Settings) -> list[str]:
+    """Create the contract's topics (idempotent); return the names created now."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="ledger-init")
+    try:
+        existing = set(admin.list_topics())
+        config = {"retention.ms": str(settings.retention_ms)}
+        wanted = [
+            NewTopic(settings.inbound_topic, settings.partitions, 1, topic_configs=config),
+            NewTopic(settings.dead_letter_topic, settings.partitions, 1, topic_configs=config),
+            NewTopic(settings.audiences_topic, settings.partitions, 1),
+        ]
+        new = [t for t in wanted if t.name not in existing]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(new)
+        return [t.name for t in new]
+    finally:
+        admin.close()
+
+
+def producer(settings: Settings) -> KafkaProducer:
+    """The idempotent, acks=all producer every publishing path uses."""
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        batch_size=256 * 1024,
+        client_id="ledger",
+    )
+
+
+def cluster_id(settings: Settings) -> str:
+    """The Kafka cluster's id: stored with each offset, so a new (empty) broker is noticed."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="ledger")
+    try:
+        return str(admin.describe_cluster().get("cluster_id") or "")
+    finally:
+        admin.close()
+
+
+def ingest_worker(settings: Settings) -> IngestWorker:
+    assert settings.database_url and settings.kafka_bootstrap, "call with_servers() first"
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.ingest_group,
+        client_id="ledger-ingest",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=2000,
+        **KAFKA_GROUP_TIMEOUTS,
+    )
+    relay = DeadLetterRelay(
+        settings.database_url,
+        producer(settings),
+        settings.kafka_bootstrap,
+        settings.inbound_topic,
+        settings.dead_letter_topic,
+    )
+    return IngestWorker(
+        ledger_application(settings),
+        consumer,
+        relay,
+        settings.database_url,
+        settings.inbound_topic,
+        cluster_id(settings),
+    )
+
+
+def tracking_recorder(app: LedgerApplication) -> PostgresTrackingRecorder:
+    """The library's tracking recorder, for the projections' positions."""
+    datastore = app.recorder.datastore  # type: ignore[attr-defined]
+    return PostgresTrackingRecorder(datastore, tracking_table_name="projection_tracking")
+
+
+def profile_runner(settings: Settings) -> BatchedRunner:
+    app = ledger_application(settings)
+    return BatchedRunner(
+        app,
+        tracking_recorder(app),
+        ProfileProjection(),
+    )

@@ -1,0 +1,176 @@
+"""The commands behind `ledger`: each a few lines over `ledger.bootstrap`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ledger import bootstrap, embedded
+from ledger.settings import Settings
+from producers.jsonlines import read_lines
+from producers.publisher import Publisher, encode
+from producers.simulator import SimulationPlan, simulate
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    return COMMANDS[args.command](args, settings)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so workers stop cleanly between batches."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def ready(settings: Settings) -> Settings:
+    """Settings with reachable servers and the ledger's topics and schema in place."""
+    settings = bootstrap.with_servers(settings)
+    bootstrap.init_schema(settings)
+    bootstrap.init_topics(settings)
+    return settings
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    servers = embedded.up(settings.home)
+    settings = ready(settings.with_servers(servers.database_url, servers.kafka_bootstrap))
+    print(f"export LEDGER_DATABASE_URL={settings.database_url}")
+    print(f"export LEDGER_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}")
+    if servers.broker_started:
+        print("# a new broker started: its topics are empty", file=sys.stderr)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    for line in embedded.down(settings.home) or ["nothing was running"]:
+        print(line)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    settings = ready(settings)
+    print(f"topics and schema ready on {settings.kafka_bootstrap} and the database")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    settings = bootstrap.with_servers(settings)
+    source: BinaryIO = sys.stdin.buffer if args.file in (None, "-") else open(args.file, "rb")  # noqa: SIM115
+    publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
+    invalid = 0
+    with source:
+        for line in read_lines(source):
+            if line.obj is None:
+                invalid += 1
+                print(f"line {line.number}: {line.error}", file=sys.stderr)
+            else:
+                publisher.publish(line.obj, line.raw)
+    sent = publisher.flush()
+    print(
+        f"published {sent} interaction(s) to {settings.inbound_topic}; "
+        f"{invalid} invalid line(s) not sent"
+    )
+    return 1 if invalid else 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    plan = SimulationPlan(
+        customers=args.customers,
+        partners=args.partners,
+        events=args.events,
+        seed=args.seed,
+        faults=args.faults,
+    )
+    if args.out:
+        with Path(args.out).open("wb") as out:
+            for obj in simulate(plan):
+                out.write(encode(obj) + b"\n")
+        print(f"wrote {plan.events} interaction(s) to {args.out}")
+        return 0
+    settings = bootstrap.with_servers(settings)
+    bootstrap.init_topics(settings)
+    publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
+    for obj in simulate(plan):
+        publisher.publish(obj)
+    print(f"published {publisher.flush()} interaction(s) to {settings.inbound_topic}")
+    return 0
+
+
+def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
+    settings = ready(settings)
+    stats = bootstrap.ingest_worker(settings).run(stop_on_signals(), until_idle=args.until_idle)
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(stats.rejected.items())) or "none"
+    print(f"recorded {stats.recorded}, duplicates {stats.duplicates}, dead-lettered: {rejected}")
+    return 0
+
+
+def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
+    settings = ready(settings)
+    runner = bootstrap.profile_runner(settings)
+    processed = runner.run(stop_on_signals(), until_idle=args.until_idle)
+    print(f"projected {processed} event(s); profiles at position {runner.position}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
+    settings = bootstrap.with_servers(settings)
+    with bootstrap.connect(settings) as conn:
+        row = conn.execute(
+            "SELECT profile FROM profiles WHERE customer_id = %s", (args.customer_id,)
+        ).fetchone()
+    if row is None:
+        print(f"ledger profile: no customer {args.customer_id!r} in the ledger", file=sys.stderr)
+        return 1
+    show(row[0], as_json=args.json)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from domain.interactions import interaction_json_schema
+
+    print(json.dumps(interaction_json_schema(), indent=2))
+    return 0
+
+
+def show(document: dict[str, Any], *, as_json: bool) -> None:
+    """One JSON document on stdout with --json, else a readable two-column table."""
+    if as_json:
+        print(json.dumps(document, indent=2, sort_keys=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for key, value in document.items():
+        table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+    Console().print(table)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.demo import run_demo
+
+    return run_demo(ready(settings), args)
+
+
+COMMANDS: dict[str, Command] = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "init": cmd_init,
+    "demo": cmd_demo,
+    "produce": cmd_produce,
+    "simulate": cmd_simulate,
+    "consume": cmd_consume,
+    "project": cmd_project,
+    "profile": cmd_profile,
+    "schema": cmd_schema,
+}

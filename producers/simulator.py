@@ -1,0 +1,370 @@
+"""Synthetic point-of-sale traffic: believable, rule-abiding, and the same for the same seed.
+
+The demo, the benchmarks and the end-to-end tests all need traffic that looks like a real
+retailer's (heavy-tailed customers, baskets, complaints that get resolved, partner contracts
+with a lifecycle), that the ledger should accept in full unless faults are asked for, and
+that is reproducible so that a failing run can be replayed. So everything comes from one
+`random.Random(seed)`, time is derived from the plan (never the wall clock), and the stream
+rules of contract section 4 hold in yield order, because the ledger checks them in the order
+it records each stream, and a stream is one Kafka key, hence one partition, in yield order.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from bisect import bisect
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from itertools import accumulate, count
+from math import ceil
+from random import Random
+from typing import Any
+
+Interaction = dict[str, Any]
+
+DAY = 86_400
+SPAN = 120 * DAY  # traffic covers about 120 days after `plan.start`
+STORES = 25
+USD_STORES = frozenset({24, 25})  # a couple of stores abroad, so totals come in two currencies
+FAULT_RATE = 0.02
+FAULT_KINDS = ("duplicate", "conflict", "invalid", "rule")
+"""Faults come in this rotation, so each kind is about a quarter of them."""
+
+# category -> (lowest unit price in cents, highest, largest usual quantity, basket weight)
+CATEGORIES: dict[str, tuple[int, int, int, int]] = {
+    "grocery": (49, 899, 6, 30), "dairy": (59, 649, 4, 16), "bakery": (79, 549, 4, 12),
+    "electronics": (1499, 89999, 1, 4), "toys": (499, 7999, 2, 6), "garden": (299, 14999, 3, 5),
+    "clothing": (799, 11999, 2, 9), "beauty": (299, 5999, 3, 7), "wine": (599, 8999, 6, 6),
+    "books": (599, 3999, 2, 5),
+}
+_CAT_NAMES = tuple(CATEGORIES)
+_CAT_CUM = tuple(accumulate(spec[3] for spec in CATEGORIES.values()))
+_BASKET_SIZES = (30, 55, 75, 90, 100)  # cumulative weights of 1..5 lines
+FIRST_NAMES = ("Ana", "Ben", "Chloe", "David", "Emma", "Farid", "Greta", "Hugo", "Ines", "Jonas",
+               "Katya", "Liam", "Maria", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Yuki")
+LAST_NAMES = ("Almeida", "Berg", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Hansen",
+              "Ito", "Jansen", "Kowalski", "Lopez", "Muller", "Novak", "Okafor", "Peeters")
+CALL_TOPICS = ("order status", "loyalty points", "product question", "billing", "returns",
+               "store hours", "card replacement")
+COMPLAINTS = {"product": "Item was damaged or faulty", "service": "Staff were unhelpful",
+              "delivery": "Order arrived late", "billing": "Charged twice at the till",
+              "store": "Store was untidy and queues were long"}
+RESOLUTIONS = ("refund issued", "replacement sent", "voucher offered", "apology and explanation")
+DISPUTE_REASONS = ("late delivery", "invoice mismatch", "quality issue", "short shipment")
+PARTNER_KINDS = ("vendor", "supplier", "distributor", "reseller")
+
+
+@dataclass(frozen=True)
+class SimulationPlan:
+    """What to simulate; equal plans give identical traffic."""
+
+    customers: int = 200
+    partners: int = 10
+    events: int = 2000  # total interactions yielded (exactly this many)
+    seed: int = 1
+    start: datetime = datetime(2026, 1, 1, tzinfo=UTC)  # first occurred_at (naive means UTC)
+    faults: bool = False  # when True, ~2% of yielded interactions are deliberate faults
+
+
+def simulate(plan: SimulationPlan) -> Iterator[Interaction]:
+    """Yield `plan.events` interactions as JSON-ready dicts, deterministic for `plan`."""
+    return (interaction for interaction, _fault in simulate_labelled(plan))
+
+
+def simulate_labelled(plan: SimulationPlan) -> Iterator[tuple[Interaction, str | None]]:
+    """Like `simulate`, with each interaction's fault kind (None for valid traffic).
+
+    The dicts carry no mark (they must look like real traffic), so tests that expect a
+    dead-letter count per `error_type` learn which interactions were faults from here.
+    """
+    if plan.events > 0 and plan.customers <= 0 and plan.partners <= 0:
+        raise ValueError("a simulation needs at least one customer or one partner")
+    return _Simulator(plan).run()
+
+
+def _money(cents: int) -> str:
+    """Money as the contract's decimal string; integer cents keep sums exact and fast."""
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def _stamp(ts: int, fmt: str = "%Y-%m-%dT%H:%M:%SZ") -> str:
+    """RFC 3339 UTC from epoch seconds (or a date with `fmt="%Y-%m-%d"`): cheap, no tzinfo."""
+    return time.strftime(fmt, time.gmtime(ts))
+
+
+_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _uuid4(bits: int) -> str:
+    """`str(uuid.UUID(int=bits, version=4))` at a third of the cost (a unit test holds them equal)."""
+    h = "%032x" % (bits & _UUID4_KEEP | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _cid(c: int) -> str:
+    return f"C-{c + 1:05d}"
+
+
+class _Simulator:
+    """The world's state, so that every generated interaction is possible when yielded."""
+
+    def __init__(self, plan: SimulationPlan) -> None:
+        rng = self.rng = Random(plan.seed)
+        start = plan.start if plan.start.tzinfo else plan.start.replace(tzinfo=UTC)
+        self.plan, self.t0 = plan, int(start.timestamp())
+        self.ts, n = self.t0, plan.customers
+        # Enrollment order is a shuffle, so the enrolled customers are always a prefix of it
+        # and a weighted pick among them is one bisect over cumulative Pareto weights.
+        self.order = list(range(n))
+        rng.shuffle(self.order)
+        weights = [min(rng.paretovariate(1.16), 500.0) for _ in range(n)]
+        self.cum = list(accumulate(weights[c] for c in self.order))
+        self.to_enroll, self.enrolled = (min(n, max(1, plan.events // 3)) if n else 0), 0
+        self.home = [rng.randint(1, STORES) for _ in range(n)]
+        self.favourites = [rng.sample(_CAT_NAMES, 2) for _ in range(n)]
+        self.cards = [[f"K-{c + 1:05d}"] for c in range(n)]
+        self.consent = [False] * n
+        self.catalog = {cat: [(f"{cat[:3].upper()}-{k:04d}", cents, _money(cents))
+                              for k, cents in enumerate(rng.choices(range(lo, hi), k=20), 1)]
+                        for cat, (lo, hi, _q, _w) in CATEGORIES.items()}
+        self.kinds = [rng.choice(PARTNER_KINDS) for _ in range(plan.partners)]
+        self.contracts: list[dict[str, list[Any]]] = [{} for _ in range(plan.partners)]
+        self.disputes: list[list[str]] = [[] for _ in range(plan.partners)]
+        self.opened: list[tuple[int, str]] = []  # every dispute ever opened, for rule faults
+        self.open_complaints: list[tuple[int, str]] = []
+        self.resolved: deque[tuple[int, str]] = deque(maxlen=64)
+        self.recent: deque[Interaction] = deque(maxlen=512)  # what a POS retry would resend
+        self.order_no, self.complaint_no, self.contract_no, self.dispute_no = (
+            count(1), count(1), count(1), count(1))
+        self.card_no = count(n + 1)  # second cards number on after everyone's first
+
+    def run(self) -> Iterator[tuple[Interaction, str | None]]:
+        """One interaction per step; faults replace valid steps, so the count is exact."""
+        plan, rng, faults = self.plan, self.rng, 0
+        gap = max(1, SPAN // max(plan.events, 1))
+        for i in range(plan.events):
+            # Strictly increasing base clock, so latest-wins fields agree with yield order;
+            # only till events (see `envelope`) get skew on top of it.
+            self.ts = self.t0 + SPAN * i // plan.events + (rng.randrange(gap) if i else 0)
+            # A fault needs a past to repeat or contradict: a customer or a dispute.
+            if plan.faults and (self.enrolled or self.opened) and rng.random() < FAULT_RATE:
+                kind = FAULT_KINDS[faults % len(FAULT_KINDS)]
+                faults += 1
+                yield self.fault(kind), kind
+                continue
+            due = ceil(self.to_enroll * min(1.0, (i + 1) / (0.5 * plan.events)))
+            if self.enrolled < due:  # enrollments front-loaded over the first half
+                self.enrolled += 1
+                obj = self.enroll(self.order[self.enrolled - 1])
+            elif plan.partners and (not self.enrolled or rng.random() < 0.06):
+                obj = self.partner_event()
+            else:
+                obj = self.customer_event()
+            self.recent.append(obj)
+            yield obj, None
+
+    def envelope(self, kind: str, source: str, **fields: Any) -> Interaction:
+        ts = self.ts
+        if kind in ("purchase", "card_swiped"):  # till clocks drift, uploads batch: skew
+            ts = max(self.t0, ts - 240 + int(self.rng.random() * 481))
+        return {"event_id": _uuid4(self.rng.getrandbits(128)),
+                "type": kind, "occurred_at": _stamp(ts), "source": source,
+                "schema_version": 1, **fields}
+
+    def enroll(self, c: int, first: bool = True) -> Interaction:
+        """A first enrollment carries personal data; a later one only adds a new card."""
+        rng, fields = self.rng, {}
+        if first:
+            self.consent[c] = rng.random() < 0.6
+            given, family = FIRST_NAMES[c % 20], LAST_NAMES[(c // 20 + c) % 16]
+            born = rng.randrange(-9131, 13514) * DAY  # 1945-01-01 .. 2006-12-31
+            fields = {"name": f"{given} {family}", "birth_date": _stamp(born, "%Y-%m-%d"),
+                      "email": f"{given}.{family}{c + 1}@example.com".lower()}
+        else:  # a new number that nobody has held
+            self.cards[c].append(f"K-{next(self.card_no):05d}")
+        source = f"pos-store-{self.home[c]}" if rng.random() < 0.7 else "crm-web"
+        # Consent is latest-wins, so a second enrollment repeats the current answer.
+        return self.envelope("customer_enrolled", source, customer_id=_cid(c),
+                             card_id=self.cards[c][-1], **fields,
+                             marketing_consent=self.consent[c])
+
+    def customer_event(self) -> Interaction:
+        """One heavy-tailed pick of an enrolled customer, then a type by its share of traffic."""
+        rng = self.rng
+        j = min(bisect(self.cum, rng.random() * self.cum[self.enrolled - 1]), self.enrolled - 1)
+        c, roll = self.order[j], rng.random() * 100
+        if roll < 72:
+            return self.till(c, roll < 46)
+        if roll < 81:
+            inbound = rng.random() < 0.8
+            extra = {"agent_id": f"A-{rng.randint(1, 40):03d}"} if rng.random() < 0.9 else {}
+            return self.envelope("call", "callcentre", customer_id=_cid(c),
+                                 direction="inbound" if inbound else "outbound",
+                                 duration_seconds=int(rng.lognormvariate(5.3 - 0.7 * (not inbound),
+                                                                         0.7)),
+                                 topic=rng.choice(CALL_TOPICS), **extra)
+        if roll < 85:
+            complaint_id = f"CP-{next(self.complaint_no):06d}"
+            self.open_complaints.append((c, complaint_id))
+            category = rng.choice(tuple(COMPLAINTS))
+            return self.envelope("complaint_filed", rng.choice(("callcentre", "crm-web")),
+                                 customer_id=_cid(c), complaint_id=complaint_id,
+                                 category=category, description=COMPLAINTS[category],
+                                 severity=rng.choices(("low", "medium", "high"), (55, 33, 12))[0])
+        if roll < 88.4 and self.open_complaints:  # so ~85% of complaints end up resolved
+            k = rng.randrange(len(self.open_complaints))
+            owner, complaint_id = self.open_complaints[k]
+            self.open_complaints[k] = self.open_complaints[-1]
+            self.open_complaints.pop()
+            self.resolved.append((owner, complaint_id))
+            outcome = {"satisfied": rng.random() < 0.72} if rng.random() < 0.9 else {}
+            return self.envelope("complaint_resolved", "callcentre", customer_id=_cid(owner),
+                                 complaint_id=complaint_id, resolution=rng.choice(RESOLUTIONS),
+                                 **outcome)
+        if roll < 94.4:
+            score = rng.choices(range(11), (2, 1, 1, 2, 2, 4, 6, 10, 14, 12, 9))[0]
+            return self.envelope("survey_answered", "crm-web", customer_id=_cid(c),
+                                 survey_id=f"NPS-{_stamp(self.ts)[:7]}", score=score)
+        if roll < 97.4:
+            self.consent[c] = not self.consent[c]
+            return self.envelope("consent_changed", rng.choice(("crm-web", "app")),
+                                 customer_id=_cid(c), marketing_consent=self.consent[c])
+        if roll < 97.8 and len(self.cards[c]) == 1:
+            return self.enroll(c, first=False)
+        return self.till(c, True)
+
+    def till(self, c: int, purchase: bool) -> Interaction:
+        """A purchase or swipe; ~5% name only a card, a few a card enrolled later.
+
+        Most traffic passes here, so it draws with `rand()` (one C call) rather than
+        `randint`/`choice` (several Python frames each): that doubles the rate.
+        """
+        rand, cards = self.rng.random, self.cards[c]
+        store = self.home[c] if rand() < 0.8 else 1 + int(rand() * STORES)
+        who = {"customer_id": _cid(c), "card_id": cards[int(rand() * len(cards))]}
+        if rand() < 0.05:
+            del who["customer_id"]
+            if self.enrolled < self.to_enroll and rand() < 0.2:  # the card held later
+                ahead = self.enrolled + int(rand() * min(5, self.to_enroll - self.enrolled))
+                who["card_id"] = self.cards[self.order[ahead]][0]
+        elif purchase and rand() < 0.5:  # tills that send the customer, not the card
+            del who["card_id"]
+        fields: dict[str, Any] = {"store_id": f"S-{store:03d}"}
+        if purchase:
+            lines, total, favourites = [], 0, self.favourites[c]
+            for _ in range(1 + bisect(_BASKET_SIZES, rand() * _BASKET_SIZES[-1])):
+                if rand() < 0.6:
+                    cat = favourites[int(rand() * 2)]
+                else:
+                    cat = _CAT_NAMES[bisect(_CAT_CUM, rand() * _CAT_CUM[-1])]
+                sku, price, unit_price = self.catalog[cat][int(rand() * 20)]
+                most = CATEGORIES[cat][2]
+                qty = 1 + int(min(rand(), rand()) * most)  # mostly small
+                total += qty * price
+                lines.append({"sku": sku, "category": cat, "quantity": qty,
+                              "unit_price": unit_price})
+            fields.update(order_id=f"O-{next(self.order_no):07d}", total=_money(total),
+                          currency="USD" if store in USD_STORES else "EUR", lines=lines)
+        return self.envelope("purchase" if purchase else "card_swiped", f"pos-store-{store}",
+                             **who, **fields)
+
+    def partner_event(self) -> Interaction:
+        """Contract lifecycles only move forward; disputes open once and resolve once."""
+        rng = self.rng
+        p = rng.randrange(self.plan.partners)
+        pid, contracts, disputes = f"P-{p + 1:03d}", self.contracts[p], self.disputes[p]
+        roll = rng.random()
+        if not contracts or (roll < 0.25 and len(contracts) < 3):
+            return self.propose(p)
+        if roll < 0.75:
+            contract_id = rng.choice(sorted(contracts))
+            state, fields = contracts[contract_id], {}
+            if state[0] == "proposed":
+                change = "signed" if rng.random() < 0.8 else "terminated"
+                fields["effective_at"] = _stamp(self.ts + rng.randint(0, 14) * DAY, "%Y-%m-%d")
+            else:
+                change = rng.choices(("amended", "renewed", "terminated"), (45, 30, 25))[0]
+                if change == "renewed":
+                    state[1] += 365 * DAY
+                    fields["ends_at"] = _stamp(state[1], "%Y-%m-%d")
+                if change != "terminated":
+                    fields["value"] = _money(rng.randint(500, 50_000) * 1000)
+            if change == "terminated":
+                del contracts[contract_id]
+            else:
+                state[0] = "active"
+            return self.envelope("contract_changed", "b2b-portal", partner_id=pid,
+                                 contract_id=contract_id, change=change, **fields)
+        if roll < 0.88 and disputes:
+            dispute_id = disputes.pop(rng.randrange(len(disputes)))
+            return self.envelope("dispute_resolved", "b2b-portal", partner_id=pid,
+                                 dispute_id=dispute_id, resolution=rng.choice(RESOLUTIONS))
+        dispute_id = f"DS-{next(self.dispute_no):05d}"
+        disputes.append(dispute_id)
+        self.opened.append((p, dispute_id))
+        return self.envelope("dispute_opened", "b2b-portal", partner_id=pid,
+                             dispute_id=dispute_id, reason=rng.choice(DISPUTE_REASONS))
+
+    def propose(self, p: int) -> Interaction:
+        rng, contract_id = self.rng, f"CT-{next(self.contract_no):05d}"
+        effective = self.ts + rng.randint(0, 30) * DAY
+        if rng.random() < 0.3:  # up for renewal within 60 days after the traffic ends
+            ends = self.t0 + SPAN + rng.randint(1, 60) * DAY
+        else:
+            ends = effective + rng.choice((1, 2, 3)) * 365 * DAY
+        self.contracts[p][contract_id] = ["proposed", ends]
+        return self.envelope("contract_changed", "b2b-portal", partner_id=f"P-{p + 1:03d}",
+                             contract_id=contract_id, change="proposed",
+                             partner_kind=self.kinds[p],
+                             value=_money(rng.randint(500, 50_000) * 1000),
+                             currency=rng.choices(("EUR", "USD", "GBP"), (80, 15, 5))[0],
+                             effective_at=_stamp(effective, "%Y-%m-%d"),
+                             ends_at=_stamp(ends, "%Y-%m-%d"))
+
+    def fault(self, kind: str) -> Interaction:
+        """A deliberate fault; none changes the world, since the ledger rejects each one.
+
+        Duplicates and conflicts keep the original's key fields, so they land on its
+        partition after it: the order in which the ledger must meet them.
+        """
+        rng = self.rng
+        obj = copy.deepcopy(self.recent[rng.randrange(len(self.recent))])
+        if kind == "duplicate":  # a POS retry
+            return obj
+        if kind == "conflict":  # a misconfigured till reusing an event_id
+            store = rng.randint(1, STORES)
+            if obj["source"] == f"pos-store-{store}":
+                store = store % STORES + 1
+            obj.update(source=f"pos-store-{store}", occurred_at=_stamp(self.ts))
+            return obj
+        if kind == "invalid":
+            obj.update(event_id=_uuid4(rng.getrandbits(128)))
+            if obj["type"] == "purchase" and rng.random() < 0.5:
+                obj["lines"][0]["quantity"] = str(obj["lines"][0]["quantity"])
+            elif obj["type"] == "purchase":
+                obj["total"] = _money(int(Decimal(obj["total"]) * 100) + 100)
+            elif rng.random() < 0.5:
+                del obj["occurred_at"]
+            else:
+                obj["type"] = "customer_upgraded"
+            return obj
+        # A rule: valid alone, impossible in its stream. Ids with 8 digits are never issued.
+        variant = rng.choice([v for v, ok in (("unknown", self.enrolled),
+                                              ("resolved", self.resolved),
+                                              ("reopened", self.opened)) if ok])
+        if variant == "reopened":
+            p, dispute_id = rng.choice(self.opened)
+            return self.envelope("dispute_opened", "b2b-portal", partner_id=f"P-{p + 1:03d}",
+                                 dispute_id=dispute_id, reason=rng.choice(DISPUTE_REASONS))
+        if variant == "resolved":
+            c, complaint_id = rng.choice(self.resolved)
+        else:
+            c = self.order[rng.randrange(self.enrolled)]
+            complaint_id = f"CP-{rng.randrange(10**7, 10**8)}"
+        return self.envelope("complaint_resolved", "callcentre", customer_id=_cid(c),
+                             complaint_id=complaint_id, resolution=rng.choice(RESOLUTIONS))

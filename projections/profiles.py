@@ -1,0 +1,170 @@
+"""The customer profile projection: `profiles`, plus who holds each card.
+
+Interactions that name only a card count for the customer who holds the card now. A
+card's holder is learnt from its stream's `card_claimed` event; interactions of a card
+nobody holds yet are parked in `profile_parked` and credited, in the same transaction,
+when the card is claimed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Cursor
+from psycopg.types.json import Jsonb
+
+from domain import profile as fold
+from domain.aggregates import CARD_CLAIMED
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS profiles (
+    customer_id text PRIMARY KEY,
+    state jsonb NOT NULL,
+    profile jsonb NOT NULL,
+    position bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS profile_card_owners (
+    card_id text PRIMARY KEY,
+    customer_id text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS profile_parked (
+    card_id text NOT NULL,
+    position bigint NOT NULL,
+    kind text NOT NULL,
+    payload jsonb NOT NULL,
+    PRIMARY KEY (card_id, position)
+);
+"""
+
+_PARTNER_KINDS = {"contract_changed", "dispute_opened", "dispute_resolved"}
+
+_UPSERT = """
+INSERT INTO profiles (customer_id, state, profile, position)
+SELECT * FROM unnest(%s::text[], %s::jsonb[], %s::jsonb[], %s::bigint[])
+ON CONFLICT (customer_id) DO UPDATE
+    SET state = EXCLUDED.state, profile = EXCLUDED.profile, position = EXCLUDED.position
+"""
+
+
+class ProfileProjection:
+    name = "profiles"
+
+    def process_page(self, curs: Cursor[Any], events: list[tuple[int, Any]]) -> None:
+        items = [
+            (e.originator_version, position, e.kind, e.payload)
+            for position, e in events
+            if e.kind not in _PARTNER_KINDS
+        ]
+        if not items:
+            return
+        claims = {p["card_id"]: p["customer_id"] for _, _, k, p in items if k == CARD_CLAIMED}
+        card_only = {p["card_id"] for _, _, k, p in items if k != CARD_CLAIMED and _card_only(p)}
+        owners = self._owners(curs, card_only - claims.keys())
+        parked = self._parked(curs, list(claims))
+        wanted = {
+            p["customer_id"] for _, _, k, p in items if not _card_only(p) or k == CARD_CLAIMED
+        }
+        wanted |= set(owners.values())
+        states = self._states(curs, wanted)
+        changed: dict[str, int] = {}
+        new_parked: list[tuple[str, int, str, dict[str, Any]]] = []
+
+        def credit(customer_id: str, kind: str, payload: dict[str, Any], position: int) -> None:
+            state = states.get(customer_id)
+            if state is None:
+                state = states[customer_id] = fold.new_state(customer_id)
+            fold.apply(state, kind, payload)
+            changed[customer_id] = position
+
+        for _, position, kind, payload in items:
+            if kind == CARD_CLAIMED:
+                card_id, owner = payload["card_id"], payload["customer_id"]
+                owners[card_id] = owner
+                for parked_kind, parked_payload in parked.pop(card_id, []):
+                    credit(owner, parked_kind, parked_payload, position)
+                for row in [r for r in new_parked if r[0] == card_id]:
+                    new_parked.remove(row)
+                    credit(owner, row[2], row[3], position)
+            elif _card_only(payload):
+                owner = owners.get(payload["card_id"])
+                if owner is None:
+                    new_parked.append((payload["card_id"], position, kind, payload))
+                else:
+                    credit(owner, kind, payload, position)
+            else:
+                credit(payload["customer_id"], kind, payload, position)
+        self._write(curs, states, changed, claims, new_parked)
+
+    @staticmethod
+    def _owners(curs: Cursor[Any], cards: set[str]) -> dict[str, str]:
+        if not cards:
+            return {}
+        curs.execute(
+            "SELECT card_id, customer_id FROM profile_card_owners WHERE card_id = ANY(%s)",
+            (list(cards),),
+        )
+        return {row["card_id"]: row["customer_id"] for row in curs.fetchall()}
+
+    @staticmethod
+    def _parked(curs: Cursor[Any], cards: list[str]) -> dict[str, list[tuple[str, Any]]]:
+        if not cards:
+            return {}
+        curs.execute(
+            "DELETE FROM profile_parked WHERE card_id = ANY(%s) RETURNING card_id, kind, payload",
+            (cards,),
+        )
+        parked: dict[str, list[tuple[str, Any]]] = {}
+        for row in curs.fetchall():
+            parked.setdefault(row["card_id"], []).append((row["kind"], row["payload"]))
+        return parked
+
+    @staticmethod
+    def _states(curs: Cursor[Any], customers: set[str]) -> dict[str, fold.State]:
+        if not customers:
+            return {}
+        curs.execute(
+            "SELECT customer_id, state FROM profiles WHERE customer_id = ANY(%s)",
+            (list(customers),),
+        )
+        return {row["customer_id"]: row["state"] for row in curs.fetchall()}
+
+    @staticmethod
+    def _write(
+        curs: Cursor[Any],
+        states: dict[str, fold.State],
+        changed: dict[str, int],
+        claims: dict[str, str],
+        parked: list[tuple[str, int, str, dict[str, Any]]],
+    ) -> None:
+        if changed:
+            ids = list(changed)
+            curs.execute(
+                _UPSERT,
+                (
+                    ids,
+                    [Jsonb(states[c]) for c in ids],
+                    [Jsonb(fold.render(states[c])) for c in ids],
+                    [changed[c] for c in ids],
+                ),
+            )
+        if claims:
+            curs.execute(
+                "INSERT INTO profile_card_owners (card_id, customer_id) "
+                "SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+                (list(claims), list(claims.values())),
+            )
+        if parked:
+            curs.execute(
+                "INSERT INTO profile_parked (card_id, position, kind, payload) "
+                "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::jsonb[])",
+                (
+                    [p[0] for p in parked],
+                    [p[1] for p in parked],
+                    [p[2] for p in parked],
+                    [Jsonb(p[3]) for p in parked],
+                ),
+            )
+
+
+def _card_only(payload: dict[str, Any]) -> bool:
+    return not payload.get("customer_id")

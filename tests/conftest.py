@@ -1,0 +1,37 @@
+"""Real servers for the whole suite: the embedded PostgreSQL and Tansu broker, started once
+per test session; each test gets its own database and topic prefix."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ledger import bootstrap, embedded
+from ledger.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.EmbeddedServers]:
+    home = tmp_path_factory.mktemp("ledger-home")
+    started = embedded.up(home)
+    yield started
+    embedded.down(home)
+
+
+@pytest.fixture
+def settings(servers: embedded.EmbeddedServers, tmp_path: Path) -> Settings:
+    """A fresh database and topic prefix, with schema and topics created."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(servers.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = servers.database_url.rsplit("/", 1)[0] + "/" + name
+    ready = Settings(
+        database_url=url, kafka_bootstrap=servers.kafka_bootstrap, topic_prefix=name, home=tmp_path
+    )
+    bootstrap.init_schema(ready)
+    bootstrap.init_topics(ready)
+    return ready
