@@ -36,16 +36,24 @@ def read_offsets(
     return {p: found.get(p, StoredOffset(p, None, "")) for p in partitions}
 
 
-def resume_at(stored: StoredOffset, cluster_id: str, end_offset: int, topic: str) -> int:
-    """Where to read next. An offset stored against another cluster (a restarted embedded
-    broker, whose topics start empty) restarts at 0; one past the end of the same
-    cluster's partition is refused with a readable reason rather than waited on."""
+def resume_at(stored: StoredOffset, cluster_id: str) -> int:
+    """Where to read next: the stored offset, or 0 when it was stored against another
+    cluster (a restarted embedded broker, whose topics start empty)."""
     if stored.next_offset is None or stored.cluster_id != cluster_id:
         return 0
-    if stored.next_offset > end_offset:
+    return stored.next_offset
+
+
+def check_within(topic: str, partition: int, resumed_at: int, high_watermark: int) -> None:
+    """Refuse, with a readable reason, to wait past the end of a partition.
+
+    Checked against the high watermark of the first fetch after a seek: the broker
+    answers a fetch beyond the end with nothing at all (Tansu does not even report
+    OFFSET_OUT_OF_RANGE), which would otherwise look like an idle topic forever.
+    """
+    if resumed_at > high_watermark:
         raise OffsetBeyondEnd(
-            f"the ledger has read {topic}[{stored.partition}] up to offset {stored.next_offset}, "
-            f"but the partition ends at {end_offset}: the topic was deleted or truncated; "
+            f"the ledger has read {topic}[{partition}] up to offset {resumed_at}, "
+            f"but the partition ends at {high_watermark}: the topic was deleted or truncated; "
             "point LEDGER_KAFKA_BOOTSTRAP at the original cluster or reset ledger_offsets"
         )
-    return stored.next_offset

@@ -29,7 +29,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers.application import InboundRecord, LedgerApplication
-from consumers.offsets import StoredOffset, read_offsets, resume_at
+from consumers.offsets import StoredOffset, check_within, read_offsets, resume_at
 from consumers.relay import DeadLetterRelay
 from consumers.store import OffsetConflict, OffsetMove
 
@@ -67,6 +67,7 @@ class IngestWorker:
         self._max_records = max_records
         self._expected: dict[int, int | None] = {}
         self._reassigned = threading.Event()
+        self._unverified: dict[TopicPartition, int] = {}  # resumed offsets to check
         self.stats = IngestStats()
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> IngestStats:
@@ -82,6 +83,7 @@ class IngestWorker:
                     self._reassigned.clear()
                     self._seek_stored(list(self._consumer.assignment()))
                     continue
+                self._check_resumed_within()
                 if not polled:
                     if until_idle and self._idle():
                         self._relay.publish_pending()
@@ -145,24 +147,45 @@ class IngestWorker:
         stored: dict[int, StoredOffset] = read_offsets(
             self._conn, self._topic, [tp.partition for tp in assigned]
         )
-        ends = self._consumer.end_offsets(assigned)
+        self._unverified.clear()
         for tp in assigned:
-            offset = resume_at(stored[tp.partition], self._cluster_id, ends[tp], self._topic)
+            offset = resume_at(stored[tp.partition], self._cluster_id)
             self._expected[tp.partition] = stored[tp.partition].next_offset
             self._consumer.seek(tp, offset)
+            if offset > 0:
+                self._unverified[tp] = offset
+
+    def _check_resumed_within(self) -> None:
+        """Once a fetch reported a resumed partition's end, check the resume point."""
+        assigned = self._consumer.assignment()
+        for tp, offset in list(self._unverified.items()):
+            if tp not in assigned:
+                del self._unverified[tp]
+                continue
+            high_watermark = self._consumer.highwater(tp)
+            if high_watermark is not None:
+                check_within(self._topic, tp.partition, offset, high_watermark)
+                del self._unverified[tp]
 
     def _idle(self) -> bool:
         """True once every partition's stored offset (on this cluster) reached its end."""
         partitions = sorted(self._consumer.partitions_for_topic(self._topic) or ())
         if not partitions:
             return False
+        if self._unverified:
+            return False
         tps = [TopicPartition(self._topic, p) for p in partitions]
         ends = self._consumer.end_offsets(tps)
+        assigned = self._consumer.assignment()
         stored = read_offsets(self._conn, self._topic, partitions)
         for tp in tps:
+            # Tansu answers ListOffsets with the last batch's base offset + 1; the high
+            # watermark of our own fetches is exact, so take the larger of the two.
+            own = self._consumer.highwater(tp) if tp in assigned else None
+            end = max(ends[tp], own or 0)
             s = stored[tp.partition]
             done = s.next_offset if s.cluster_id == self._cluster_id and s.next_offset else 0
-            if done < ends[tp]:
+            if done < end:
                 return False
         return True
 

@@ -81,7 +81,7 @@ class RejectedInteraction(Exception):
     error_type: str = "invalid"
 
     def __init__(self, reason: str) -> None:
-        self.reason = " ".join(reason.split("\n"))
+        self.reason = " ".join(reason.splitlines())
         super().__init__(self.reason)
 
 
@@ -120,7 +120,7 @@ def parse_interaction(raw: bytes | bytearray | memoryview | None) -> Interaction
     except UnicodeDecodeError as error:
         raise MalformedInteraction(f"not UTF-8: invalid byte at offset {error.start}") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as error:
         raise MalformedInteraction(
             f"not JSON: {error.msg} at line {error.lineno} column {error.colno}"
@@ -134,10 +134,10 @@ def parse_interaction(raw: bytes | bytearray | memoryview | None) -> Interaction
 
 def validate_object(obj: object) -> Interaction:
     """An already parsed JSON value -> Interaction (malformed unless a dict, else invalid)."""
-    if type(obj) is not dict:
+    if not isinstance(obj, dict):
         raise MalformedInteraction(f"not a JSON object but {_json_kind(obj)}")
     kind = obj.get("type")
-    if kind not in _TYPES:
+    if type(kind) is not str or kind not in _TYPES:
         if "type" not in obj:
             raise InvalidInteraction("missing field 'type'")
         if type(kind) is not str:
@@ -190,6 +190,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN, Infinity: not JSON
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
+"""`domain.canonical.canonical_bytes`'s encoder for plain values, built once."""
+
+
 def _digest(payload: dict[str, Any], kind: str) -> str:
     """`domain.canonical.sha256_hex(payload)`, turning what JSON cannot hold into `invalid`.
 
@@ -202,9 +209,7 @@ def _digest(payload: dict[str, Any], kind: str) -> str:
         if payload.keys() <= _KNOWN_KEYS[kind] and (
             kind != "purchase" or all(line.keys() <= _LINE_KEYS for line in payload["lines"])
         ):
-            encoded = json.dumps(
-                payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            ).encode("utf-8")
+            encoded = _ENCODER.encode(payload).encode("utf-8")
         else:
             encoded = canonical_bytes(payload)
     except rfc8785.IntegerDomainError:
@@ -282,7 +287,7 @@ def _describe(error: ValidationError) -> str:
 def _show(value: Any) -> str:
     """A short one-line rendering of a JSON value for a reason."""
     try:
-        text = repr(value) if type(value) is str else json.dumps(value, ensure_ascii=False)
+        text = repr(value) if type(value) is str else json.dumps(value)
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

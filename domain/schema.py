@@ -53,8 +53,9 @@ def _timestamp(value: Any) -> datetime:
     try:  # the shape is RFC 3339's; the C parser checks the ranges (month 13, +24:00, ...)
         return datetime.fromisoformat(value.upper()).astimezone(UTC)
     except (ValueError, OverflowError) as error:
+        problem = "time zone offset out of range" if "offset" in str(error) else str(error)
         raise PydanticCustomError(
-            "timestamp", "is not a valid time ({error})", {"error": str(error)}
+            "timestamp", "is not a valid time ({problem})", {"problem": problem}
         ) from None
 
 

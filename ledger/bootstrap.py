@@ -26,8 +26,8 @@ from projections.runner import BatchedRunner
 KAFKA_GROUP_TIMEOUTS: dict[str, int] = {
     # A group join waits out the rebalance timeout (max_poll_interval_ms) on the embedded
     # broker; short timeouts make a join take seconds, not the default ~25 s.
-    "max_poll_interval_ms": 10_000,
-    "session_timeout_ms": 10_000,
+    "max_poll_interval_ms": 5_000,
+    "session_timeout_ms": 6_000,
     "heartbeat_interval_ms": 1_000,
 }
 

@@ -1,0 +1,155 @@
+"""The ingest worker on real servers: dead letters, duplicates, card-only interactions."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import psycopg
+from support import dumps, profile_rows, read_topic
+
+from consumers.worker import IngestStats
+from ledger import bootstrap
+from ledger.settings import Settings
+
+
+def interaction(kind: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": kind,
+        "occurred_at": fields.pop("occurred_at", "2026-03-01T10:00:00Z"),
+        "source": "pos-store-1",
+        **fields,
+    }
+
+
+def enrollment(customer: str, card: str, **fields: Any) -> dict[str, Any]:
+    return interaction("customer_enrolled", customer_id=customer, card_id=card, **fields)
+
+
+def purchase(total: str = "12.50", **fields: Any) -> dict[str, Any]:
+    line = {"sku": "sku-1", "category": "grocery", "quantity": 1, "unit_price": total}
+    return interaction(
+        "purchase",
+        store_id="S-1",
+        order_id=str(uuid.uuid4()),
+        currency="EUR",
+        total=total,
+        lines=[line],
+        **fields,
+    )
+
+
+def publish(settings: Settings, messages: list[tuple[bytes | None, bytes, list[Any]]]) -> None:
+    producer = bootstrap.producer(settings)
+    for key, value, headers in messages:
+        producer.send(settings.inbound_topic, key=key, value=value, headers=headers)
+    producer.flush()
+    producer.close()
+
+
+def keyed(obj: dict[str, Any], headers: list[Any] | None = None) -> tuple[bytes, bytes, list[Any]]:
+    key = obj.get("customer_id") or obj.get("card_id") or obj.get("partner_id")
+    return (str(key).encode(), dumps(obj), headers or [])
+
+
+def ingest(settings: Settings) -> IngestStats:
+    return bootstrap.ingest_worker(settings).run(threading.Event(), until_idle=True)
+
+
+def project(settings: Settings) -> int:
+    return bootstrap.profile_runner(settings).run(threading.Event(), until_idle=True)
+
+
+def test_each_rejection_reaches_the_dead_letter_topic_once_with_its_headers(
+    settings: Settings,
+) -> None:
+    enrolled = enrollment("C-1", "K-1", name="Ada")
+    conflicting = {**enrolled, "name": "Eve"}
+    bad_total = purchase(customer_id="C-1")
+    bad_total["total"] = "99.00"
+    messages = [
+        keyed(enrolled),
+        (b"C-1", b"{not json", [("trace-id", b"t-1")]),
+        (b"C-1", b"[1, 2, 3]", []),
+        (None, b"\xff\xfe", []),
+        keyed(bad_total, [("trace-id", b"t-2")]),
+        keyed(conflicting),
+        keyed(enrolled),  # a POS retry: a duplicate, recorded once, never dead-lettered
+        keyed(
+            interaction("complaint_resolved", customer_id="C-1", complaint_id="X", resolution="r")
+        ),
+    ]
+    publish(settings, messages)
+    first = ingest(settings)
+    # Another partition: only once C-1's enrollment is recorded is K-1 held by someone.
+    messages.append(keyed(enrollment("C-2", "K-1")))
+    publish(settings, messages[-1:])
+    second = ingest(settings)
+
+    assert (first.recorded, first.duplicates, second.recorded) == (1, 1, 0)
+    dead = read_topic(settings, settings.dead_letter_topic)
+    types = sorted(dict(r.headers)["error_type"].decode() for r in dead)
+    assert types == ["conflict", "invalid", "malformed", "malformed", "malformed", "rule", "rule"]
+    sent = {value: (key, headers) for key, value, headers in messages}
+    sources = set()
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["error"].decode().strip()
+        assert headers["source_topic"].decode() == settings.inbound_topic
+        sources.add((int(headers["source_partition"]), int(headers["source_offset"])))
+        assert record.value in sent, "the original bytes, unchanged"
+        key, original_headers = sent[record.value]
+        assert record.key == key
+        for name, value in original_headers:
+            assert headers[name] == value, "the original message's own headers are kept"
+    assert len(sources) == len(dead), "one dead letter per source partition and offset"
+
+
+def test_a_duplicate_counts_once_and_a_second_run_records_nothing_new(settings: Settings) -> None:
+    enrolled = enrollment("C-7", "K-7")
+    bought = purchase(customer_id="C-7")
+    publish(settings, [keyed(enrolled), keyed(bought), keyed(bought), keyed(enrolled)])
+
+    first = ingest(settings)
+    publish(settings, [keyed(bought)])
+    second = ingest(settings)
+    project(settings)
+
+    assert (first.recorded, first.duplicates, second.recorded, second.duplicates) == (2, 2, 0, 1)
+    profile = profile_rows(settings)["C-7"]
+    assert profile["purchase_count"] == 1
+    assert profile["interaction_count"] == 2
+    assert profile["total_spend"] == {"EUR": "12.50"}
+    assert read_topic(settings, settings.dead_letter_topic) == []
+
+
+def test_card_only_interactions_before_enrollment_count_once_the_card_is_enrolled(
+    settings: Settings,
+) -> None:
+    early = [
+        purchase(card_id="K-5", total="10.00", occurred_at="2026-02-01T09:00:00Z"),
+        interaction("card_swiped", card_id="K-5", store_id="S-1"),
+    ]
+    publish(settings, [keyed(m) for m in early])
+    ingest(settings)
+    project(settings)
+    assert "C-5" not in profile_rows(settings)
+
+    publish(settings, [keyed(enrollment("C-5", "K-5", occurred_at="2026-03-01T09:00:00Z"))])
+    ingest(settings)
+    project(settings)
+    publish(settings, [keyed(purchase(card_id="K-5", total="5.00"))])
+    ingest(settings)
+    project(settings)
+
+    profile = profile_rows(settings)["C-5"]
+    assert profile["cards"] == ["K-5"]
+    assert profile["purchase_count"] == 2 and profile["swipe_count"] == 1
+    assert profile["interaction_count"] == 4
+    assert profile["total_spend"] == {"EUR": "15.00"}
+    assert profile["last_purchase_at"] == "2026-03-01T10:00:00Z"
+    with psycopg.connect(settings.database_url or "") as conn:
+        parked = conn.execute("SELECT count(*) FROM profile_parked").fetchone()
+    assert parked == (0,)
