@@ -21,7 +21,7 @@ from typing import Any
 import rfc8785
 from pydantic import ValidationError
 
-from domain.canonical import canonical_bytes
+from domain.canonical import _is_plain, canonical_bytes
 from domain.schema import INTERACTION_ADAPTER, MODELS, PurchaseLine, money_text
 
 __all__ = [
@@ -200,14 +200,14 @@ _ENCODER = json.JSONEncoder(
 def _digest(payload: dict[str, Any], kind: str) -> str:
     """`domain.canonical.sha256_hex(payload)`, turning what JSON cannot hold into `invalid`.
 
-    Fast path: when the payload has no unknown fields, every value was validated (strings,
-    booleans, integers within +-(2**53-1), money as text) and every key is ASCII, so it is
-    in `canonical_bytes`'s plain subset; the same `json.dumps` call then gives the same
-    bytes without walking the payload first (a unit test holds the two equal).
+    Fast path: the known fields were validated (strings, booleans, integers within
+    +-(2**53-1), money as text; ASCII names), so the payload is in `canonical_bytes`'s plain
+    subset when its unknown fields are; the same `json.dumps` call then gives the same bytes
+    without walking the known fields again (a unit test holds the two equal).
     """
     try:
-        if payload.keys() <= _KNOWN_KEYS[kind] and (
-            kind != "purchase" or all(line.keys() <= _LINE_KEYS for line in payload["lines"])
+        if _plain_extras(payload, _KNOWN_KEYS[kind]) and (
+            kind != "purchase" or all(_plain_extras(line, _LINE_KEYS) for line in payload["lines"])
         ):
             encoded = _ENCODER.encode(payload).encode("utf-8")
         else:
@@ -224,6 +224,13 @@ def _digest(payload: dict[str, Any], kind: str) -> str:
         # PostgreSQL text and jsonb cannot store U+0000; refuse it here, not in a projection.
         raise InvalidInteraction("a string holds the NUL character (\\u0000)")
     return hashlib.sha256(encoded).hexdigest()
+
+
+def _plain_extras(mapping: dict[str, Any], known: frozenset[str]) -> bool:
+    return mapping.keys() <= known or all(
+        key in known or (type(key) is str and key.isascii() and _is_plain(value))
+        for key, value in mapping.items()
+    )
 
 
 def _has_nul(value: Any) -> bool:

@@ -27,6 +27,7 @@ class Publisher:
         self._producer = producer
         self._topic = topic
         self._pending: list[FutureRecordMetadata] = []
+        self._acknowledged = 0
 
     def publish(self, obj: Mapping[str, Any], raw: bytes | None = None) -> None:
         """Send one interaction (`raw`: its exact bytes, when they came from a file)."""
@@ -42,9 +43,11 @@ class Publisher:
             self.flush()
 
     def flush(self) -> int:
-        """Wait until every message sent so far is acknowledged; raise if one failed."""
+        """Wait until every message sent so far is acknowledged (raise if one failed);
+        return how many this publisher has had acknowledged in all."""
         self._producer.flush()
         sent, self._pending = self._pending, []
         for future in sent:
             future.get(timeout=60)
-        return len(sent)
+        self._acknowledged += len(sent)
+        return self._acknowledged

@@ -4,7 +4,7 @@ per test session; each test gets its own database and topic prefix."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -23,15 +23,28 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.Embed
 
 
 @pytest.fixture
-def settings(servers: embedded.EmbeddedServers, tmp_path: Path) -> Settings:
+def make_settings(servers: embedded.EmbeddedServers, tmp_path: Path) -> Callable[[], Settings]:
+    """A factory of fresh databases and topic prefixes, with schema and topics created."""
+
+    def make() -> Settings:
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(servers.database_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = servers.database_url.rsplit("/", 1)[0] + "/" + name
+        ready = Settings(
+            database_url=url,
+            kafka_bootstrap=servers.kafka_bootstrap,
+            topic_prefix=name,
+            home=tmp_path,
+        )
+        bootstrap.init_schema(ready)
+        bootstrap.init_topics(ready)
+        return ready
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[[], Settings]) -> Settings:
     """A fresh database and topic prefix, with schema and topics created."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(servers.database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = servers.database_url.rsplit("/", 1)[0] + "/" + name
-    ready = Settings(
-        database_url=url, kafka_bootstrap=servers.kafka_bootstrap, topic_prefix=name, home=tmp_path
-    )
-    bootstrap.init_schema(ready)
-    bootstrap.init_topics(ready)
-    return ready
+    return make_settings()

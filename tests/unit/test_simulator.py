@@ -19,9 +19,17 @@ import pytest
 from producers.simulator import SimulationPlan, _uuid4, simulate, simulate_labelled
 
 TYPES = {
-    "customer_enrolled", "card_swiped", "purchase", "call", "complaint_filed",
-    "complaint_resolved", "survey_answered", "consent_changed", "contract_changed",
-    "dispute_opened", "dispute_resolved",
+    "customer_enrolled",
+    "card_swiped",
+    "purchase",
+    "call",
+    "complaint_filed",
+    "complaint_resolved",
+    "survey_answered",
+    "consent_changed",
+    "contract_changed",
+    "dispute_opened",
+    "dispute_resolved",
 }
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -78,8 +86,12 @@ def assert_valid_alone(obj: dict[str, Any]) -> None:
         assert DATE.match(obj["birth_date"])
     if kind == "contract_changed":
         assert obj["change"] in ("proposed", "signed", "amended", "renewed", "terminated")
-        assert obj.get("partner_kind", "vendor") in ("vendor", "supplier", "distributor",
-                                                     "reseller")
+        assert obj.get("partner_kind", "vendor") in (
+            "vendor",
+            "supplier",
+            "distributor",
+            "reseller",
+        )
         for field in ("effective_at", "ends_at"):
             assert field not in obj or DATE.match(obj[field])
         assert "value" not in obj or MONEY.match(obj["value"])
@@ -207,8 +219,7 @@ def test_some_swipes_and_purchases_name_only_a_card_some_enrolled_later() -> Non
     for position, obj in enumerate(traffic):
         if obj["type"] == "customer_enrolled":
             enrolled_at.setdefault(obj["card_id"], position)
-    later = [obj for obj in card_only
-             if enrolled_at[obj["card_id"]] > traffic.index(obj)]
+    later = [obj for obj in card_only if enrolled_at[obj["card_id"]] > traffic.index(obj)]
     assert later, "no card-only interaction names a card enrolled later"
     assert all(obj["card_id"] in enrolled_at for obj in card_only)  # every card is held at last
 
@@ -240,8 +251,11 @@ def test_purchases_look_like_baskets_in_two_currencies() -> None:
 def test_some_contracts_end_within_60_days_of_the_traffic_end() -> None:
     plan = SimulationPlan(events=5000)
     end = plan.start + timedelta(days=120)
-    ends = [datetime.fromisoformat(o["ends_at"]).replace(tzinfo=UTC)
-            for o in simulate(plan) if o["type"] == "contract_changed" and "ends_at" in o]
+    ends = [
+        datetime.fromisoformat(o["ends_at"]).replace(tzinfo=UTC)
+        for o in simulate(plan)
+        if o["type"] == "contract_changed" and "ends_at" in o
+    ]
     assert any(end <= when <= end + timedelta(days=60) for when in ends)
     assert any(when > end + timedelta(days=60) for when in ends)
 

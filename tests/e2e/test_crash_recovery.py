@@ -1,0 +1,126 @@
+"""SIGKILL the workers mid-stream: every valid interaction is still counted exactly once and
+every rejected one sits on the dead-letter topic once, as in an uninterrupted run."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from support import ledger_env, profile_rows, read_topic, wait_for
+
+from ledger import bootstrap
+from ledger.settings import Settings
+from producers.publisher import Publisher
+from producers.simulator import SimulationPlan, simulate
+
+PLAN = SimulationPlan(customers=400, partners=10, events=20_000, seed=11, faults=True)
+
+
+def publish_traffic(settings: Settings) -> int:
+    publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
+    for obj in simulate(PLAN):
+        publisher.publish(obj)
+    return publisher.flush()
+
+
+def ledger(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", *args],
+        env=ledger_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def finish(process: subprocess.Popen[bytes]) -> None:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err.decode()
+
+
+def scalar(settings: Settings, query: str) -> int:
+    with psycopg.connect(settings.database_url or "") as conn:
+        row = conn.execute(query).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def consumed(settings: Settings) -> int:
+    return scalar(settings, "SELECT sum(next_offset) FROM ledger_offsets")
+
+
+def projected(settings: Settings) -> int:
+    return scalar(
+        settings,
+        "SELECT notification_id FROM projection_tracking WHERE application_name = 'profiles'",
+    )
+
+
+def kill_after(process: subprocess.Popen[bytes], progress: Callable[[], bool], what: str) -> None:
+    wait_for(lambda: progress() or process.poll() is not None, 120, what)
+    assert process.poll() is None, f"the worker finished before it could be killed ({what})"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def dead_letters(settings: Settings) -> list[tuple[int, int, str]]:
+    found = []
+    for record in read_topic(settings, settings.dead_letter_topic):
+        h = dict(record.headers)
+        found.append(
+            (int(h["source_partition"]), int(h["source_offset"]), h["error_type"].decode())
+        )
+    return sorted(found)
+
+
+@pytest.fixture
+def reference(make_settings: Callable[[], Settings]) -> dict[str, Any]:
+    """The same traffic ingested and projected without interruption."""
+    settings = make_settings()
+    total = publish_traffic(settings)
+    bootstrap.ingest_worker(settings).run(threading.Event(), until_idle=True)
+    bootstrap.profile_runner(settings).run(threading.Event(), until_idle=True)
+    return {
+        "total": total,
+        "profiles": profile_rows(settings),
+        "dead": dead_letters(settings),
+    }
+
+
+def test_killed_consumer_and_projector_resume_without_loss_or_double_counting(
+    make_settings: Callable[[], Settings], reference: dict[str, Any]
+) -> None:
+    settings = make_settings()
+    total = publish_traffic(settings)
+    for fraction in (0.1, 0.5):
+        worker = ledger(settings, "consume")
+        kill_after(worker, lambda f=fraction: consumed(settings) > total * f, "ingest progress")
+    finish(ledger(settings, "consume", "--until-idle"))
+    assert consumed(settings) == total
+
+    projector = ledger(settings, "project")
+    kill_after(projector, lambda: projected(settings) > 0, "projection progress")
+    finish(ledger(settings, "project", "--until-idle"))
+
+    assert dead_letters(settings) == reference["dead"]
+    assert profile_rows(settings) == reference["profiles"]
+
+
+def test_two_consumers_one_killed_keep_counts_exact(
+    make_settings: Callable[[], Settings], reference: dict[str, Any]
+) -> None:
+    settings = make_settings()
+    total = publish_traffic(settings)
+    survivor = ledger(settings, "consume", "--until-idle")
+    victim = ledger(settings, "consume", "--until-idle")
+    kill_after(victim, lambda: consumed(settings) > total * 0.3, "ingest progress")
+    finish(survivor)
+    finish(ledger(settings, "project", "--until-idle"))
+
+    assert consumed(settings) == total
+    assert dead_letters(settings) == reference["dead"]
+    assert profile_rows(settings) == reference["profiles"]
