@@ -51,9 +51,11 @@ def canonical_bytes(value: Any) -> bytes:
     two equal.
     """
     if _is_plain(value):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let the reference refuse it with its own error
     return rfc8785.dumps(value)
 
 

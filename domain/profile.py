@@ -9,7 +9,7 @@ state is small, explicit JSON: spend per currency and per category, never the pu
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
 State = dict[str, Any]
@@ -19,8 +19,12 @@ _COUNTED = {"card_swiped": "swipe_count", "purchase": "purchase_count", "call": 
 
 
 def instant(occurred_at: str) -> str:
-    """A sortable UTC key for an RFC 3339 time: fixed width, so strings compare as times."""
-    return datetime.fromisoformat(occurred_at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A sortable UTC key for an RFC 3339 time: fixed width, so strings compare as times.
+
+    RFC 3339 allows a lower-case `t` and `z`, which Python 3.11's parser refuses.
+    """
+    moment = datetime.fromisoformat(occurred_at.upper()).astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def rfc3339(key: str | None) -> str | None:
@@ -56,14 +60,18 @@ def _max(current: str | None, at: str) -> str:
     return at if current is None or at > current else current
 
 
+_EXACT = Context(prec=80, traps=[Inexact, InvalidOperation])
+"""Sums of money stay exact (the default context rounds after 28 digits)."""
+
+
 def _add(amounts: dict[str, str], key: str, amount: Decimal) -> None:
-    amounts[key] = str(Decimal(amounts.get(key, "0")) + amount)
+    amounts[key] = str(_EXACT.add(Decimal(amounts.get(key, "0")), amount))
 
 
 def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
     """Fold one interaction that counts for this customer into its profile state."""
     at = instant(payload["occurred_at"])
-    event_id = payload["event_id"]
+    event_id = payload["event_id"].lower()  # ties go to the greater UUID, whatever its case
     counts = state["counts"]
     counts["interaction_count"] += 1
     if kind in _COUNTED:
