@@ -55,7 +55,7 @@ _JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "Interaction",
     "description": "One inbound interaction, schema version 1. Unknown fields are allowed "
-    "and kept. Integers and booleans are strict (no \"3\", no \"yes\").",
+    'and kept. Integers and booleans are strict (no "3", no "yes").',
     **INTERACTION_ADAPTER.json_schema(),
 }
 

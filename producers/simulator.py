@@ -39,23 +39,76 @@ FAULT_KINDS = ("duplicate", "conflict", "invalid", "rule")
 
 # category -> (lowest unit price in cents, highest, largest usual quantity, basket weight)
 CATEGORIES: dict[str, tuple[int, int, int, int]] = {
-    "grocery": (49, 899, 6, 30), "dairy": (59, 649, 4, 16), "bakery": (79, 549, 4, 12),
-    "electronics": (1499, 89999, 1, 4), "toys": (499, 7999, 2, 6), "garden": (299, 14999, 3, 5),
-    "clothing": (799, 11999, 2, 9), "beauty": (299, 5999, 3, 7), "wine": (599, 8999, 6, 6),
+    "grocery": (49, 899, 6, 30),
+    "dairy": (59, 649, 4, 16),
+    "bakery": (79, 549, 4, 12),
+    "electronics": (1499, 89999, 1, 4),
+    "toys": (499, 7999, 2, 6),
+    "garden": (299, 14999, 3, 5),
+    "clothing": (799, 11999, 2, 9),
+    "beauty": (299, 5999, 3, 7),
+    "wine": (599, 8999, 6, 6),
     "books": (599, 3999, 2, 5),
 }
 _CAT_NAMES = tuple(CATEGORIES)
 _CAT_CUM = tuple(accumulate(spec[3] for spec in CATEGORIES.values()))
 _BASKET_SIZES = (30, 55, 75, 90, 100)  # cumulative weights of 1..5 lines
-FIRST_NAMES = ("Ana", "Ben", "Chloe", "David", "Emma", "Farid", "Greta", "Hugo", "Ines", "Jonas",
-               "Katya", "Liam", "Maria", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Yuki")
-LAST_NAMES = ("Almeida", "Berg", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Hansen",
-              "Ito", "Jansen", "Kowalski", "Lopez", "Muller", "Novak", "Okafor", "Peeters")
-CALL_TOPICS = ("order status", "loyalty points", "product question", "billing", "returns",
-               "store hours", "card replacement")
-COMPLAINTS = {"product": "Item was damaged or faulty", "service": "Staff were unhelpful",
-              "delivery": "Order arrived late", "billing": "Charged twice at the till",
-              "store": "Store was untidy and queues were long"}
+FIRST_NAMES = (
+    "Ana",
+    "Ben",
+    "Chloe",
+    "David",
+    "Emma",
+    "Farid",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Katya",
+    "Liam",
+    "Maria",
+    "Noah",
+    "Olga",
+    "Pedro",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Yuki",
+)
+LAST_NAMES = (
+    "Almeida",
+    "Berg",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Hansen",
+    "Ito",
+    "Jansen",
+    "Kowalski",
+    "Lopez",
+    "Muller",
+    "Novak",
+    "Okafor",
+    "Peeters",
+)
+CALL_TOPICS = (
+    "order status",
+    "loyalty points",
+    "product question",
+    "billing",
+    "returns",
+    "store hours",
+    "card replacement",
+)
+COMPLAINTS = {
+    "product": "Item was damaged or faulty",
+    "service": "Staff were unhelpful",
+    "delivery": "Order arrived late",
+    "billing": "Charged twice at the till",
+    "store": "Store was untidy and queues were long",
+}
 RESOLUTIONS = ("refund issued", "replacement sent", "voucher offered", "apology and explanation")
 DISPUTE_REASONS = ("late delivery", "invoice mismatch", "quality issue", "short shipment")
 PARTNER_KINDS = ("vendor", "supplier", "distributor", "reseller")
@@ -140,9 +193,13 @@ class _Simulator:
         self.favourites = [rng.sample(_CAT_NAMES, 2) for _ in range(n)]
         self.cards = [[f"K-{c + 1:05d}"] for c in range(n)]
         self.consent = [False] * n
-        self.catalog = {cat: [(f"{cat[:3].upper()}-{k:04d}", cents, _money(cents))
-                              for k, cents in enumerate(rng.choices(range(lo, hi), k=20), 1)]
-                        for cat, (lo, hi, _q, _w) in CATEGORIES.items()}
+        self.catalog = {
+            cat: [
+                (f"{cat[:3].upper()}-{k:04d}", cents, _money(cents))
+                for k, cents in enumerate(rng.choices(range(lo, hi), k=20), 1)
+            ]
+            for cat, (lo, hi, _q, _w) in CATEGORIES.items()
+        }
         self.kinds = [rng.choice(PARTNER_KINDS) for _ in range(plan.partners)]
         self.contracts: list[dict[str, list[Any]]] = [{} for _ in range(plan.partners)]
         self.disputes: list[list[str]] = [[] for _ in range(plan.partners)]
@@ -151,7 +208,11 @@ class _Simulator:
         # What a POS retry would resend, as JSON: the caller owns (and may change) what it got.
         self.recent: deque[str] = deque(maxlen=64)
         self.order_no, self.complaint_no, self.contract_no, self.dispute_no = (
-            count(1), count(1), count(1), count(1))
+            count(1),
+            count(1),
+            count(1),
+            count(1),
+        )
         self.card_no = count(n + 1)  # second cards number on after everyone's first
 
     def run(self) -> Iterator[tuple[Interaction, str | None]]:
@@ -163,8 +224,12 @@ class _Simulator:
             # only till events (see `envelope`) get skew on top of it.
             self.ts = self.t0 + SPAN * i // plan.events + (int(rng.random() * gap) if i else 0)
             # A fault needs a past to repeat or contradict (for rules: a customer or dispute).
-            if plan.faults and self.recent and (self.enrolled or self.opened) \
-                    and rng.random() < FAULT_RATE:
+            if (
+                plan.faults
+                and self.recent
+                and (self.enrolled or self.opened)
+                and rng.random() < FAULT_RATE
+            ):
                 kind = FAULT_KINDS[faults % len(FAULT_KINDS)]
                 faults += 1
                 yield self.fault(kind), kind
@@ -185,9 +250,14 @@ class _Simulator:
         ts = self.ts
         if kind in ("purchase", "card_swiped"):  # till clocks drift, uploads batch: skew
             ts = max(self.t0, ts - 240 + int(self.rng.random() * 481))
-        return {"event_id": _uuid4(self.rng.getrandbits(128)),
-                "type": kind, "occurred_at": _stamp(ts), "source": source,
-                "schema_version": 1, **fields}
+        return {
+            "event_id": _uuid4(self.rng.getrandbits(128)),
+            "type": kind,
+            "occurred_at": _stamp(ts),
+            "source": source,
+            "schema_version": 1,
+            **fields,
+        }
 
     def enroll(self, c: int, first: bool = True) -> Interaction:
         """A first enrollment carries personal data; a later one only adds a new card."""
@@ -196,15 +266,23 @@ class _Simulator:
             self.consent[c] = rng.random() < 0.6
             given, family = FIRST_NAMES[c % 20], LAST_NAMES[(c // 20 + c) % 16]
             born = rng.randrange(-9131, 13514) * DAY  # 1945-01-01 .. 2006-12-31
-            fields = {"name": f"{given} {family}", "birth_date": _day(born),
-                      "email": f"{given}.{family}{c + 1}@example.com".lower()}
+            fields = {
+                "name": f"{given} {family}",
+                "birth_date": _day(born),
+                "email": f"{given}.{family}{c + 1}@example.com".lower(),
+            }
         else:  # a new number that nobody has held
             self.cards[c].append(f"K-{next(self.card_no):05d}")
         source = _TILLS[self.home[c]] if rng.random() < 0.7 else "crm-web"
         # Consent is latest-wins, so a second enrollment repeats the current answer.
-        return self.envelope("customer_enrolled", source, customer_id=self.cids[c],
-                             card_id=self.cards[c][-1], **fields,
-                             marketing_consent=self.consent[c])
+        return self.envelope(
+            "customer_enrolled",
+            source,
+            customer_id=self.cids[c],
+            card_id=self.cards[c][-1],
+            **fields,
+            marketing_consent=self.consent[c],
+        )
 
     def customer_event(self) -> Interaction:
         """One heavy-tailed pick of an enrolled customer, then a type by its share of traffic."""
@@ -217,34 +295,59 @@ class _Simulator:
             inbound = rng.random() < 0.8  # outbound calls are shorter
             seconds = int(rng.lognormvariate(5.3 if inbound else 4.6, 0.7))
             agent = {"agent_id": f"A-{rng.randint(1, 40):03d}"} if rng.random() < 0.9 else {}
-            return self.envelope("call", "callcentre", customer_id=self.cids[c],
-                                 direction="inbound" if inbound else "outbound",
-                                 duration_seconds=seconds, topic=rng.choice(CALL_TOPICS), **agent)
+            return self.envelope(
+                "call",
+                "callcentre",
+                customer_id=self.cids[c],
+                direction="inbound" if inbound else "outbound",
+                duration_seconds=seconds,
+                topic=rng.choice(CALL_TOPICS),
+                **agent,
+            )
         if roll < 85:
             complaint_id = f"CP-{next(self.complaint_no):06d}"
             self.open_complaints.append((c, complaint_id))
             category = rng.choice(tuple(COMPLAINTS))
-            return self.envelope("complaint_filed", rng.choice(("callcentre", "crm-web")),
-                                 customer_id=self.cids[c], complaint_id=complaint_id,
-                                 category=category, description=COMPLAINTS[category],
-                                 severity=rng.choices(("low", "medium", "high"), (55, 33, 12))[0])
+            return self.envelope(
+                "complaint_filed",
+                rng.choice(("callcentre", "crm-web")),
+                customer_id=self.cids[c],
+                complaint_id=complaint_id,
+                category=category,
+                description=COMPLAINTS[category],
+                severity=rng.choices(("low", "medium", "high"), (55, 33, 12))[0],
+            )
         if roll < 88.4 and self.open_complaints:  # so ~85% of complaints end up resolved
             k = rng.randrange(len(self.open_complaints))
             owner, complaint_id = self.open_complaints[k]
             self.open_complaints[k] = self.open_complaints[-1]
             self.open_complaints.pop()
             outcome = {"satisfied": rng.random() < 0.72} if rng.random() < 0.9 else {}
-            return self.envelope("complaint_resolved", "callcentre", customer_id=self.cids[owner],
-                                 complaint_id=complaint_id, resolution=rng.choice(RESOLUTIONS),
-                                 **outcome)
+            return self.envelope(
+                "complaint_resolved",
+                "callcentre",
+                customer_id=self.cids[owner],
+                complaint_id=complaint_id,
+                resolution=rng.choice(RESOLUTIONS),
+                **outcome,
+            )
         if roll < 94.4:
             score = rng.choices(range(11), (2, 1, 1, 2, 2, 4, 6, 10, 14, 12, 9))[0]
-            return self.envelope("survey_answered", "crm-web", customer_id=self.cids[c],
-                                 survey_id=f"NPS-{_stamp(self.ts)[:7]}", score=score)
+            return self.envelope(
+                "survey_answered",
+                "crm-web",
+                customer_id=self.cids[c],
+                survey_id=f"NPS-{_stamp(self.ts)[:7]}",
+                score=score,
+            )
         if roll < 97.4:
             self.consent[c] = not self.consent[c]
-            return self.envelope("consent_changed", rng.choice(("crm-web", "app")),
-                                 customer_id=self.cids[c], marketing_consent=self.consent[c])
+            return self.envelope(
+                "consent_changed",
+                rng.choice(("crm-web", "app")),
+                customer_id=self.cids[c],
+                marketing_consent=self.consent[c],
+            )
         if roll < 97.8 and len(self.cards[c]) == 1:
             return self.enroll(c, first=False)
         return self.till(c, True)
@@ -281,8 +384,9 @@ class _Simulator:
                 most = CATEGORIES[cat][2]
                 qty = 1 + int(min(rand(), rand()) * most)  # mostly small
                 total += qty * price
-                lines.append({"sku": sku, "category": cat, "quantity": qty,
-                              "unit_price": unit_price})
+                lines.append(
+                    {"sku": sku, "category": cat, "quantity": qty, "unit_price": unit_price}
+                )
             obj["order_id"] = f"O-{next(self.order_no):07d}"
             obj["currency"] = "USD" if store in USD_STORES else "EUR"
             obj["total"], obj["lines"] = _money(total), lines
@@ -313,17 +417,33 @@ class _Simulator:
                 del contracts[contract_id]
             else:
                 state[0] = "active"
-            return self.envelope("contract_changed", "b2b-portal", partner_id=pid,
-                                 contract_id=contract_id, change=change, **fields)
+            return self.envelope(
+                "contract_changed",
+                "b2b-portal",
+                partner_id=pid,
+                contract_id=contract_id,
+                change=change,
+                **fields,
+            )
         if roll < 0.88 and disputes:
             dispute_id = disputes.pop(rng.randrange(len(disputes)))
-            return self.envelope("dispute_resolved", "b2b-portal", partner_id=pid,
-                                 dispute_id=dispute_id, resolution=rng.choice(RESOLUTIONS))
+            return self.envelope(
+                "dispute_resolved",
+                "b2b-portal",
+                partner_id=pid,
+                dispute_id=dispute_id,
+                resolution=rng.choice(RESOLUTIONS),
+            )
         dispute_id = f"DS-{next(self.dispute_no):05d}"
         disputes.append(dispute_id)
         self.opened.append((p, dispute_id))
-        return self.envelope("dispute_opened", "b2b-portal", partner_id=pid,
-                             dispute_id=dispute_id, reason=rng.choice(DISPUTE_REASONS))
+        return self.envelope(
+            "dispute_opened",
+            "b2b-portal",
+            partner_id=pid,
+            dispute_id=dispute_id,
+            reason=rng.choice(DISPUTE_REASONS),
+        )
 
     def propose(self, p: int) -> Interaction:
         rng, contract_id = self.rng, f"CT-{next(self.contract_no):05d}"
@@ -333,13 +453,18 @@ class _Simulator:
         else:
             ends = effective + rng.choice((1, 2, 3)) * 365 * DAY
         self.contracts[p][contract_id] = ["proposed", ends]
-        return self.envelope("contract_changed", "b2b-portal", partner_id=f"P-{p + 1:03d}",
-                             contract_id=contract_id, change="proposed",
-                             partner_kind=self.kinds[p],
-                             value=_money(rng.randint(500, 50_000) * 1000),
-                             currency=rng.choices(("EUR", "USD", "GBP"), (80, 15, 5))[0],
-                             effective_at=_day(effective),
-                             ends_at=_day(ends))
+        return self.envelope(
+            "contract_changed",
+            "b2b-portal",
+            partner_id=f"P-{p + 1:03d}",
+            contract_id=contract_id,
+            change="proposed",
+            partner_kind=self.kinds[p],
+            value=_money(rng.randint(500, 50_000) * 1000),
+            currency=rng.choices(("EUR", "USD", "GBP"), (80, 15, 5))[0],
+            effective_at=_day(effective),
+            ends_at=_day(ends),
+        )
 
     def fault(self, kind: str) -> Interaction:
         """A deliberate fault; none changes the world, since the ledger rejects each one.
@@ -371,9 +496,18 @@ class _Simulator:
         # A rule: valid alone, impossible in its stream.
         if self.opened and (not self.enrolled or rng.random() < 0.3):
             p, dispute_id = rng.choice(self.opened)
-            return self.envelope("dispute_opened", "b2b-portal", partner_id=f"P-{p + 1:03d}",
-                                 dispute_id=dispute_id, reason=rng.choice(DISPUTE_REASONS))
+            return self.envelope(
+                "dispute_opened",
+                "b2b-portal",
+                partner_id=f"P-{p + 1:03d}",
+                dispute_id=dispute_id,
+                reason=rng.choice(DISPUTE_REASONS),
+            )
         c = self.order[rng.randrange(self.enrolled)]  # and a complaint id never issued:
-        return self.envelope("complaint_resolved", "callcentre", customer_id=self.cids[c],
-                             complaint_id=f"CP-{rng.randrange(10**7, 10**8)}",  # 6 digits are
-                             resolution=rng.choice(RESOLUTIONS))
+        return self.envelope(
+            "complaint_resolved",
+            "callcentre",
+            customer_id=self.cids[c],
+            complaint_id=f"CP-{rng.randrange(10**7, 10**8)}",  # 6 digits are
+            resolution=rng.choice(RESOLUTIONS),
+        )
