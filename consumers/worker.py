@@ -18,6 +18,7 @@ Responsibilities:
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -66,7 +67,8 @@ class IngestWorker:
         self._cluster_id = cluster_id
         self._max_records = max_records
         self._expected: dict[int, int | None] = {}
-        self._reassigned = threading.Event()
+        self._assignments: queue.SimpleQueue[list[TopicPartition]] = queue.SimpleQueue()
+        self._joined = False  # idle only counts once the group gave this worker its share
         self._unverified: dict[TopicPartition, int] = {}  # resumed offsets to check
         self.stats = IngestStats()
 
@@ -77,11 +79,12 @@ class IngestWorker:
         try:
             while not stop.is_set():
                 polled = self._consumer.poll(timeout_ms=500, max_records=self._max_records)
-                if self._reassigned.is_set():
+                assigned = self._latest_assignment()
+                if assigned is not None:
                     # Records fetched before the seek come from Kafka's committed offsets:
                     # drop them and resume every partition where PostgreSQL says.
-                    self._reassigned.clear()
-                    self._seek_stored(list(self._consumer.assignment()))
+                    self._seek_stored(assigned)
+                    self._joined = True
                     continue
                 self._check_resumed_within()
                 if not polled:
@@ -172,7 +175,7 @@ class IngestWorker:
         partitions = sorted(self._consumer.partitions_for_topic(self._topic) or ())
         if not partitions:
             return False
-        if self._unverified:
+        if not self._joined or self._unverified:
             return False
         tps = [TopicPartition(self._topic, p) for p in partitions]
         ends = self._consumer.end_offsets(tps)
@@ -189,12 +192,19 @@ class IngestWorker:
                 return False
         return True
 
+    def _latest_assignment(self) -> list[TopicPartition] | None:
+        """The newest assignment handed over by the listener since the last look, if any."""
+        latest = None
+        while not self._assignments.empty():
+            latest = self._assignments.get()
+        return latest
+
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Runs on the client's IO thread, where blocking calls are refused: flag only."""
-        self._reassigned.set()
+        """Runs on the client's IO thread, where blocking calls are refused: hand over only."""
+        self._assignments.put(list(assigned))
 
     def on_revoked(self, revoked: list[TopicPartition]) -> None:
-        self._reassigned.set()
+        """Nothing to do: a batch of a revoked partition fails its offset compare-and-set."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

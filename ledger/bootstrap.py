@@ -39,13 +39,16 @@ class NoServers(Exception):
 def with_servers(settings: Settings) -> Settings:
     """Settings with both server addresses: configured ones, else the embedded servers
     under `LEDGER_HOME` (started if they are not running)."""
-    if settings.database_url and settings.kafka_bootstrap:
-        return settings
-    servers = embedded.up(settings.home)
-    return settings.with_servers(
-        settings.database_url or servers.database_url,
-        settings.kafka_bootstrap or servers.kafka_bootstrap,
-    )
+    if not (settings.database_url and settings.kafka_bootstrap):
+        servers = embedded.up(settings.home)
+        settings = settings.with_servers(
+            settings.database_url or servers.database_url,
+            settings.kafka_bootstrap or servers.kafka_bootstrap,
+        )
+    assert settings.database_url
+    # Fail in seconds with the server's own reason, not after the pool's 30 s wait.
+    psycopg.connect(settings.database_url, connect_timeout=5).close()
+    return settings
 
 
 def postgres_env(database_url: str) -> dict[str, str]:
@@ -61,6 +64,7 @@ def postgres_env(database_url: str) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "4",
         "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
     }
 
 

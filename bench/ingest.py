@@ -1,0 +1,230 @@
+"""Throughput benchmark: produce, bare consume, ledger ingest and profile projection.
+
+Run: `python bench/ingest.py [--events 100000] [--home DIR]` (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from ledger import bootstrap, embedded
+from ledger.settings import Settings
+from producers.publisher import Publisher
+from producers.simulator import SimulationPlan, simulate
+
+TARGET = 5_000.0  # interactions/s, for ingest and for the profile projection
+MiB = 1024 * 1024
+
+
+@dataclass
+class RssSampler:
+    """This process's RSS every `interval` seconds, from a daemon thread."""
+
+    interval: float = 0.5
+    samples: list[int] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[RssSampler]:
+        proc = psutil.Process()
+        self.samples.append(proc.memory_info().rss)
+
+        def loop() -> None:
+            while not self._stop.wait(self.interval):
+                self.samples.append(proc.memory_info().rss)
+
+        thread = threading.Thread(target=loop, name="rss-sampler", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join()
+            self.samples.append(proc.memory_info().rss)
+
+    def summary(self) -> str:
+        s = [x / MiB for x in self.samples]
+        tenth = s[len(s) // 10 :] or s  # after warm-up (cache filling, first pages)
+        return (
+            f"start {s[0]:.0f} MiB, peak {max(s):.0f} MiB, end {s[-1]:.0f} MiB "
+            f"(after the first 10%: min {min(tenth):.0f} / max {max(tenth):.0f} MiB; "
+            f"{len(s)} samples)"
+        )
+
+
+def fresh_settings(servers: embedded.EmbeddedServers, home: Path) -> Settings:
+    """A new database and topic prefix with schema and topics, as tests/conftest.py does."""
+    name = "bench_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(servers.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    url = servers.database_url.rsplit("/", 1)[0] + "/" + name
+    settings = Settings(url, servers.kafka_bootstrap, topic_prefix=name, home=home)
+    bootstrap.init_schema(settings)
+    bootstrap.init_topics(settings)
+    return settings
+
+
+def produce(settings: Settings, events: int) -> float:
+    """Simulate and publish `events` interactions; return the seconds taken."""
+    plan = SimulationPlan(customers=max(1, events // 20), partners=50, events=events, seed=1)
+    kafka = bootstrap.producer(settings)
+    publisher = Publisher(kafka, settings.inbound_topic)
+    t0 = time.perf_counter()
+    for obj in simulate(plan):
+        publisher.publish(obj)
+    acked = publisher.flush()
+    seconds = time.perf_counter() - t0
+    kafka.close()
+    assert acked == events, f"{acked} of {events} acknowledged"
+    return seconds
+
+
+def bare_consume(settings: Settings, events: int) -> tuple[int, float]:
+    """Read the inbound topic with a plain assigned consumer; (records, seconds)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    tps = [
+        TopicPartition(settings.inbound_topic, p)
+        for p in sorted(consumer.partitions_for_topic(settings.inbound_topic) or ())
+    ]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    seen, t0 = 0, time.perf_counter()
+    deadline = t0 + 300
+    while time.perf_counter() < deadline:
+        for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+            seen += len(records)
+        # Tansu's end_offsets under-reports; the fetch high watermark is exact.
+        ends = {tp: consumer.highwater(tp) for tp in tps}
+        at_end = all(h is not None and consumer.position(tp) >= h for tp, h in ends.items())
+        if seen >= events or at_end:
+            break
+    seconds = time.perf_counter() - t0
+    consumer.close()
+    return seen, seconds
+
+
+def ingest(settings: Settings, rss: RssSampler) -> tuple[int, float, float]:
+    """Run the ingest worker until idle; (recorded, raw seconds, seconds of batches).
+
+    The second duration runs from the start of the first `_record` call (the first
+    polled batch, i.e. after the group join and the first fetch) to the end of the last:
+    it leaves out the join wait and the final idle check.
+    """
+    worker = bootstrap.ingest_worker(settings)
+    marks: list[float] = []
+    inner: Callable[[dict[Any, list[Any]]], None] = worker._record
+
+    def timed(polled: dict[Any, list[Any]]) -> None:
+        if not marks:
+            marks.append(time.perf_counter())
+        inner(polled)
+        marks[1:] = [time.perf_counter()]
+
+    setattr(worker, "_record", timed)  # noqa: B010 (an instance attribute wraps the method)
+    with rss.running():
+        t0 = time.perf_counter()
+        stats = worker.run(threading.Event(), until_idle=True)
+        raw = time.perf_counter() - t0
+    worker._app.close()
+    batches = marks[-1] - marks[0] if len(marks) == 2 else raw
+    return stats.recorded, raw, batches
+
+
+def project(settings: Settings) -> tuple[int, float]:
+    """Run the profile projection until caught up; (notifications, seconds)."""
+    runner = bootstrap.profile_runner(settings)
+    t0 = time.perf_counter()
+    processed = runner.run(threading.Event(), until_idle=True)
+    seconds = time.perf_counter() - t0
+    runner._app.close()
+    return processed, seconds
+
+
+def drop(servers: embedded.EmbeddedServers, settings: Settings) -> None:
+    """Best effort: the bench's database and topics go (they matter on a reused home)."""
+    name = settings.topic_prefix
+    with (
+        contextlib.suppress(Exception),
+        psycopg.connect(servers.database_url, autocommit=True) as conn,
+    ):
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+    with contextlib.suppress(Exception):
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin.delete_topics(
+            [settings.inbound_topic, settings.dead_letter_topic, settings.audiences_topic]
+        )
+        admin.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000, help="interactions to simulate")
+    parser.add_argument("--home", type=Path, help="LEDGER_HOME to start or reuse servers in")
+    args = parser.parse_args(argv)
+    if args.events < 1:
+        parser.error("--events must be at least 1")
+    home = args.home.resolve() if args.home else Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    n = args.events
+    print(f"servers under {home} ...", flush=True)
+    servers = embedded.up(home)
+    settings = fresh_settings(servers, home)
+    try:
+        print(f"producing {n} interactions to {settings.inbound_topic} ...", flush=True)
+        produce_s = produce(settings, n)
+        print("bare consume ...", flush=True)
+        consumed, bare_s = bare_consume(settings, n)
+        print("ledger ingest ...", flush=True)
+        rss = RssSampler()
+        recorded, ingest_raw_s, ingest_s = ingest(settings, rss)
+        print("profile projection ...", flush=True)
+        projected, project_s = project(settings)
+    finally:
+        drop(servers, settings)
+        if args.home is None or servers.postgres_started:
+            embedded.down(home)  # stops what we started; a reused home keeps running
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
+
+    bare = consumed / bare_s
+    rates = [
+        ("produce", n, produce_s),
+        ("bare consume", consumed, bare_s),
+        ("ingest, raw (with group join)", recorded, ingest_raw_s),
+        ("ingest, first to last batch", recorded, ingest_s),
+        ("profile projection (events)", projected, project_s),
+        ("profile projection (interactions)", recorded, project_s),
+    ]
+    print(f"\n{'stage':<36}{'count':>9}{'seconds':>10}{'per s':>10}{'/ bare':>9}")
+    for label, count, seconds in rates:
+        rate = count / seconds
+        print(f"{label:<36}{count:>9}{seconds:>10.2f}{rate:>10.0f}{rate / bare:>9.2f}")
+    print(f"\ningest RSS: {rss.summary()}")
+    verdicts = [
+        ("ingest", recorded / ingest_s),
+        ("projection", recorded / project_s),
+    ]
+    for what, rate in verdicts:
+        status = "meets" if rate >= TARGET else "MISSES"
+        print(f"{what}: {rate:.0f} interactions/s {status} the {TARGET:.0f}/s target")
+    if recorded != n or consumed != n:
+        print(f"note: {n} published, {consumed} consumed, {recorded} recorded", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
