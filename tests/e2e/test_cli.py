@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from support import ledger_env
+from support import ledger_env, wait_for
 
 from ledger.settings import Settings
 
@@ -137,3 +138,25 @@ def test_offsets_stored_against_another_broker_restart_from_zero(settings: Setti
     again = run(env, "consume", "--until-idle")
     assert again.returncode == 0, again.stderr
     assert "recorded 0, duplicates 1" in again.stdout
+
+
+def test_sigterm_stops_the_consumer_cleanly_after_its_batch(settings: Settings) -> None:
+    env = ledger_env(settings)
+    run(env, "produce", stdin=line(type="card_swiped", card_id="K-1", store_id="S").encode())
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "consume"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def recorded() -> bool:
+        with psycopg.connect(settings.database_url or "") as conn:
+            return conn.execute("SELECT count(*) FROM ledger_interactions").fetchone() == (1,)
+
+    wait_for(recorded, 60, "the interaction to be recorded")
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert "recorded 1" in out
