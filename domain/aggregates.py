@@ -10,6 +10,7 @@ payloads, so a stream read back from the store enforces the same rules.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Self
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -110,6 +111,43 @@ class LedgerStream(Aggregate):
         """Raise a RuleViolation if `kind` cannot follow the stream's history (None: new)."""
 
 
+@dataclass(frozen=True)
+class _Lifecycle:
+    """Complaints and disputes: opened once, then resolved once."""
+
+    noun: str
+    opened: str
+    already_opened: type[errors.RuleViolation]
+    unknown: type[errors.RuleViolation]
+    already_resolved: type[errors.RuleViolation]
+
+    def check_open(self, cases: dict[str, bool], case_id: str) -> None:
+        if case_id in cases:
+            raise self.already_opened(f"{self.noun} {case_id!r} was already {self.opened}")
+
+    def check_resolve(self, cases: dict[str, bool], case_id: str) -> None:
+        if case_id not in cases:
+            raise self.unknown(f"{self.noun} {case_id!r} is unknown")
+        if cases[case_id]:
+            raise self.already_resolved(f"{self.noun} {case_id!r} is already resolved")
+
+
+_COMPLAINTS = _Lifecycle(
+    "complaint",
+    "filed",
+    errors.ComplaintAlreadyFiled,
+    errors.UnknownComplaint,
+    errors.ComplaintAlreadyResolved,
+)
+_DISPUTES = _Lifecycle(
+    "dispute",
+    "opened",
+    errors.DisputeAlreadyOpened,
+    errors.UnknownDispute,
+    errors.DisputeAlreadyResolved,
+)
+
+
 class Customer(LedgerStream):
     """A customer's interactions; holds the complaint ids for the complaint rules."""
 
@@ -127,17 +165,9 @@ class Customer(LedgerStream):
     def check(cls, stream: Customer | None, kind: str, payload: dict[str, Any]) -> None:
         complaints = stream.complaints if stream is not None else {}
         if kind == "complaint_filed":
-            complaint_id = payload["complaint_id"]
-            if complaint_id in complaints:
-                raise errors.ComplaintAlreadyFiled(f"complaint {complaint_id!r} was already filed")
+            _COMPLAINTS.check_open(complaints, payload["complaint_id"])
         elif kind == "complaint_resolved":
-            complaint_id = payload["complaint_id"]
-            if complaint_id not in complaints:
-                raise errors.UnknownComplaint(f"complaint {complaint_id!r} is unknown")
-            if complaints[complaint_id]:
-                raise errors.ComplaintAlreadyResolved(
-                    f"complaint {complaint_id!r} is already resolved"
-                )
+            _COMPLAINTS.check_resolve(complaints, payload["complaint_id"])
 
 
 class Card(LedgerStream):
@@ -195,12 +225,6 @@ class Partner(LedgerStream):
                     f"contract {contract_id!r} does not exist; {change!r} needs a proposal first"
                 )
         elif kind == "dispute_opened":
-            dispute_id = payload["dispute_id"]
-            if dispute_id in disputes:
-                raise errors.DisputeAlreadyOpened(f"dispute {dispute_id!r} was already opened")
+            _DISPUTES.check_open(disputes, payload["dispute_id"])
         elif kind == "dispute_resolved":
-            dispute_id = payload["dispute_id"]
-            if dispute_id not in disputes:
-                raise errors.UnknownDispute(f"dispute {dispute_id!r} is unknown")
-            if disputes[dispute_id]:
-                raise errors.DisputeAlreadyResolved(f"dispute {dispute_id!r} is already resolved")
+            _DISPUTES.check_resolve(disputes, payload["dispute_id"])
