@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
+from domain.personal import PROFILE_PERSONAL_FIELDS
+
 State = dict[str, Any]
 
-_LATEST_WINS_PERSONAL = ("name", "email", "birth_date")
 _COUNTED = {"card_swiped": "swipe_count", "purchase": "purchase_count", "call": "call_count"}
 
 
@@ -82,7 +83,7 @@ def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
             state["cards"] = sorted([*state["cards"], payload["card_id"]])
         if state["enrolled_at"] is None or at < state["enrolled_at"]:
             state["enrolled_at"] = at
-        for name in _LATEST_WINS_PERSONAL:
+        for name in PROFILE_PERSONAL_FIELDS:
             value = payload.get(name)
             if value is not None and _later(state["personal"].get(name), at, event_id):
                 state["personal"][name] = [at, event_id, value]
@@ -116,9 +117,10 @@ def render(state: State) -> dict[str, Any]:
         "customer_id": state["customer_id"],
         "cards": state["cards"],
         "enrolled_at": rfc3339(state["enrolled_at"]),
-        "name": personal["name"][2] if "name" in personal else None,
-        "email": personal["email"][2] if "email" in personal else None,
-        "birth_date": personal["birth_date"][2] if "birth_date" in personal else None,
+        **{
+            name: personal[name][2] if name in personal else None
+            for name in PROFILE_PERSONAL_FIELDS
+        },
         "marketing_consent": state["consent"][2] if state["consent"] else False,
         **state["counts"],
         "total_spend": {cur: _money(v) for cur, v in sorted(state["spend"].items())},
