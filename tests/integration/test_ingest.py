@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -153,3 +154,61 @@ def test_card_only_interactions_before_enrollment_count_once_the_card_is_enrolle
     with psycopg.connect(settings.database_url or "") as conn:
         parked = conn.execute("SELECT count(*) FROM profile_parked").fetchone()
     assert parked == (0,)
+
+
+def test_the_same_interactions_in_another_order_give_the_same_profile(
+    make_settings: Callable[[], Settings],
+) -> None:
+    history = [
+        enrollment("C-9", "K-9", name="Old", email="a@x", occurred_at="2026-01-05T08:00:00Z"),
+        enrollment(
+            "C-9",
+            "K-10",
+            name="New",
+            marketing_consent=True,
+            occurred_at="2026-02-05T08:00:00+02:00",
+        ),
+        purchase(customer_id="C-9", total="3.10", occurred_at="2026-01-20T10:00:00Z"),
+        purchase(card_id="K-10", total="7.25", occurred_at="2026-02-20T10:00:00Z"),
+        interaction(
+            "survey_answered",
+            customer_id="C-9",
+            survey_id="S1",
+            score=3,
+            occurred_at="2026-01-30T10:00:00Z",
+        ),
+        interaction(
+            "survey_answered",
+            customer_id="C-9",
+            survey_id="S2",
+            score=9,
+            occurred_at="2026-03-30T10:00:00Z",
+        ),
+        interaction(
+            "consent_changed",
+            customer_id="C-9",
+            marketing_consent=False,
+            occurred_at="2026-01-31T10:00:00Z",
+        ),
+        interaction(
+            "call",
+            customer_id="C-9",
+            direction="inbound",
+            duration_seconds=60,
+            topic="billing",
+            occurred_at="2026-03-01T10:00:00Z",
+        ),
+    ]
+    profiles = []
+    for order in (history, history[::-1]):
+        settings = make_settings()
+        publish(settings, [keyed(m) for m in order])
+        ingest(settings)
+        project(settings)
+        profiles.append(profile_rows(settings)["C-9"])
+
+    assert profiles[0] == profiles[1]
+    assert profiles[0]["name"] == "New" and profiles[0]["email"] == "a@x"
+    assert profiles[0]["marketing_consent"] is True
+    assert profiles[0]["nps"] == 9 and profiles[0]["purchase_count"] == 2
+    assert profiles[0]["cards"] == ["K-10", "K-9"]
