@@ -59,11 +59,10 @@ class RssSampler:
 
     def summary(self) -> str:
         s = [x / MiB for x in self.samples]
-        tenth = s[len(s) // 10 :] or s  # after warm-up (cache filling, first pages)
+        quarters = " / ".join(f"{s[min(len(s) - 1, len(s) * q // 4)]:.0f}" for q in (1, 2, 3))
         return (
-            f"start {s[0]:.0f} MiB, peak {max(s):.0f} MiB, end {s[-1]:.0f} MiB "
-            f"(after the first 10%: min {min(tenth):.0f} / max {max(tenth):.0f} MiB; "
-            f"{len(s)} samples)"
+            f"start {s[0]:.0f} MiB, peak {max(s):.0f} MiB, end {s[-1]:.0f} MiB; "
+            f"at 25/50/75% of the run {quarters} MiB ({len(s)} samples, every {self.interval} s)"
         )
 
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
 
 SCHEMA_SQL = """
@@ -113,15 +114,15 @@ class IngestWrite:
 _INSERT_INDEX = """
 INSERT INTO ledger_interactions
     (event_id, digest, type, stream, originator_id, originator_version)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::uuid[], %s::bigint[])
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::uuid[], %b::bigint[])
 """
 
 _INSERT_DEAD_LETTERS = """
 INSERT INTO ledger_dead_letters
     (source_topic, source_partition, source_offset, event_id, error_type, error, key, value,
      headers)
-SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],
-                     %s::bytea[], %s::bytea[], %s::jsonb[])
+SELECT * FROM unnest(%b::text[], %b::int[], %b::bigint[], %b::text[], %b::text[], %b::text[],
+                     %b::bytea[], %b::bytea[], %b::jsonb[])
 ON CONFLICT DO NOTHING
 """
 
@@ -185,7 +186,38 @@ def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
 
 
 class IngestRecorder(PostgresApplicationRecorder):
-    """The library's recorder, plus the ingest rows in the same transaction."""
+    """The library's recorder, plus the ingest rows in the same transaction.
+
+    It also inserts the events as four binary arrays instead of the library's array of a
+    composite type, which psycopg renders as text in Python: that was a fifth of ingest
+    time. Same table, same lock, same NOTIFY, same RETURNING of notification ids.
+    """
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.insert_events_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+        )
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self.insert_events_statement,
+            (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ),
+        )
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -72,6 +72,7 @@ def ledger_application(settings: Settings, *, create_tables: bool = False) -> Le
     assert settings.database_url, "call with_servers() first"
     env = postgres_env(settings.database_url) | {
         "APPLICATION_RECORDER_TOPIC": "consumers.store:IngestRecorder",
+        "TRANSCODER_TOPIC": "consumers.transcoding:OrjsonTranscoder",
         "CREATE_TABLE": "y" if create_tables else "n",
         "AGGREGATE_CACHE_MAXSIZE": str(CACHE_MAXSIZE),
         "AGGREGATE_CACHE_FASTFORWARD": "n",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from psycopg import Cursor
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED
@@ -40,7 +41,7 @@ _PARTNER_KINDS = {"contract_changed", "dispute_opened", "dispute_resolved"}
 
 _UPSERT = """
 INSERT INTO profiles (customer_id, state, profile, position)
-SELECT * FROM unnest(%s::text[], %s::jsonb[], %s::jsonb[], %s::bigint[])
+SELECT * FROM unnest(%b::text[], %b::jsonb[], %b::jsonb[], %b::bigint[])
 ON CONFLICT (customer_id) DO UPDATE
     SET state = EXCLUDED.state, profile = EXCLUDED.profile, position = EXCLUDED.position
 """
@@ -50,6 +51,7 @@ class ProfileProjection:
     name = "profiles"
 
     def process_page(self, curs: Cursor[Any], events: list[tuple[int, Any]]) -> None:
+        set_json_loads(orjson.loads, curs)  # states are read and written by the page
         items = [
             (e.originator_version, position, e.kind, e.payload)
             for position, e in events
@@ -142,8 +144,8 @@ class ProfileProjection:
                 _UPSERT,
                 (
                     ids,
-                    [Jsonb(states[c]) for c in ids],
-                    [Jsonb(fold.render(states[c])) for c in ids],
+                    [_jsonb(states[c]) for c in ids],
+                    [_jsonb(fold.render(states[c])) for c in ids],
                     [changed[c] for c in ids],
                 ),
             )
@@ -156,15 +158,19 @@ class ProfileProjection:
         if parked:
             curs.execute(
                 "INSERT INTO profile_parked (card_id, position, kind, payload) "
-                "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::jsonb[])",
+                "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::jsonb[])",
                 (
                     [p[0] for p in parked],
                     [p[1] for p in parked],
                     [p[2] for p in parked],
-                    [Jsonb(p[3]) for p in parked],
+                    [_jsonb(p[3]) for p in parked],
                 ),
             )
 
 
 def _card_only(payload: dict[str, Any]) -> bool:
     return not payload.get("customer_id")
+
+
+def _jsonb(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=orjson.dumps)
