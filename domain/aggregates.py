@@ -71,8 +71,16 @@ class LedgerStream(Aggregate):
             aggregate.absorb(self.kind, self.payload, self.hash)
 
     @classmethod
-    def open(cls, stream: str, kind: str, event_id: str, payload: dict[str, Any]) -> Self:
-        """A new stream whose first event records this interaction."""
+    def open(
+        cls,
+        stream: str,
+        kind: str,
+        event_id: str,
+        payload: dict[str, Any],
+        payload_bytes: bytes | None = None,
+    ) -> Self:
+        """A new stream whose first event records this interaction (`payload_bytes`: its
+        canonical encoding, when the caller has it)."""
         cls.check(None, kind, payload)
         return cls._create(
             cls.Opened,
@@ -82,10 +90,16 @@ class LedgerStream(Aggregate):
             event_id=event_id,
             payload=payload,
             prev_hash=GENESIS_HASH,
-            hash=chain_hash(stream, 1, kind, payload, GENESIS_HASH),
+            hash=chain_hash(stream, 1, kind, payload, GENESIS_HASH, payload_bytes=payload_bytes),
         )
 
-    def append(self, kind: str, event_id: str, payload: dict[str, Any]) -> None:
+    def append(
+        self,
+        kind: str,
+        event_id: str,
+        payload: dict[str, Any],
+        payload_bytes: bytes | None = None,
+    ) -> None:
         """Record one more interaction at the head of this stream."""
         self.check(self, kind, payload)
         version = self.version + 1
@@ -95,7 +109,9 @@ class LedgerStream(Aggregate):
             event_id=event_id,
             payload=payload,
             prev_hash=self.head_hash,
-            hash=chain_hash(self.stream, version, kind, payload, self.head_hash),
+            hash=chain_hash(
+                self.stream, version, kind, payload, self.head_hash, payload_bytes=payload_bytes
+            ),
         )
 
     def absorb(self, kind: str, payload: dict[str, Any], hash_: str) -> None:

@@ -64,17 +64,38 @@ def sha256_hex(value: Any) -> str:
     return hashlib.sha256(canonical_bytes(value)).hexdigest()
 
 
-def chain_hash(stream: str, version: int, kind: str, payload: Any, prev_hash: str) -> str:
+def chain_hash(
+    stream: str,
+    version: int,
+    kind: str,
+    payload: Any,
+    prev_hash: str,
+    *,
+    payload_bytes: bytes | None = None,
+) -> str:
     """The hash of one recorded event, chained to its predecessor in the same stream.
 
     `hash = sha256(rfc8785({"stream", "version", "type", "payload", "prev_hash"}))`.
+
+    The envelope is assembled from canonical pieces in RFC 8785's key order (payload,
+    prev_hash, stream, type, version), which is byte for byte what encoding the whole
+    object gives; `payload_bytes`, when the caller already holds the payload's canonical
+    bytes (ingest computed them for the content digest), saves encoding it twice.
     """
-    return sha256_hex(
-        {
-            "stream": stream,
-            "version": version,
-            "type": kind,
-            "payload": payload,
-            "prev_hash": prev_hash,
-        }
+    body = payload_bytes if payload_bytes is not None else canonical_bytes(payload)
+    envelope = b"".join(
+        (
+            b'{"payload":',
+            body,
+            b',"prev_hash":',
+            canonical_bytes(prev_hash),
+            b',"stream":',
+            canonical_bytes(stream),
+            b',"type":',
+            canonical_bytes(kind),
+            b',"version":',
+            canonical_bytes(version),
+            b"}",
+        )
     )
+    return hashlib.sha256(envelope).hexdigest()

@@ -106,6 +106,7 @@ class Interaction:
     occurred_at: datetime
     payload: dict[str, Any]
     digest: str
+    canonical: bytes  # the payload's RFC 8785 bytes: the digest's input, reused by the chain hash
     customer_id: str | None
     card_id: str | None
     partner_id: str | None
@@ -157,12 +158,14 @@ def validate_object(obj: object) -> Interaction:
     elif kind == "contract_changed" and model.value is not None:
         payload["value"] = money_text(model.value)
     known = _KNOWN_IDS[kind]
+    canonical = _canonical(payload, kind)
     return Interaction(
         event_id=model.event_id.lower(),
         type=kind,
         occurred_at=model.occurred_at,
         payload=payload,
-        digest=_digest(payload, kind),
+        digest=hashlib.sha256(canonical).hexdigest(),
+        canonical=canonical,
         customer_id=model.customer_id if known[0] else None,
         card_id=model.card_id if known[1] else None,
         partner_id=model.partner_id if known[2] else None,
@@ -197,8 +200,8 @@ _ENCODER = json.JSONEncoder(
 """`domain.canonical.canonical_bytes`'s encoder for plain values, built once."""
 
 
-def _digest(payload: dict[str, Any], kind: str) -> str:
-    """`domain.canonical.sha256_hex(payload)`, turning what JSON cannot hold into `invalid`.
+def _canonical(payload: dict[str, Any], kind: str) -> bytes:
+    """`domain.canonical.canonical_bytes(payload)`, turning what JSON cannot hold into `invalid`.
 
     Fast path: the known fields were validated (strings, booleans, integers within
     +-(2**53-1), money as text; ASCII names), so the payload is in `canonical_bytes`'s plain
@@ -223,7 +226,7 @@ def _digest(payload: dict[str, Any], kind: str) -> str:
     if b"\\u0000" in encoded and _has_nul(payload):
         # PostgreSQL text and jsonb cannot store U+0000; refuse it here, not in a projection.
         raise InvalidInteraction("a string holds the NUL character (\\u0000)")
-    return hashlib.sha256(encoded).hexdigest()
+    return encoded
 
 
 def _plain_extras(mapping: dict[str, Any], known: frozenset[str]) -> bool:

@@ -57,7 +57,11 @@ def record(ix: Interaction, streams: Mapping[str, LedgerStream | None]) -> list[
         card = streams[card_name]
         claim = card_claim(ix)
         Card.check(card if isinstance(card, Card) else None, CARD_CLAIMED, claim)
-        touched = [_record_on(Customer, customer_name, streams, ix.type, ix.event_id, ix.payload)]
+        touched = [
+            _record_on(
+                Customer, customer_name, streams, ix.type, ix.event_id, ix.payload, ix.canonical
+            )
+        ]
         if card is None or (isinstance(card, Card) and card.owner is None):
             touched.append(_record_on(Card, card_name, streams, CARD_CLAIMED, ix.event_id, claim))
         return touched
@@ -69,7 +73,7 @@ def record(ix: Interaction, streams: Mapping[str, LedgerStream | None]) -> list[
         cls = Customer
     else:
         cls = Card
-    return [_record_on(cls, name, streams, ix.type, ix.event_id, ix.payload)]
+    return [_record_on(cls, name, streams, ix.type, ix.event_id, ix.payload, ix.canonical)]
 
 
 def _record_on(
@@ -79,9 +83,10 @@ def _record_on(
     kind: str,
     event_id: str,
     payload: dict[str, Any],
+    payload_bytes: bytes | None = None,
 ) -> LedgerStream:
     existing = streams[name]
     if existing is None:
-        return cls.open(name, kind, event_id, payload)
-    existing.append(kind, event_id, payload)
+        return cls.open(name, kind, event_id, payload, payload_bytes)
+    existing.append(kind, event_id, payload, payload_bytes)
     return existing

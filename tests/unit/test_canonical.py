@@ -277,3 +277,37 @@ def test_chain_hash_is_the_sha256_of_the_rfc8785_document(
     assert _outcome(lambda a: chain_hash(*a), args) == _outcome(
         lambda a: _independent_chain_hash(*a), args
     )
+
+
+def test_the_chain_hash_from_an_interactions_own_canonical_bytes_equals_the_reference() -> None:
+    from domain.interactions import validate_object
+
+    ix = validate_object(
+        {
+            "event_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "type": "purchase",
+            "occurred_at": "2026-01-02T03:04:05+01:00",
+            "source": "pos-1",
+            "card_id": "K-1",
+            "store_id": "S",
+            "order_id": "O",
+            "currency": "EUR",
+            "total": 12.5,
+            "lines": [{"sku": "a", "category": "é", "quantity": 2, "unit_price": "6.25"}],
+            "note": {"z": 1, "a": [True, None]},
+        }
+    )
+    assert ix.canonical == rfc8785.dumps(ix.payload)
+    reference = hashlib.sha256(
+        rfc8785.dumps(
+            {
+                "stream": "card-K-1",
+                "version": 7,
+                "type": ix.type,
+                "payload": ix.payload,
+                "prev_hash": "ab" * 32,
+            }
+        )
+    ).hexdigest()
+    fast = chain_hash("card-K-1", 7, ix.type, ix.payload, "ab" * 32, payload_bytes=ix.canonical)
+    assert fast == reference
