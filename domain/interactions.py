@@ -21,7 +21,7 @@ from typing import Any
 import rfc8785
 from pydantic import ValidationError
 
-from domain.canonical import _is_plain, canonical_bytes
+from domain.canonical import canonical_bytes, encode_plain, is_plain
 from domain.schema import INTERACTION_ADAPTER, MODELS, PurchaseLine, money_text
 
 __all__ = [
@@ -194,10 +194,6 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN, Infinity: not JSON
-_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
-)
-"""`domain.canonical.canonical_bytes`'s encoder for plain values, built once."""
 
 
 def _canonical(payload: dict[str, Any], kind: str) -> bytes:
@@ -212,7 +208,7 @@ def _canonical(payload: dict[str, Any], kind: str) -> bytes:
         if _plain_extras(payload, _KNOWN_KEYS[kind]) and (
             kind != "purchase" or all(_plain_extras(line, _LINE_KEYS) for line in payload["lines"])
         ):
-            encoded = _ENCODER.encode(payload).encode("utf-8")
+            encoded = encode_plain(payload)
         else:
             encoded = canonical_bytes(payload)
     except rfc8785.IntegerDomainError:
@@ -231,7 +227,7 @@ def _canonical(payload: dict[str, Any], kind: str) -> bytes:
 
 def _plain_extras(mapping: dict[str, Any], known: frozenset[str]) -> bool:
     return mapping.keys() <= known or all(
-        key in known or (type(key) is str and key.isascii() and _is_plain(value))
+        key in known or (type(key) is str and key.isascii() and is_plain(value))
         for key, value in mapping.items()
     )
 
