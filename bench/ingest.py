@@ -13,10 +13,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
 import psycopg
@@ -120,27 +119,18 @@ def bare_consume(settings: Settings, events: int) -> tuple[int, float]:
 def ingest(settings: Settings, rss: RssSampler) -> tuple[int, float, float]:
     """Run the ingest worker until idle; (recorded, raw seconds, seconds of batches).
 
-    The second duration runs from the start of the first `_record` call (the first
-    polled batch, i.e. after the group join and the first fetch) to the end of the last:
-    it leaves out the join wait and the final idle check.
+    The second duration runs from the first poll that held records (after the group join
+    and the first fetch) to the commit of the last batch: it leaves out the join wait and
+    the final idle check.
     """
     worker = bootstrap.ingest_worker(settings)
-    marks: list[float] = []
-    inner: Callable[[dict[Any, list[Any]]], None] = worker._record
-
-    def timed(polled: dict[Any, list[Any]]) -> None:
-        if not marks:
-            marks.append(time.perf_counter())
-        inner(polled)
-        marks[1:] = [time.perf_counter()]
-
-    setattr(worker, "_record", timed)  # noqa: B010 (an instance attribute wraps the method)
     with rss.running():
         t0 = time.perf_counter()
         stats = worker.run(threading.Event(), until_idle=True)
         raw = time.perf_counter() - t0
-    worker._app.close()
-    batches = marks[-1] - marks[0] if len(marks) == 2 else raw
+    batches = raw
+    if stats.first_poll_at is not None and stats.last_commit_at is not None:
+        batches = stats.last_commit_at - stats.first_poll_at
     return stats.recorded, raw, batches
 
 

@@ -52,6 +52,18 @@ class BatchResult:
         return sum(self.rejected.values())
 
 
+Parsed = tuple[InboundRecord, Interaction | RejectedInteraction]
+
+
+@dataclass
+class Decision:
+    """A decided batch, ready to commit: the streams that gained events and the rows."""
+
+    streams: list[LedgerStream]
+    write: IngestWrite
+    result: BatchResult
+
+
 class LedgerApplication(Application[UUID]):
     """The event-sourced ledger: customer, card and partner streams."""
 
@@ -60,27 +72,47 @@ class LedgerApplication(Application[UUID]):
     def record_batch(
         self, records: Sequence[InboundRecord], offsets: list[OffsetMove]
     ) -> BatchResult:
-        """Decide every record of a batch and write the outcome in one transaction.
+        """Decide every record of a batch and write the outcome in one transaction."""
+        return self.commit(self.decide(self.parse(records), offsets))
 
-        Raises `OffsetConflict` when a partition was taken over by another worker, and the
-        store's `IntegrityError` when another writer extended a stream first; either way the
-        cache is dropped, so a retry starts from the stored truth.
-        """
-        try:
-            return self._record_batch(records, offsets)
-        except BaseException:
-            self.reset_cache()
-            raise
-
-    def _record_batch(
-        self, records: Sequence[InboundRecord], offsets: list[OffsetMove]
-    ) -> BatchResult:
-        parsed: list[tuple[InboundRecord, Interaction | RejectedInteraction]] = []
+    @staticmethod
+    def parse(records: Sequence[InboundRecord]) -> list[Parsed]:
+        """Validate each record on its own (pure: no stream, no database)."""
+        parsed: list[Parsed] = []
         for rec in records:
             try:
                 parsed.append((rec, parse_interaction(rec.value or b"")))
             except RejectedInteraction as rejection:
                 parsed.append((rec, rejection))
+        return parsed
+
+    def decide(self, parsed: list[Parsed], offsets: list[OffsetMove]) -> Decision:
+        """Decide each parsed record against the streams as they stand, in order.
+
+        The cached streams gain the batch's events in memory; `commit` writes them. On any
+        failure until that commit succeeds the cache is dropped, so a retry starts from
+        the stored truth.
+        """
+        try:
+            return self._decide(parsed, offsets)
+        except BaseException:
+            self.reset_cache()
+            raise
+
+    def commit(self, decision: Decision) -> BatchResult:
+        """Write a decided batch in one transaction.
+
+        Raises `OffsetConflict` when a partition was taken over by another worker, and the
+        store's `IntegrityError` when another writer extended a stream first.
+        """
+        try:
+            self.save(*decision.streams, ingest=decision.write)
+        except BaseException:
+            self.reset_cache()
+            raise
+        return decision.result
+
+    def _decide(self, parsed: list[Parsed], offsets: list[OffsetMove]) -> Decision:
         valid = [item for _, item in parsed if isinstance(item, Interaction)]
         seen = self.known_digests(ix.event_id for ix in valid)
         streams: dict[str, LedgerStream | None] = self.load_streams(
@@ -115,8 +147,7 @@ class LedgerApplication(Application[UUID]):
             )
             seen[item.event_id] = item.digest
             result.recorded += 1
-        self.save(*touched.values(), ingest=write)
-        return result
+        return Decision(list(touched.values()), write, result)
 
     @staticmethod
     def _reject(

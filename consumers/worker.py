@@ -5,8 +5,9 @@ Responsibilities:
 - on every assignment, seek to the offsets stored in PostgreSQL and drop cached streams
   (the rebalance listener only flags it: kafka-python 3 runs listeners on its IO thread,
   where blocking calls such as `end_offsets` are refused);
-- per poll, hand every record to `LedgerApplication.record_batch`, which writes events,
-  index, dead letters and the compare-and-set offsets in one transaction;
+- per poll, parse the records (while the previous poll's transaction commits on a second
+  thread), then decide them and commit events, index, dead letters and the compare-and-set
+  offsets in one transaction;
 - after the commit, publish the batch's dead letters (the relay) and hint Kafka's
   committed offsets (only a hint: PostgreSQL decides where a worker resumes);
 - a lost partition (offset compare-and-set failed) or a stream extended by another worker
@@ -20,7 +21,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +32,7 @@ from eventsourcing.persistence import IntegrityError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from consumers.application import InboundRecord, LedgerApplication
+from consumers.application import BatchResult, InboundRecord, LedgerApplication
 from consumers.offsets import StoredOffset, check_within, read_offsets, resume_at
 from consumers.relay import DeadLetterRelay
 from consumers.store import OffsetConflict, OffsetMove
@@ -46,6 +49,8 @@ class IngestStats:
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     retries: int = 0
+    first_poll_at: float | None = None  # time.perf_counter() of the first poll with records
+    last_commit_at: float | None = None  # time.perf_counter() of the last committed batch
 
 
 class IngestWorker:
@@ -57,7 +62,7 @@ class IngestWorker:
         database_url: str,
         topic: str,
         cluster_id: str,
-        max_records: int = 2000,
+        max_records: int = 5000,
     ) -> None:
         self._app = app
         self._consumer = consumer
@@ -70,69 +75,97 @@ class IngestWorker:
         self._assignments: queue.SimpleQueue[list[TopicPartition]] = queue.SimpleQueue()
         self._joined = False  # idle only counts once the group gave this worker its share
         self._unverified: dict[TopicPartition, int] = {}  # resumed offsets to check
+        self._in_flight: tuple[Future[BatchResult], list[OffsetMove]] | None = None
+        self._failures = 0  # consecutive failed commits
         self.stats = IngestStats()
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> IngestStats:
         self._consumer.subscribe([self._topic], listener=_Rebalance(self))
         self._relay.publish_pending()  # what a crashed worker left behind
-        failures = 0
         try:
-            while not stop.is_set():
-                polled = self._consumer.poll(timeout_ms=500, max_records=self._max_records)
-                assigned = self._latest_assignment()
-                if assigned is not None:
-                    # Records fetched before the seek come from Kafka's committed offsets:
-                    # drop them and resume every partition where PostgreSQL says.
-                    self._seek_stored(assigned)
-                    self._joined = True
-                    continue
-                self._check_resumed_within()
-                if not polled:
-                    if until_idle and self._idle():
-                        self._relay.publish_pending()
-                        return self.stats
-                    continue
-                try:
-                    self._record(polled)
-                    failures = 0
-                except (OffsetConflict, IntegrityError) as lost:
-                    failures += 1
-                    self.stats.retries += 1
-                    if failures > MAX_CONSECUTIVE_FAILURES:
-                        raise
-                    log.info("batch not recorded (%s); resuming from stored offsets", lost)
-                    self._seek_stored(list(self._consumer.assignment()))
+            with ThreadPoolExecutor(1, thread_name_prefix="ledger-commit") as committer:
+                while not stop.is_set():
+                    polled = self._consumer.poll(timeout_ms=500, max_records=self._max_records)
+                    assigned = self._latest_assignment()
+                    if assigned is not None:
+                        # Records fetched before the seek come from Kafka's committed
+                        # offsets: drop them and resume where PostgreSQL says.
+                        self._settle()
+                        self._seek_stored(assigned)
+                        self._joined = True
+                        continue
+                    self._check_resumed_within()
+                    if not polled:
+                        self._settle()
+                        if until_idle and self._idle():
+                            self._relay.publish_pending()
+                            return self.stats
+                        continue
+                    if self.stats.first_poll_at is None:
+                        self.stats.first_poll_at = time.perf_counter()
+                    records = [
+                        InboundRecord(
+                            m.topic, m.partition, m.offset, m.key, m.value, m.headers or ()
+                        )
+                        for messages in polled.values()
+                        for m in messages
+                    ]
+                    parsed = self._app.parse(records)  # overlaps the previous batch's commit
+                    if not self._settle():
+                        continue  # that commit failed: this poll was dropped by the re-seek
+                    moves = self._moves(polled)
+                    decision = self._app.decide(parsed, moves)
+                    self._in_flight = (committer.submit(self._app.commit, decision), moves)
+                self._settle()
             return self.stats
         finally:
             self._consumer.close(autocommit=False)
             self._conn.close()
 
-    def _record(self, polled: dict[TopicPartition, list[Any]]) -> None:
-        records: list[InboundRecord] = []
-        moves: list[OffsetMove] = []
-        for tp, messages in polled.items():
-            if not messages:
-                continue
-            records.extend(
-                InboundRecord(m.topic, m.partition, m.offset, m.key, m.value, m.headers or ())
-                for m in messages
+    def _moves(self, polled: dict[TopicPartition, list[Any]]) -> list[OffsetMove]:
+        """Each polled partition's offset compare-and-set: from the stored value to past
+        its last record."""
+        return [
+            OffsetMove(
+                self._topic,
+                tp.partition,
+                self._expected.get(tp.partition),
+                messages[-1].offset + 1,
+                self._cluster_id,
             )
-            moves.append(
-                OffsetMove(
-                    self._topic,
-                    tp.partition,
-                    self._expected.get(tp.partition),
-                    messages[-1].offset + 1,
-                    self._cluster_id,
-                )
-            )
-        result = self._app.record_batch(records, moves)
+            for tp, messages in polled.items()
+            if messages
+        ]
+
+    def _settle(self) -> bool:
+        """Wait for the batch being committed, if any; False if its commit failed, in which
+        case every partition was re-seeked to its stored offset."""
+        if self._in_flight is None:
+            return True
+        future, moves = self._in_flight
+        self._in_flight = None
+        try:
+            result = future.result()
+        except (OffsetConflict, IntegrityError) as lost:
+            self._failures += 1
+            self.stats.retries += 1
+            if self._failures > MAX_CONSECUTIVE_FAILURES:
+                raise
+            log.info("batch not recorded (%s); resuming from stored offsets", lost)
+            self._seek_stored(list(self._consumer.assignment()))
+            return False
+        self._failures = 0
+        self._after_commit(result, moves)
+        return True
+
+    def _after_commit(self, result: BatchResult, moves: list[OffsetMove]) -> None:
         for move in moves:
             self._expected[move.partition] = move.next_offset
         self.stats.batches += 1
         self.stats.recorded += result.recorded
         self.stats.duplicates += result.duplicates
         self.stats.rejected.update(result.rejected)
+        self.stats.last_commit_at = time.perf_counter()
         self._consumer.commit_async(
             {
                 TopicPartition(self._topic, m.partition): OffsetAndMetadata(m.next_offset, "", -1)

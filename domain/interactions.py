@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import rfc8785
 from pydantic import ValidationError
 
@@ -116,6 +117,13 @@ def parse_interaction(raw: bytes | bytearray | memoryview | None) -> Interaction
     """Bytes from Kafka -> Interaction, or raise `MalformedInteraction`/`InvalidInteraction`."""
     if not raw:
         raise MalformedInteraction("empty message: expected a JSON object")
+    try:
+        # orjson parses the common case ~3x faster; anything it refuses (bad input, or
+        # JSON it does not take, such as integers past 64 bits) is decided by the standard
+        # parser below, which also gives the readable reason.
+        return validate_object(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        pass
     try:
         text = str(raw, "utf-8")
     except UnicodeDecodeError as error:

@@ -147,7 +147,9 @@ def ingest_worker(settings: Settings) -> IngestWorker:
         client_id="ledger-ingest",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_poll_records=2000,
+        max_poll_records=5000,
+        fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
         **KAFKA_GROUP_TIMEOUTS,
     )
     relay = DeadLetterRelay(
