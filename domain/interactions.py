@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,13 +118,14 @@ def parse_interaction(raw: bytes | bytearray | memoryview | None) -> Interaction
     """Bytes from Kafka -> Interaction, or raise `MalformedInteraction`/`InvalidInteraction`."""
     if not raw:
         raise MalformedInteraction("empty message: expected a JSON object")
-    try:
-        # orjson parses the common case ~3x faster; anything it refuses (bad input, or
-        # JSON it does not take, such as integers past 64 bits) is decided by the standard
-        # parser below, which also gives the readable reason.
-        return validate_object(orjson.loads(raw))
-    except orjson.JSONDecodeError:
-        pass
+    # orjson parses the common case ~3x faster. It reads integers past 64 bits as floats,
+    # so a message with a run of 20 digits goes to the standard parser, as does anything
+    # orjson refuses (the standard parser then gives the readable reason).
+    if _LONG_DIGITS.search(raw) is None:
+        try:
+            return validate_object(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            pass
     try:
         text = str(raw, "utf-8")
     except UnicodeDecodeError as error:
@@ -201,6 +203,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN, Infinity: not JSON
 
 

@@ -87,15 +87,26 @@ def connect(settings: Settings) -> psycopg.Connection[Any]:
     return psycopg.connect(settings.database_url, autocommit=False)
 
 
+_SCHEMA_LOCK = 4242
+
+
 def init_schema(settings: Settings) -> None:
-    """Create the ledger's tables (idempotent)."""
-    app = ledger_application(settings, create_tables=True)
-    tracking_recorder(app).create_table()
-    app.close()
-    with connect(settings) as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(4242)")  # concurrent inits
-        conn.execute(INGEST_SCHEMA)  # type: ignore[arg-type]
-        conn.execute(PROFILE_SCHEMA)  # type: ignore[arg-type]
+    """Create the ledger's tables (idempotent).
+
+    Workers started together (`--scale ledger-consume=3`) all get here at once, and the
+    library's `create_table()` replaces its insert function each time, which PostgreSQL
+    refuses to do concurrently ("tuple concurrently updated"): a session advisory lock
+    makes the starts take turns.
+    """
+    with psycopg.connect(settings.database_url or "", autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+        app = ledger_application(settings, create_tables=True)
+        tracking_recorder(app).create_table()
+        app.close()
+        with connect(settings) as conn:
+            conn.execute(INGEST_SCHEMA)  # type: ignore[arg-type]
+            conn.execute(PROFILE_SCHEMA)  # type: ignore[arg-type]
+        lock.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
 
 
 def init_topics(settings: Settings) -> list[str]:

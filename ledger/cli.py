@@ -14,6 +14,17 @@ from ledger import commands
 from ledger.errors import describe_error
 
 
+def count(text: str) -> int:
+    """A whole number >= 0, for --events, --customers and --partners."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ledger", description="Event-sourced customer interaction ledger."
@@ -23,16 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop the embedded servers (the database stays)")
     sub.add_parser("init", help="create topics and schema on the configured servers")
     demo = sub.add_parser("demo", help="simulate POS traffic, ingest it, project it, summarise")
-    demo.add_argument("--events", type=int, default=5000)
-    demo.add_argument("--customers", type=int, default=300)
-    demo.add_argument("--partners", type=int, default=12)
+    demo.add_argument("--events", type=count, default=5000)
+    demo.add_argument("--customers", type=count, default=300)
+    demo.add_argument("--partners", type=count, default=12)
     demo.add_argument("--seed", type=int, default=7)
     produce = sub.add_parser("produce", help="publish JSON Lines interactions (file or stdin)")
     produce.add_argument("file", nargs="?", help="JSON Lines file; stdin when absent or '-'")
     simulate = sub.add_parser("simulate", help="generate synthetic POS traffic")
-    simulate.add_argument("--customers", type=int, default=200)
-    simulate.add_argument("--partners", type=int, default=10)
-    simulate.add_argument("--events", type=int, default=2000)
+    simulate.add_argument("--customers", type=count, default=200)
+    simulate.add_argument("--partners", type=count, default=10)
+    simulate.add_argument("--events", type=count, default=2000)
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--faults", action="store_true", help="mix in ~2%% bad interactions")
     simulate.add_argument("--out", help="write JSON Lines to this file instead of Kafka")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
 
 from rich.console import Console
 from rich.table import Table
 
-from ledger import bootstrap
+from ledger import bootstrap, embedded
 from ledger.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import SimulationPlan, simulate
@@ -79,7 +80,7 @@ def _summary(console: Console, settings: Settings) -> None:
         f"[bold]Ledger:[/] {recorded[0] if recorded else 0} interactions recorded as "
         f"{events[0] if events else 0} events; {profiles[0] if profiles else 0} customer profiles"
     )
-    table = Table(title=f"Dead letters on {settings.dead_letter_topic}")
+    table = Table(title=f"Dead letters on {settings.dead_letter_topic} (all runs)")
     for column in ("error_type", "count", "example reason"):
         table.add_column(column)
     for error_type, count, example in dead:
@@ -107,4 +108,11 @@ def _summary(console: Console, settings: Settings) -> None:
             "" if p["nps"] is None else str(p["nps"]),
         )
     console.print(people)
-    console.print("Try: [cyan]ledger profile C-00001 --json[/]")
+    ledger = sys.argv[0] if sys.argv and sys.argv[0].endswith("ledger") else "ledger"
+    console.print(f"Try: [cyan]{ledger} profile C-00001 --json[/]")
+    servers = embedded.running(settings.home)
+    if servers is not None and servers.database_url == settings.database_url:
+        console.print(
+            f"The embedded servers keep running under {settings.home}; "
+            f"stop them with [cyan]{ledger} down[/]."
+        )

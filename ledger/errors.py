@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import psycopg
-from kafka.errors import KafkaConnectionError, KafkaError
+import psycopg.errors
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 
 def describe_error(error: BaseException) -> str:
+    if isinstance(error, KafkaTimeoutError) and "bootstrap" in str(error).lower():
+        return "no Kafka broker answers at LEDGER_KAFKA_BOOTSTRAP (is it running? try `ledger up`)"
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return "the database has no ledger schema yet: run `ledger init` (or `ledger up`)"
     if isinstance(error, KafkaConnectionError):
         return "no Kafka broker answers at LEDGER_KAFKA_BOOTSTRAP (is it running? try `ledger up`)"
     if isinstance(error, psycopg.OperationalError):

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from domain.interactions import RejectedInteraction, validate_object
+from domain.interactions import RejectedInteraction, parse_interaction
 
 
 @dataclass(frozen=True)
 class Line:
     number: int
     raw: bytes
-    obj: dict[str, Any] | None  # None when the line was refused
+    obj: dict[str, Any] | None  # the recorded payload; None when the line was refused
     error: str | None = None
 
 
@@ -25,11 +24,8 @@ def read_lines(lines: Iterable[bytes]) -> Iterator[Line]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
-            validate_object(obj)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            yield Line(number, raw, None, "malformed: not UTF-8 JSON")
+            interaction = parse_interaction(raw)
         except RejectedInteraction as rejection:
             yield Line(number, raw, None, f"{rejection.error_type}: {rejection.reason}")
         else:
-            yield Line(number, raw, obj)
+            yield Line(number, raw, interaction.payload)

@@ -475,3 +475,11 @@ def test_parsing_a_purchase_is_fast() -> None:
         parse_interaction(data)
     per_message = (time.perf_counter() - start) / count
     assert per_message < 1e-3  # measured ~60 us; this only catches a gross regression
+
+
+def test_an_unknown_field_is_recorded_exactly_or_refused_never_altered() -> None:
+    text = raw(event("card_swiped", card_id="K-1", store_id="S")).decode()
+    exact = parse_interaction(text.replace("{", '{"x_id":9007199254740991,', 1).encode())
+    assert exact.payload["x_id"] == 9007199254740991
+    with pytest.raises(InvalidInteraction):
+        parse_interaction(text.replace("{", '{"x_big":123456789012345678901234567890,', 1).encode())
