@@ -42,6 +42,20 @@ def partner_stream(partner_id: str) -> str:
     return f"partner-{partner_id}"
 
 
+@dataclass(frozen=True)
+class _Chained:
+    """What every recorded event carries: the interaction and its place in the chain."""
+
+    kind: str
+    event_id: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.absorb(self.kind, self.payload, self.hash)
+
+
 class LedgerStream(Aggregate):
     """A hash-chained stream of recorded interactions."""
 
@@ -49,26 +63,13 @@ class LedgerStream(Aggregate):
         self.stream = stream
         self.head_hash = GENESIS_HASH
 
-    class Opened(Aggregate.Created):
+    class Opened(_Chained, Aggregate.Created):
+        """Version 1: the stream's name and its first interaction."""
+
         stream: str
-        kind: str
-        event_id: str
-        payload: dict[str, Any]
-        prev_hash: str
-        hash: str
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.absorb(self.kind, self.payload, self.hash)
-
-    class Recorded(Aggregate.Event):
-        kind: str
-        event_id: str
-        payload: dict[str, Any]
-        prev_hash: str
-        hash: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.absorb(self.kind, self.payload, self.hash)
+    class Recorded(_Chained, Aggregate.Event):
+        """Every later interaction of the stream."""
 
     @classmethod
     def open(
