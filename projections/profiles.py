@@ -69,7 +69,7 @@ class ProfileProjection:
         wanted |= set(owners.values())
         states = self._states(curs, wanted)
         changed: dict[str, int] = {}
-        new_parked: list[tuple[str, int, str, dict[str, Any]]] = []
+        new_parked: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}  # parked this page
 
         def credit(customer_id: str, kind: str, payload: dict[str, Any], position: int) -> None:
             state = states.get(customer_id)
@@ -84,18 +84,18 @@ class ProfileProjection:
                 owners[card_id] = owner
                 for parked_kind, parked_payload in parked.pop(card_id, []):
                     credit(owner, parked_kind, parked_payload, position)
-                for row in [r for r in new_parked if r[0] == card_id]:
-                    new_parked.remove(row)
-                    credit(owner, row[2], row[3], position)
+                for _, parked_kind, parked_payload in new_parked.pop(card_id, []):
+                    credit(owner, parked_kind, parked_payload, position)
             elif _card_only(payload):
                 owner = owners.get(payload["card_id"])
                 if owner is None:
-                    new_parked.append((payload["card_id"], position, kind, payload))
+                    new_parked.setdefault(payload["card_id"], []).append((position, kind, payload))
                 else:
                     credit(owner, kind, payload, position)
             else:
                 credit(payload["customer_id"], kind, payload, position)
-        self._write(curs, states, changed, claims, new_parked)
+        still_parked = [(card, *row) for card, rows in new_parked.items() for row in rows]
+        self._write(curs, states, changed, claims, still_parked)
 
     @staticmethod
     def _owners(curs: Cursor[Any], cards: set[str]) -> dict[str, str]:

@@ -115,7 +115,7 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     env["LEDGER_KAFKA_BOOTSTRAP"] = "127.0.0.1:9"
     result = run(env, "init")
     assert result.returncode == 1
-    assert "PostgreSQL" in one_line_error(result) or "Kafka" in result.stderr
+    assert "cannot reach PostgreSQL" in one_line_error(result)
 
 
 def test_a_stored_offset_past_the_end_is_refused_with_a_reason(settings: Settings) -> None:
