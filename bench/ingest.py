@@ -135,13 +135,11 @@ def ingest(settings: Settings, rss: RssSampler) -> tuple[int, float, float]:
 
 
 def project(settings: Settings) -> tuple[int, float]:
-    """Run the profile projection until caught up; (notifications, seconds)."""
-    runner = bootstrap.profile_runner(settings)
+    """Run every projection (with audiences and their relay) until caught up;
+    (notifications, seconds)."""
     t0 = time.perf_counter()
-    processed = runner.run(threading.Event(), until_idle=True)
-    seconds = time.perf_counter() - t0
-    runner._app.close()
-    return processed, seconds
+    done = bootstrap.run_projections(settings, threading.Event(), until_idle=True)
+    return done.processed, time.perf_counter() - t0
 
 
 def drop(servers: embedded.EmbeddedServers, settings: Settings) -> None:

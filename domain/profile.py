@@ -16,6 +16,29 @@ from domain.personal import PROFILE_PERSONAL_FIELDS
 
 State = dict[str, Any]
 
+FIELD_KINDS: dict[str, str] = {
+    "customer_id": "text",
+    "cards": "list",
+    "enrolled_at": "time",
+    "name": "text",
+    "email": "text",
+    "birth_date": "date",
+    "marketing_consent": "bool",
+    "interaction_count": "number",
+    "swipe_count": "number",
+    "purchase_count": "number",
+    "call_count": "number",
+    "total_spend": "money",
+    "last_purchase_at": "time",
+    "last_interaction_at": "time",
+    "top_categories": "list",
+    "categories": "list",
+    "complaints_total": "number",
+    "complaints_open": "number",
+    "nps": "number",
+}
+"""The profile's fields (contract section 5) and their kinds, for the audience language."""
+
 _COUNTED = {"card_swiped": "swipe_count", "purchase": "purchase_count", "call": "call_count"}
 
 
@@ -33,6 +56,12 @@ def rfc3339(key: str | None) -> str | None:
     if key is None:
         return None
     return key.replace(".000000Z", "Z")
+
+
+def utc_text(moment: datetime) -> str:
+    """An aware datetime as RFC 3339 UTC text, in the same form as the profile's times."""
+    text = moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return text.replace(".000000Z", "Z")
 
 
 def new_state(customer_id: str) -> State:
@@ -132,6 +161,11 @@ def render(state: State) -> dict[str, Any]:
         "complaints_open": state["complaints_total"] - state["complaints_resolved"],
         "nps": state["nps"][2] if state["nps"] else None,
     }
+
+
+def in_order(profile: dict[str, Any]) -> dict[str, Any]:
+    """A stored profile with its keys back in the contract's order (jsonb sorts them)."""
+    return {name: profile[name] for name in FIELD_KINDS}
 
 
 def _money(value: str) -> str:

@@ -4,6 +4,10 @@ producers, consumers and applications. Entry points (CLI, workers, HTTP) call in
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -17,11 +21,18 @@ from consumers.application import CACHE_MAXSIZE, LedgerApplication
 from consumers.relay import DeadLetterRelay
 from consumers.store import SCHEMA_SQL as INGEST_SCHEMA
 from consumers.worker import IngestWorker
+from domain.audiences import Audience, AudienceFileError, load_audiences
 from ledger import embedded
 from ledger.settings import Settings
+from projections.audience_relay import AudienceRelay
+from projections.audiences import SCHEMA_SQL as AUDIENCE_SCHEMA
+from projections.audiences import AudienceBook
+from projections.partners import SCHEMA_SQL as PARTNER_SCHEMA
+from projections.partners import PartnerProjection
 from projections.profiles import SCHEMA_SQL as PROFILE_SCHEMA
 from projections.profiles import ProfileProjection
 from projections.runner import BatchedRunner
+from projections.upkeep import Upkeep
 
 KAFKA_GROUP_TIMEOUTS: dict[str, int] = {
     # A group join waits out the rebalance timeout (max_poll_interval_ms) on the embedded
@@ -105,7 +116,8 @@ def init_schema(settings: Settings) -> None:
         app.close()
         with connect(settings) as conn:
             conn.execute(INGEST_SCHEMA)  # type: ignore[arg-type]
-            conn.execute(PROFILE_SCHEMA)  # type: ignore[arg-type]
+            for schema in (PROFILE_SCHEMA, PARTNER_SCHEMA, AUDIENCE_SCHEMA):
+                conn.execute(schema)  # type: ignore[arg-type]
         lock.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
 
 
@@ -186,10 +198,76 @@ def tracking_recorder(app: LedgerApplication) -> PostgresTrackingRecorder:
     return PostgresTrackingRecorder(datastore, tracking_table_name="projection_tracking")
 
 
-def profile_runner(settings: Settings) -> BatchedRunner:
+def audiences(settings: Settings) -> list[Audience]:
+    """The audience definitions in force: `LEDGER_AUDIENCES`, else the built-in set.
+
+    Raises AudienceFileError (its line and reason) for a file that cannot be used."""
+    if settings.audiences_path is None:
+        text = resources.files("ledger").joinpath("audiences.toml").read_text("utf-8")
+        return load_audiences(text, "the built-in audiences")
+    try:
+        text = settings.audiences_path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise AudienceFileError(f"LEDGER_AUDIENCES {settings.audiences_path}: {error}") from None
+    return load_audiences(text, str(settings.audiences_path))
+
+
+def audience_book(settings: Settings) -> AudienceBook:
+    return AudienceBook(audiences(settings), settings.clock)
+
+
+def projection_runner(settings: Settings, book: AudienceBook | None = None) -> BatchedRunner:
+    """Every projection behind one runner: profiles (with audience membership) and partners."""
     app = ledger_application(settings)
     return BatchedRunner(
         app,
         tracking_recorder(app),
-        ProfileProjection(),
+        [ProfileProjection(book or audience_book(settings)), PartnerProjection()],
     )
+
+
+def upkeep(settings: Settings, book: AudienceBook, *, relay: bool = True) -> Upkeep:
+    """The clock pass and (unless replaying) the relay that run between projection pages."""
+    assert settings.database_url, "call with_servers() first"
+    return Upkeep(
+        book,
+        psycopg.connect(settings.database_url, autocommit=True),
+        AudienceRelay(settings.database_url, producer(settings), settings.audiences_topic)
+        if relay
+        else None,
+    )
+
+
+_PROJECTION_LOCK = 4243
+
+
+@contextlib.contextmanager
+def projection_lock(settings: Settings) -> Iterator[None]:
+    """One projection runner at a time: a second waits here until the first stops (or
+    dies: PostgreSQL releases a session lock with its connection)."""
+    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_PROJECTION_LOCK,))
+        yield
+
+
+@dataclass(frozen=True)
+class ProjectionRun:
+    processed: int  # notifications processed
+    position: int  # the position every projection has reached
+    published: int  # audience changes published
+
+
+def run_projections(
+    settings: Settings, stop: threading.Event, *, until_idle: bool = False
+) -> ProjectionRun:
+    """Run every projection, the audience clock pass and the relay, until stopped (or, with
+    until_idle, until caught up and every audience change is published)."""
+    book = audience_book(settings)
+    runner = projection_runner(settings, book)
+    keeper = upkeep(settings, book)
+    with projection_lock(settings):
+        try:
+            processed = runner.run(stop, until_idle=until_idle, housekeeping=keeper)
+        finally:
+            keeper.close()
+    return ProjectionRun(processed, runner.position, keeper.published)

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     profile = sub.add_parser("profile", help="one customer's profile")
     profile.add_argument("customer_id")
     profile.add_argument("--json", action="store_true")
+    partner = sub.add_parser("partner", help="one partner's status")
+    partner.add_argument("partner_id")
+    partner.add_argument("--json", action="store_true")
+    audience = sub.add_parser("audience", help="members of one audience (all sizes without NAME)")
+    audience.add_argument("name", nargs="?")
+    audience.add_argument("--json", action="store_true")
     sub.add_parser("schema", help="print the inbound JSON Schema")
     return parser
 

@@ -16,6 +16,7 @@ from ledger.settings import Settings
 from producers.jsonlines import read_lines
 from producers.publisher import Publisher, encode
 from producers.simulator import SimulationPlan, simulate
+from projections import reads
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -116,22 +117,55 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     settings = ready(settings)
-    runner = bootstrap.profile_runner(settings)
-    processed = runner.run(stop_on_signals(), until_idle=args.until_idle)
-    print(f"projected {processed} event(s); profiles at position {runner.position}")
+    done = bootstrap.run_projections(settings, stop_on_signals(), until_idle=args.until_idle)
+    print(
+        f"projected {done.processed} event(s); projections at position {done.position}; "
+        f"{done.published} audience change(s) published to {settings.audiences_topic}"
+    )
     return 0
 
 
 def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     settings = bootstrap.with_servers(settings)
     with bootstrap.connect(settings) as conn:
-        row = conn.execute(
-            "SELECT profile FROM profiles WHERE customer_id = %s", (args.customer_id,)
-        ).fetchone()
-    if row is None:
+        found = reads.profile(conn, args.customer_id)
+    if found is None:
         print(f"ledger profile: no customer {args.customer_id!r} in the ledger", file=sys.stderr)
         return 1
-    show(row[0], as_json=args.json)
+    show(found, as_json=args.json)
+    return 0
+
+
+def cmd_partner(args: argparse.Namespace, settings: Settings) -> int:
+    settings = bootstrap.with_servers(settings)
+    with bootstrap.connect(settings) as conn:
+        found = reads.partner(conn, args.partner_id, settings.clock().date())
+    if found is None:
+        print(f"ledger partner: no partner {args.partner_id!r} in the ledger", file=sys.stderr)
+        return 1
+    show(found, as_json=args.json)
+    return 0
+
+
+def cmd_audience(args: argparse.Namespace, settings: Settings) -> int:
+    audiences = bootstrap.audiences(settings)
+    settings = bootstrap.with_servers(settings)
+    with bootstrap.connect(settings) as conn:
+        sizes = reads.audience_sizes(conn, audiences)
+        if args.name is None:
+            show_rows(sizes, as_json=args.json)
+            return 0
+        found = next((a for a in sizes if a["name"] == args.name), None)
+        if found is None:
+            known = ", ".join(a.name for a in audiences)
+            print(f"ledger audience: no audience {args.name!r} (known: {known})", file=sys.stderr)
+            return 1
+        members = reads.audience_members(conn, args.name)
+    if args.json:
+        show({**found, "members": members}, as_json=True)
+    else:
+        print(f"{found['name']}: {found['description']} ({found['size']} members)")
+        show_rows(members, as_json=False)
     return 0
 
 
@@ -156,6 +190,20 @@ def show(document: dict[str, Any], *, as_json: bool) -> None:
     Console().print(table)
 
 
+def show_rows(rows: list[dict[str, Any]], *, as_json: bool) -> None:
+    """A JSON list with --json, else a table with a column per key."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*(rows[0] if rows else ()))
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    Console().print(table)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.demo import run_demo
 
@@ -172,5 +220,7 @@ COMMANDS: dict[str, Command] = {
     "consume": cmd_consume,
     "project": cmd_project,
     "profile": cmd_profile,
+    "partner": cmd_partner,
+    "audience": cmd_audience,
     "schema": cmd_schema,
 }

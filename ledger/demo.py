@@ -6,6 +6,7 @@ import argparse
 import sys
 import threading
 import time
+from datetime import timedelta
 
 from rich.console import Console
 from rich.table import Table
@@ -13,7 +14,8 @@ from rich.table import Table
 from ledger import bootstrap, embedded
 from ledger.settings import Settings
 from producers.publisher import Publisher
-from producers.simulator import SimulationPlan, simulate
+from producers.simulator import SPAN, SimulationPlan, simulate
+from projections import reads
 
 MALFORMED = [
     (b"C-broken", b"{this is not json"),
@@ -30,6 +32,11 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         events=args.events,
         seed=args.seed,
         faults=True,
+        # The traffic ends today, so the time-based audiences (new members, lapsed buyers)
+        # have members; the seed still decides everything else.
+        start=(settings.clock() - timedelta(seconds=SPAN)).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        ),
     )
     console.print(
         f"[bold]1.[/] Simulating {plan.events} POS interactions "
@@ -53,10 +60,12 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         f"   recorded {stats.recorded}, duplicates skipped {stats.duplicates}, "
         f"dead-lettered {sum(stats.rejected.values())} in {time.monotonic() - started:.1f} s"
     )
-    console.print("[bold]3.[/] Building customer profiles")
-    runner = bootstrap.profile_runner(settings)
-    projected = runner.run(stop, until_idle=True)
-    console.print(f"   projected {projected} events; profiles at position {runner.position}")
+    console.print("[bold]3.[/] Building customer profiles, partner statuses and audiences")
+    done = bootstrap.run_projections(settings, stop, until_idle=True)
+    console.print(
+        f"   projected {done.processed} events; projections at position {done.position}; "
+        f"{done.published} audience changes published to [cyan]{settings.audiences_topic}[/]"
+    )
     _summary(console, settings)
     return 0
 
@@ -108,11 +117,35 @@ def _summary(console: Console, settings: Settings) -> None:
             "" if p["nps"] is None else str(p["nps"]),
         )
     console.print(people)
+    _projections(console, settings)
     ledger = sys.argv[0] if sys.argv and sys.argv[0].endswith("ledger") else "ledger"
-    console.print(f"Try: [cyan]{ledger} profile C-00001 --json[/]")
+    console.print(
+        f"Try: [cyan]{ledger} profile C-00001 --json[/], [cyan]{ledger} partner P-001[/], "
+        f"[cyan]{ledger} audience new_members[/]"
+    )
     servers = embedded.running(settings.home)
     if servers is not None and servers.database_url == settings.database_url:
         console.print(
             f"The embedded servers keep running under {settings.home}; "
             f"stop them with [cyan]{ledger} down[/]."
         )
+
+
+def _projections(console: Console, settings: Settings) -> None:
+    """Audience sizes and partner statuses, as the marketing and account teams see them."""
+    audiences = bootstrap.audiences(settings)
+    with bootstrap.connect(settings) as conn:
+        sizes = reads.audience_sizes(conn, audiences)
+        statuses = reads.partner_statuses(conn)
+    table = Table(title=f"Campaign audiences (changes on {settings.audiences_topic})")
+    for column in ("audience", "members", "description"):
+        table.add_column(column)
+    for row in sizes:
+        table.add_row(row["name"], str(row["size"]), row["description"])
+    console.print(table)
+    partners = Table(title="Partners by status")
+    for column in ("status", "partners"):
+        partners.add_column(column)
+    for status, count in statuses.items():
+        partners.add_row(status, str(count))
+    console.print(partners)

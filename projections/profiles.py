@@ -16,6 +16,8 @@ from psycopg.types.json import Jsonb, set_json_loads
 
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED
+from domain.partner import PARTNER_KINDS
+from projections.audiences import AudienceBook
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -37,8 +39,6 @@ CREATE TABLE IF NOT EXISTS profile_parked (
 );
 """
 
-_PARTNER_KINDS = {"contract_changed", "dispute_opened", "dispute_resolved"}
-
 _UPSERT = """
 INSERT INTO profiles (customer_id, state, profile, position)
 SELECT * FROM unnest(%b::text[], %b::jsonb[], %b::jsonb[], %b::bigint[])
@@ -48,14 +48,19 @@ ON CONFLICT (customer_id) DO UPDATE
 
 
 class ProfileProjection:
+    """Profiles, and (with an `AudienceBook`) the audience membership that follows them."""
+
     name = "profiles"
+
+    def __init__(self, audiences: AudienceBook | None = None) -> None:
+        self._audiences = audiences
 
     def process_page(self, curs: Cursor[Any], events: list[tuple[int, Any]]) -> None:
         set_json_loads(orjson.loads, curs)  # states are read and written by the page
         items = [
             (e.originator_version, position, e.kind, e.payload)
             for position, e in events
-            if e.kind not in _PARTNER_KINDS
+            if e.kind not in PARTNER_KINDS
         ]
         if not items:
             return
@@ -67,35 +72,41 @@ class ProfileProjection:
             p["customer_id"] for _, _, k, p in items if not _card_only(p) or k == CARD_CLAIMED
         }
         wanted |= set(owners.values())
-        states = self._states(curs, wanted)
+        states, before = self._states(curs, wanted)
         changed: dict[str, int] = {}
+        triggers: dict[str, str] = {}  # customer -> the last event that changed the profile
         new_parked: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}  # parked this page
 
-        def credit(customer_id: str, kind: str, payload: dict[str, Any], position: int) -> None:
+        def credit(customer_id: str, kind: str, payload: dict[str, Any], event: Any) -> None:
             state = states.get(customer_id)
             if state is None:
                 state = states[customer_id] = fold.new_state(customer_id)
             fold.apply(state, kind, payload)
-            changed[customer_id] = position
+            changed[customer_id] = event[0]
+            triggers[customer_id] = f"event {event[1]} {event[2]['event_id']}"
 
         for _, position, kind, payload in items:
+            event = (position, kind, payload)
             if kind == CARD_CLAIMED:
                 card_id, owner = payload["card_id"], payload["customer_id"]
                 owners[card_id] = owner
                 for parked_kind, parked_payload in parked.pop(card_id, []):
-                    credit(owner, parked_kind, parked_payload, position)
+                    credit(owner, parked_kind, parked_payload, event)
                 for _, parked_kind, parked_payload in new_parked.pop(card_id, []):
-                    credit(owner, parked_kind, parked_payload, position)
+                    credit(owner, parked_kind, parked_payload, event)
             elif _card_only(payload):
                 owner = owners.get(payload["card_id"])
                 if owner is None:
                     new_parked.setdefault(payload["card_id"], []).append((position, kind, payload))
                 else:
-                    credit(owner, kind, payload, position)
+                    credit(owner, kind, payload, event)
             else:
-                credit(payload["customer_id"], kind, payload, position)
+                credit(payload["customer_id"], kind, payload, event)
         still_parked = [(card, *row) for card, rows in new_parked.items() for row in rows]
-        self._write(curs, states, changed, claims, still_parked)
+        profiles = {c: fold.render(states[c]) for c in changed}
+        self._write(curs, states, profiles, changed, claims, still_parked)
+        if self._audiences is not None:
+            self._audiences.on_profiles(curs, profiles, before, triggers)
 
     @staticmethod
     def _owners(curs: Cursor[Any], cards: set[str]) -> dict[str, str]:
@@ -121,19 +132,27 @@ class ProfileProjection:
         return parked
 
     @staticmethod
-    def _states(curs: Cursor[Any], customers: set[str]) -> dict[str, fold.State]:
+    def _states(
+        curs: Cursor[Any], customers: set[str]
+    ) -> tuple[dict[str, fold.State], dict[str, dict[str, Any]]]:
+        """The customers' fold states, and their profiles as they are before this page."""
         if not customers:
-            return {}
+            return {}, {}
         curs.execute(
-            "SELECT customer_id, state FROM profiles WHERE customer_id = ANY(%s)",
+            "SELECT customer_id, state, profile FROM profiles WHERE customer_id = ANY(%s)",
             (list(customers),),
         )
-        return {row["customer_id"]: row["state"] for row in curs.fetchall()}
+        rows = curs.fetchall()
+        return (
+            {row["customer_id"]: row["state"] for row in rows},
+            {row["customer_id"]: row["profile"] for row in rows},
+        )
 
     @staticmethod
     def _write(
         curs: Cursor[Any],
         states: dict[str, fold.State],
+        profiles: dict[str, dict[str, Any]],
         changed: dict[str, int],
         claims: dict[str, str],
         parked: list[tuple[str, int, str, dict[str, Any]]],
@@ -145,7 +164,7 @@ class ProfileProjection:
                 (
                     ids,
                     [_jsonb(states[c]) for c in ids],
-                    [_jsonb(fold.render(states[c])) for c in ids],
+                    [_jsonb(profiles[c]) for c in ids],
                     [changed[c] for c in ids],
                 ),
             )

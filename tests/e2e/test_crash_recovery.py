@@ -83,7 +83,7 @@ def reference(make_settings: Callable[[], Settings]) -> dict[str, Any]:
     settings = make_settings()
     total = publish_traffic(settings)
     bootstrap.ingest_worker(settings).run(threading.Event(), until_idle=True)
-    bootstrap.profile_runner(settings).run(threading.Event(), until_idle=True)
+    bootstrap.run_projections(settings, threading.Event(), until_idle=True)
     return {
         "total": total,
         "profiles": profile_rows(settings),

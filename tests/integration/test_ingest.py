@@ -60,7 +60,7 @@ def ingest(settings: Settings) -> IngestStats:
 
 
 def project(settings: Settings) -> int:
-    return bootstrap.profile_runner(settings).run(threading.Event(), until_idle=True)
+    return bootstrap.run_projections(settings, threading.Event(), until_idle=True).processed
 
 
 def test_each_rejection_reaches_the_dead_letter_topic_once_with_its_headers(

@@ -1,0 +1,355 @@
+"""Campaign audiences: definitions read from TOML, checked before anything runs.
+
+The file is data, never code: `tomllib` parses it and every condition becomes a tree of the
+typed nodes of `domain.conditions`. Whatever is wrong is refused with the line it is on and
+the reason. `tomllib` keeps no positions for values, so a semantic error's line is found
+by looking for its text inside the audience's own table (the table header when that fails).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time
+from typing import Any
+
+from domain.conditions import CLOCK_OPERATORS, OPERATORS, All, Any_, Node, Not, Test, as_time
+from domain.profile import FIELD_KINDS
+
+
+class AudienceFileError(ValueError):
+    """A definitions file that cannot be used; the message gives its line and the reason."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    holds: bool
+    tests: str  # each test's answer, "1" or "0", in source order
+    next_flip: datetime | None
+
+
+@dataclass(frozen=True)
+class Audience:
+    name: str
+    description: str
+    condition: Node
+    tests: tuple[Test, ...]
+
+    def evaluate(self, profile: dict[str, Any], now: datetime) -> Verdict:
+        bits: list[bool] = []
+        holds, flip = self.condition.evaluate(profile, now, bits)
+        return Verdict(holds, "".join("1" if b else "0" for b in bits), flip)
+
+    def flipped(self, before: str | None, after: str) -> list[str]:
+        """The tests whose answer differs between two verdicts' `tests` (all true ones when
+        there was no verdict before), each as `field op value became true|false`."""
+        changed = []
+        for index, test in enumerate(self.tests):
+            now_true = after[index] == "1"
+            was_true = before[index] == "1" if before and len(before) == len(after) else None
+            if (was_true is None and now_true) or (was_true is not None and was_true != now_true):
+                changed.append(f"{test.describe()} became {'true' if now_true else 'false'}")
+        return changed
+
+    @property
+    def uses_clock(self) -> bool:
+        return any(test.op in CLOCK_OPERATORS for test in self.tests)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_CONDITION_KEYS = ("all", "any", "not")
+_TEST_KEYS = {"field", "op", "value"}
+
+
+def load_audiences(text: str, source: str) -> list[Audience]:
+    """Every audience of a TOML document, or AudienceFileError naming `source` and the line."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise AudienceFileError(f"{source}: {_decode_reason(error)}") from None
+    lines = text.splitlines()
+    extra = sorted(set(document) - {"audiences"})
+    if extra:
+        raise AudienceFileError(
+            f"{source}, line {_find(lines, None, extra[0])}: unknown top-level key "
+            f"{extra[0]!r}; definitions go under [audiences.NAME]"
+        )
+    table = document.get("audiences")
+    if not isinstance(table, dict) or not table:
+        raise AudienceFileError(f"{source}: no [audiences.NAME] table is defined")
+    audiences = []
+    for name, body in table.items():
+        try:
+            audiences.append(_audience(name, body))
+        except _Problem as problem:
+            line = _find(lines, name, problem.needle)
+            raise AudienceFileError(
+                f"{source}, line {line}: audience {name!r}: {problem}"
+            ) from None
+    return audiences
+
+
+def _decode_reason(error: tomllib.TOMLDecodeError) -> str:
+    """`Invalid value (at line 3, column 9)` as `line 3: invalid value (column 9)`."""
+    match = re.match(r"(.*) \(at line (\d+), column (\d+)\)$", str(error))
+    if not match:
+        return f"not valid TOML: {error}"
+    reason, line, column = match.groups()
+    return f"line {line}: not valid TOML: {reason[0].lower() + reason[1:]} (column {column})"
+
+
+class _Problem(Exception):
+    """A reason, and the text to look for to find its line."""
+
+    def __init__(self, reason: str, needle: str | None = None) -> None:
+        super().__init__(reason)
+        self.needle = needle
+
+
+def _audience(name: str, body: Any) -> Audience:
+    if not _NAME.match(name):
+        raise _Problem("a name holds only letters, digits, '_' and '-'")
+    if not isinstance(body, dict):
+        raise _Problem("must be a table with a description and a condition")
+    description = body.get("description")
+    if not isinstance(description, str) or not description.strip():
+        raise _Problem("needs a description (a non-empty string)", "description")
+    rest = {k: v for k, v in body.items() if k != "description"}
+    tests: list[Test] = []
+    condition = _condition(rest, tests)
+    return Audience(name, description, condition, tuple(tests))
+
+
+def _condition(spec: Any, tests: list[Test]) -> Node:
+    if not isinstance(spec, dict):
+        raise _Problem(f"a condition must be a table, not {_kind(spec)}", str(spec)[:20])
+    keys = set(spec)
+    if keys & _TEST_KEYS:
+        unknown = keys - _TEST_KEYS
+        if unknown:
+            key = sorted(unknown)[0]
+            raise _Problem(f"unknown key {key!r} in a test (it takes field, op, value)", key)
+        return _test(spec, tests)
+    if len(keys) != 1 or not keys <= set(_CONDITION_KEYS):
+        found = ", ".join(sorted(keys)) or "nothing"
+        raise _Problem(
+            f"a condition is exactly one of all = [...], any = [...], not = {{...}} or a "
+            f"test {{ field, op, value }}; found {found}",
+            sorted(keys)[0] if keys else None,
+        )
+    (key,) = keys
+    value = spec[key]
+    if key == "not":
+        return Not(_condition(value, tests))
+    if not isinstance(value, list) or not value:
+        raise _Problem(f"{key} needs a non-empty list of conditions", key)
+    children = tuple(_condition(child, tests) for child in value)
+    return All(children) if key == "all" else Any_(children)
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _test(spec: dict[str, Any], tests: list[Test]) -> Test:
+    name, op = spec.get("field"), spec.get("op")
+    if not isinstance(name, str):
+        raise _Problem('a test needs field = "..." (a profile field)', "field")
+    if not isinstance(op, str):
+        raise _Problem(f'the test on {name!r} needs op = "..."', name)
+    kind = _field_kind(name)
+    if op != "exists" and op not in OPERATORS:
+        known = ", ".join(["exists", *OPERATORS])
+        raise _Problem(f"unknown operator {op!r} (known: {known})", f'"{op}"')
+    if "value" not in spec and op != "exists":
+        raise _Problem(f"the test {name} {op} needs a value", name)
+    value = _check_value(name, kind, op, spec.get("value", True))
+    test = Test(name, op, value)
+    tests.append(test)
+    return test
+
+
+def _field_kind(name: str) -> str:
+    head, _, rest = name.partition(".")
+    kind = FIELD_KINDS.get(head)
+    if kind is None:
+        known = ", ".join(FIELD_KINDS)
+        raise _Problem(f"unknown profile field {name!r} (fields: {known})", f'"{name}"')
+    if not rest:
+        return kind
+    if kind == "money" and re.fullmatch(r"[A-Z]{3}", rest):
+        return "number"
+    raise _Problem(
+        f"{name!r}: only total_spend has parts, one per currency (total_spend.EUR)", f'"{name}"'
+    )
+
+
+def _check_value(name: str, kind: str, op: str, value: Any) -> Any:
+    where = f'"{op}"'
+    if isinstance(value, time):
+        raise _Problem(f"{name} {op}: a time of day alone cannot be compared", where)
+    if isinstance(value, dict):
+        raise _Problem(f"{name} {op}: the value cannot be a table", where)
+    if op == "exists":
+        if not isinstance(value, bool):
+            raise _Problem(f"{name} exists takes value = true or false", where)
+    elif op in ("within_days", "older_than_days"):
+        _need_time(name, kind, op)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise _Problem(f"{name} {op} needs a number of days >= 0", where)
+    elif op == "month_is":
+        _need_time(name, kind, op)
+        if value != "current" and not (
+            isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 12
+        ):
+            raise _Problem(f'{name} month_is takes "current" or a month 1-12', where)
+    elif op == "day_of_year_within":
+        _need_time(name, kind, op)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 366:
+            raise _Problem(f"{name} day_of_year_within takes whole days ahead, 0-366", where)
+    elif op == "in":
+        if not isinstance(value, list) or not value:
+            raise _Problem(f"{name} in needs a non-empty list of values", where)
+        for option in value:
+            _check_scalar(name, kind, op, option)
+    elif op == "contains":
+        if kind not in ("list", "text", "money"):
+            raise _Problem(f"{name} is a {kind} field; contains works on lists and text", where)
+        _check_scalar(name, "text" if kind != "money" else kind, op, value)
+    else:
+        if op not in ("==", "!=") and kind in ("bool", "list", "money"):
+            raise _Problem(f"{name} is a {kind} field; {op} does not order it", where)
+        _check_scalar(name, kind, op, value)
+    return value
+
+
+def _need_time(name: str, kind: str, op: str) -> None:
+    if kind not in ("time", "date"):
+        raise _Problem(f"{op} compares a time field with the clock; {name} is a {kind}", f'"{op}"')
+
+
+def _check_scalar(name: str, kind: str, op: str, value: Any) -> None:
+    where = f'"{op}"'
+    if isinstance(value, list | dict):
+        raise _Problem(f"{name} {op} takes a single value, not a list", where)
+    if kind == "number" and (isinstance(value, bool) or _not_number(value)):
+        raise _Problem(f"{name} is a number; {value!r} is not", where)
+    if kind == "bool" and not isinstance(value, bool):
+        raise _Problem(f"{name} is true or false; {value!r} is not", where)
+    if kind in ("time", "date") and not (
+        isinstance(value, datetime | date) or (isinstance(value, str) and as_time(value))
+    ):
+        raise _Problem(f"{name} is a time; {value!r} is not a date or an RFC 3339 time", where)
+
+
+def _not_number(value: Any) -> bool:
+    if isinstance(value, int | float):
+        return False
+    if isinstance(value, str):
+        return re.fullmatch(r"-?\d+(\.\d+)?", value) is None
+    return True
+
+
+def _find(lines: list[str], audience: str | None, needle: str | None) -> int:
+    """The 1-based line of `needle` within `audience`'s table (its header line if absent)."""
+    start, end = 0, len(lines)
+    if audience is not None:
+        header = re.compile(
+            r"^\s*\[\s*audiences\s*\.\s*[\"']?" + re.escape(audience) + r"[\"']?\s*\]"
+        )
+        for index, line in enumerate(lines):
+            if header.match(line):
+                start = index
+                end = next(
+                    (j for j in range(index + 1, len(lines)) if lines[j].lstrip().startswith("[")),
+                    len(lines),
+                )
+                break
+        else:
+            needle = needle or audience
+    if needle:
+        for index in range(start, end):
+            if needle in lines[index]:
+                return index + 1
+    return start + 1
+
+
+@dataclass(frozen=True)
+class Membership:
+    """One audience's answer for one customer, as stored: `seq` counts its changes, and
+    `next_flip` is when the clock alone may change it (None: only a profile change can)."""
+
+    audience: str
+    customer_id: str
+    member: bool
+    since: datetime | None
+    reason: str | None
+    seq: int
+    tests: str
+    next_flip: datetime | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """An entry or exit, as published on `{prefix}.audiences`."""
+
+    audience: str
+    customer_id: str
+    change: str  # "entered" or "exited"
+    at: datetime
+    reason: str
+    seq: int
+
+
+def step(
+    audience: Audience,
+    customer_id: str,
+    current: Membership | None,
+    profile: dict[str, Any],
+    now: datetime,
+    trigger: str,
+    before: dict[str, Any] | None = None,
+) -> tuple[Membership | None, Change | None]:
+    """Re-evaluate one audience for one profile at `now`; return the row to store (None:
+    nothing to store) and the change to publish (None: membership did not change).
+
+    The reason names the tests that flipped, then `trigger`: what caused the evaluation
+    (`event TYPE ID` or `clock T`). With no stored row, the tests' earlier answers come
+    from `before`, the profile as it was (absent for a new customer: every true test).
+    """
+    verdict = audience.evaluate(profile, now)
+    was_member = current.member if current is not None else False
+    if verdict.holds != was_member:
+        if current is not None:
+            earlier: str | None = current.tests
+        else:
+            earlier = audience.evaluate(before, now).tests if before is not None else None
+        flipped = audience.flipped(earlier, verdict.tests)
+        reason = "; ".join(flipped) or ("condition met" if verdict.holds else "condition unmet")
+        reason += f", by {trigger}"
+        seq = (current.seq if current is not None else 0) + 1
+        row = Membership(
+            audience.name,
+            customer_id,
+            verdict.holds,
+            now,
+            reason,
+            seq,
+            verdict.tests,
+            verdict.next_flip,
+        )
+        change = "entered" if verdict.holds else "exited"
+        return row, Change(audience.name, customer_id, change, now, reason, seq)
+    if current is None:
+        if verdict.next_flip is None:
+            return None, None  # never a member, and time alone cannot make it one
+        return (
+            Membership(
+                audience.name, customer_id, False, None, None, 0, verdict.tests, verdict.next_flip
+            ),
+            None,
+        )
+    if (current.tests, current.next_flip) == (verdict.tests, verdict.next_flip):
+        return None, None
+    return replace(current, tests=verdict.tests, next_flip=verdict.next_flip), None

@@ -1,0 +1,275 @@
+"""The audience condition language: a small tree of typed nodes, evaluated against a profile.
+
+Each node answers two questions at a time `now`: does it hold, and the earliest time its
+answer can change while the profile stays as it is (`flip`, None when it cannot). The
+projection stores that time per audience and customer, so a clock pass re-evaluates only
+the rows that are due. A flip time may be early (the pass then finds no change and
+stores the next one), never late: composites take the earliest flip of their children,
+except where one child settles the answer for good (a false test with no flip in `all`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+Outcome = tuple[bool, datetime | None]
+_TICK = timedelta(microseconds=1)
+
+
+class Node:
+    def evaluate(self, profile: dict[str, Any], now: datetime, bits: list[bool]) -> Outcome:
+        """Hold and flip at `now`; append every test's answer to `bits`, in source order."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class All(Node):
+    children: tuple[Node, ...]
+
+    def evaluate(self, profile: dict[str, Any], now: datetime, bits: list[bool]) -> Outcome:
+        outcomes = [child.evaluate(profile, now, bits) for child in self.children]
+        return _combine(outcomes, settles=False)
+
+
+@dataclass(frozen=True)
+class Any_(Node):
+    children: tuple[Node, ...]
+
+    def evaluate(self, profile: dict[str, Any], now: datetime, bits: list[bool]) -> Outcome:
+        outcomes = [child.evaluate(profile, now, bits) for child in self.children]
+        return _combine(outcomes, settles=True)
+
+
+def _combine(outcomes: list[Outcome], *, settles: bool) -> Outcome:
+    """`all` (settled by a lasting False) or `any` (settled by a lasting True)."""
+    if any(holds is settles and flip is None for holds, flip in outcomes):
+        return settles, None
+    holds = any(h for h, _ in outcomes) if settles else all(h for h, _ in outcomes)
+    flips = [flip for _, flip in outcomes if flip is not None]
+    return holds, min(flips) if flips else None
+
+
+@dataclass(frozen=True)
+class Not(Node):
+    child: Node
+
+    def evaluate(self, profile: dict[str, Any], now: datetime, bits: list[bool]) -> Outcome:
+        holds, flip = self.child.evaluate(profile, now, bits)
+        return not holds, flip
+
+
+@dataclass(frozen=True)
+class Test(Node):
+    """`{ field, op, value }`: `path` is the field split at dots."""
+
+    field: str
+    op: str
+    value: Any
+    path: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", tuple(self.field.split(".")))
+
+    def describe(self) -> str:
+        if self.op == "exists" and self.value is True:
+            return f"{self.field} exists"
+        return f"{self.field} {self.op} {_show(self.value)}"
+
+    def evaluate(self, profile: dict[str, Any], now: datetime, bits: list[bool]) -> Outcome:
+        actual: Any = profile
+        for step in self.path:
+            actual = actual.get(step) if isinstance(actual, dict) else None
+        if self.op == "exists":
+            outcome: Outcome = ((actual is not None) == self.value, None)
+        elif actual is None:
+            outcome = (False, None)
+        else:
+            outcome = OPERATORS[self.op](actual, self.value, now)
+        bits.append(outcome[0])
+        return outcome
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+# --- comparisons ---------------------------------------------------------------------------
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return Decimal(str(value))
+    if isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() else None
+    return None
+
+
+def as_time(value: Any) -> datetime | None:
+    """A UTC datetime from an RFC 3339 string, a YYYY-MM-DD date (midnight UTC) or a TOML
+    date or datetime (a local one is taken as UTC); None for anything else."""
+    if isinstance(value, str):
+        try:
+            value = (
+                datetime.fromisoformat(value.upper())
+                if "T" in value.upper()
+                else (date.fromisoformat(value))
+            )
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None
+
+
+def _pair(actual: Any, expected: Any) -> tuple[Any, Any] | None:
+    """Both sides in one comparable type, or None when they cannot be compared."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return (actual, expected) if type(actual) is type(expected) else None
+    if isinstance(expected, datetime | date):
+        moment = as_time(actual)
+        return None if moment is None else (moment, as_time(expected))
+    left, right = _number(actual), _number(expected)
+    if left is not None and right is not None:
+        return left, right
+    if isinstance(actual, str) and isinstance(expected, str):
+        return actual, expected
+    return None
+
+
+def _compare(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any, datetime], Outcome]:
+    def operator(actual: Any, expected: Any, now: datetime) -> Outcome:
+        pair = _pair(actual, expected)
+        return (pair is not None and test(*pair), None)
+
+    return operator
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    pair = _pair(actual, expected)
+    return pair is not None and pair[0] == pair[1]
+
+
+def _not_equal(actual: Any, expected: Any, now: datetime) -> Outcome:
+    pair = _pair(actual, expected)
+    return (pair is not None and pair[0] != pair[1], None)
+
+
+def _in(actual: Any, expected: list[Any], now: datetime) -> Outcome:
+    return (any(_equal(actual, option) for option in expected), None)
+
+
+def _contains(actual: Any, expected: Any, now: datetime) -> Outcome:
+    if isinstance(actual, list):
+        return (any(_equal(item, expected) for item in actual), None)
+    if isinstance(actual, dict):
+        return (expected in actual, None)
+    if isinstance(actual, str) and isinstance(expected, str):
+        return (expected in actual, None)
+    return (False, None)
+
+
+# --- the clock -----------------------------------------------------------------------------
+
+
+def _within_days(actual: Any, days: float, now: datetime) -> Outcome:
+    """now - N days <= field <= now."""
+    moment = as_time(actual)
+    if moment is None:
+        return (False, None)
+    if moment > now:
+        return (False, moment)
+    if moment >= now - timedelta(days=days):
+        return (True, moment + timedelta(days=days) + _TICK)
+    return (False, None)
+
+
+def _older_than_days(actual: Any, days: float, now: datetime) -> Outcome:
+    """field < now - N days."""
+    moment = as_time(actual)
+    if moment is None:
+        return (False, None)
+    if moment < now - timedelta(days=days):
+        return (True, None)
+    return (False, moment + timedelta(days=days) + _TICK)
+
+
+def _month_start(year: int, month: int) -> datetime:
+    return datetime(year + (month - 1) // 12, (month - 1) % 12 + 1, 1, tzinfo=UTC)
+
+
+def _month_is(actual: Any, month: int | str, now: datetime) -> Outcome:
+    moment = as_time(actual)
+    if moment is None:
+        return (False, None)
+    if month != "current":
+        return (moment.month == month, None)
+    if moment.month == now.month:
+        return (True, _month_start(now.year, now.month + 1))
+    ahead = (moment.month - now.month) % 12
+    return (False, _month_start(now.year, now.month + ahead))
+
+
+def anniversary(day: date, year: int) -> date:
+    """The day's anniversary in `year`; 29 February falls on the 28th in common years."""
+    try:
+        return day.replace(year=year)
+    except ValueError:
+        return date(year, 2, 28)
+
+
+def _day_of_year_within(actual: Any, days: int, now: datetime) -> Outcome:
+    """The field's next anniversary (month and day, from today on) is at most N days ahead."""
+    moment = as_time(actual)
+    if moment is None:
+        return (False, None)
+    today = now.date()
+    coming = anniversary(moment.date(), today.year)
+    if coming < today:
+        coming = anniversary(moment.date(), today.year + 1)
+    if (coming - today).days <= days:
+        return (True, _midnight(coming + timedelta(days=1)))
+    return (False, _midnight(coming - timedelta(days=days)))
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+OPERATORS: dict[str, Callable[[Any, Any, datetime], Outcome]] = {
+    "==": lambda a, e, now: (_equal(a, e), None),
+    "!=": _not_equal,
+    "<": _compare(lambda a, b: a < b),
+    "<=": _compare(lambda a, b: a <= b),
+    ">": _compare(lambda a, b: a > b),
+    ">=": _compare(lambda a, b: a >= b),
+    "in": _in,
+    "contains": _contains,
+    "within_days": _within_days,
+    "older_than_days": _older_than_days,
+    "month_is": _month_is,
+    "day_of_year_within": _day_of_year_within,
+}
+"""Every operator but `exists`, which is the one that looks at a missing field."""
+
+CLOCK_OPERATORS = frozenset({"within_days", "older_than_days", "month_is", "day_of_year_within"})

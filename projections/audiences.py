@@ -1,0 +1,198 @@
+"""Audience membership in PostgreSQL, kept true as profiles change and as time passes.
+
+`audience_members` holds, per audience and customer, the stored answer, its `seq` and the
+next time the clock alone may change it. Profile changes are evaluated in the profile
+projection's page transaction (`on_profiles`); the clock pass (`clock_pass`) asks SQL for
+the rows that are due, through a partial index, so a pass costs what is due, not what is
+stored. Every entry and exit goes to `audience_outbox` in the same transaction as the
+membership change; `projections.audience_relay` publishes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import orjson
+from psycopg import Connection, Cursor
+from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
+
+from domain.audiences import Audience, Change, Membership, step
+from domain.profile import utc_text
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS audience_members (
+    audience text NOT NULL,
+    customer_id text NOT NULL,
+    member boolean NOT NULL,
+    since timestamptz,
+    reason text,
+    seq bigint NOT NULL,
+    tests text NOT NULL,
+    next_flip timestamptz,
+    PRIMARY KEY (audience, customer_id)
+);
+CREATE INDEX IF NOT EXISTS audience_members_due
+    ON audience_members (next_flip) WHERE next_flip IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audience_members_customer ON audience_members (customer_id);
+CREATE TABLE IF NOT EXISTS audience_outbox (
+    id bigserial PRIMARY KEY,
+    audience text NOT NULL,
+    customer_id text NOT NULL,
+    change text NOT NULL,
+    at timestamptz NOT NULL,
+    reason text NOT NULL,
+    seq bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audience_clock (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    evaluated_at timestamptz NOT NULL
+);
+"""
+
+_COLUMNS = "audience, customer_id, member, since, reason, seq, tests, next_flip"
+
+_UPSERT = f"""
+INSERT INTO audience_members ({_COLUMNS})
+SELECT * FROM unnest(%b::text[], %b::text[], %b::bool[], %b::timestamptz[], %b::text[],
+                     %b::bigint[], %b::text[], %b::timestamptz[])
+ON CONFLICT (audience, customer_id) DO UPDATE SET
+    member = EXCLUDED.member, since = EXCLUDED.since, reason = EXCLUDED.reason,
+    seq = EXCLUDED.seq, tests = EXCLUDED.tests, next_flip = EXCLUDED.next_flip
+"""
+
+_OUTBOX = """
+INSERT INTO audience_outbox (audience, customer_id, change, at, reason, seq)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::text[],
+                     %b::bigint[])
+"""
+
+_DUE = f"""
+SELECT {", ".join("m." + c for c in _COLUMNS.split(", "))}, p.profile
+FROM audience_members m JOIN profiles p USING (customer_id)
+WHERE m.next_flip <= %s AND m.audience = ANY(%s)
+ORDER BY m.next_flip
+LIMIT %s
+"""
+
+Clock = Callable[[], datetime]
+
+
+class AudienceBook:
+    """The audiences in force, and how their membership is read and written."""
+
+    def __init__(self, audiences: list[Audience], clock: Clock) -> None:
+        self.audiences = audiences
+        self._by_name = {a.name: a for a in audiences}
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def on_profiles(
+        self,
+        curs: Cursor[Any],
+        profiles: dict[str, dict[str, Any]],
+        before: dict[str, dict[str, Any]],
+        triggers: dict[str, str],
+    ) -> int:
+        """Re-evaluate every audience for these changed profiles (`before`: as they were,
+        for the customers that had one); return how many memberships changed."""
+        if not profiles or not self.audiences:
+            return 0
+        now = self.now()
+        curs.execute(
+            f"SELECT {_COLUMNS} FROM audience_members WHERE customer_id = ANY(%s) "
+            "AND audience = ANY(%s)",
+            (list(profiles), list(self._by_name)),
+        )
+        stored = {(r["audience"], r["customer_id"]): Membership(**r) for r in curs.fetchall()}
+        rows, changes = [], []
+        for customer_id, profile in profiles.items():
+            for audience in self.audiences:
+                row, change = step(
+                    audience,
+                    customer_id,
+                    stored.get((audience.name, customer_id)),
+                    profile,
+                    now,
+                    triggers[customer_id],
+                    before.get(customer_id),
+                )
+                if row is not None:
+                    rows.append(row)
+                if change is not None:
+                    changes.append(change)
+        write(curs, rows, changes)
+        return len(changes)
+
+    def clock_pass(self, conn: Connection[Any], batch: int = 20_000) -> tuple[int, int]:
+        """Re-evaluate the rows whose answer the clock may have changed by now, a batch per
+        transaction; return (rows evaluated, changes)."""
+        now = self.now()
+        trigger = f"clock {utc_text(now)}"
+        evaluated = changed = 0
+        while True:
+            with conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
+                set_json_loads(orjson.loads, curs)
+                curs.execute(_DUE, (now, list(self._by_name), batch))
+                due = curs.fetchall()
+                rows, changes = [], []
+                for r in due:
+                    profile = r.pop("profile")
+                    row, change = step(
+                        self._by_name[r["audience"]],
+                        r["customer_id"],
+                        Membership(**r),
+                        profile,
+                        now,
+                        trigger,
+                    )
+                    if row is not None:
+                        rows.append(row)
+                    if change is not None:
+                        changes.append(change)
+                write(curs, rows, changes)
+                curs.execute(
+                    "INSERT INTO audience_clock (evaluated_at) VALUES (%s) ON CONFLICT "
+                    "(singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
+                    (now,),
+                )
+            evaluated += len(due)
+            changed += len(changes)
+            if len(due) < batch:
+                return evaluated, changed
+
+
+def write(curs: Cursor[Any], rows: Iterable[Membership], changes: list[Change]) -> None:
+    rows = list(rows)
+    if rows:
+        columns = list(zip(*[_values(row) for row in rows], strict=True))
+        curs.execute(_UPSERT, [list(column) for column in columns])
+    if changes:
+        curs.execute(
+            _OUTBOX,
+            (
+                [c.audience for c in changes],
+                [c.customer_id for c in changes],
+                [c.change for c in changes],
+                [c.at for c in changes],
+                [c.reason for c in changes],
+                [c.seq for c in changes],
+            ),
+        )
+
+
+def _values(row: Membership) -> tuple[Any, ...]:
+    return (
+        row.audience,
+        row.customer_id,
+        row.member,
+        row.since,
+        row.reason,
+        row.seq,
+        row.tests,
+        row.next_flip,
+    )

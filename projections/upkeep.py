@@ -1,0 +1,48 @@
+"""What the projection loop does between pages: the audience clock pass, then the relay.
+
+Both run in the runner's own process and thread, between page transactions, so the clock
+pass never races a page over the same membership rows, and each change is published soon
+after the transaction that made it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from psycopg import Connection
+
+from projections.audience_relay import AudienceRelay
+from projections.audiences import AudienceBook
+
+
+class Upkeep:
+    def __init__(
+        self,
+        book: AudienceBook,
+        conn: Connection[Any],
+        relay: AudienceRelay | None,
+        clock_interval: float = 60.0,
+    ) -> None:
+        self._book = book
+        self._conn = conn
+        self._relay = relay
+        self._interval = clock_interval
+        self._last_pass: float | None = None
+        self.published = 0
+
+    def __call__(self) -> None:
+        if self._last_pass is None or time.monotonic() - self._last_pass >= self._interval:
+            self.clock_pass()
+        if self._relay is not None:
+            self.published += self._relay.publish_pending()
+
+    def clock_pass(self) -> tuple[int, int]:
+        """Re-evaluate what the clock has made due; return (rows evaluated, changes)."""
+        self._last_pass = time.monotonic()
+        return self._book.clock_pass(self._conn)
+
+    def close(self) -> None:
+        self._conn.close()
+        if self._relay is not None:
+            self._relay.close()
