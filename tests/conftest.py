@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -12,6 +13,9 @@ import pytest
 
 from ledger import bootstrap, embedded
 from ledger.settings import Settings
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+"""The clock of every test's settings (`LEDGER_NOW` for subprocesses)."""
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +40,7 @@ def make_settings(servers: embedded.EmbeddedServers, tmp_path: Path) -> Callable
             kafka_bootstrap=servers.kafka_bootstrap,
             topic_prefix=name,
             home=tmp_path,
+            now=NOW,  # audiences are evaluated on a pinned clock, so runs compare equal
         )
         bootstrap.init_schema(ready)
         bootstrap.init_topics(ready)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from consumers.worker import IngestStats
+from ledger import bootstrap
 from ledger.settings import Settings
 
 
@@ -22,6 +26,8 @@ def ledger_env(settings: Settings) -> dict[str, str]:
         LEDGER_TOPIC_PREFIX=settings.topic_prefix,
         LEDGER_HOME=str(settings.home),
     )
+    if settings.now is not None:
+        env["LEDGER_NOW"] = settings.now.isoformat()
     return env
 
 
@@ -56,6 +62,49 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
         consumer.close()
 
 
+def audience_changes(settings: Settings) -> list[dict[str, Any]]:
+    """Every change on the audiences topic, in partition order, as published."""
+    return [json.loads(record.value) for record in read_topic(settings, settings.audiences_topic)]
+
+
+def distinct_changes(changes: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Changes by (audience, customer, seq), as a reader that drops repeats keeps them; a
+    repeat must be identical to the first."""
+    kept: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for change in changes:
+        key = (change["audience"], change["customer_id"], change["seq"])
+        assert kept.setdefault(key, change) == change, f"a repeat differs: {change}"
+    return kept
+
+
+def final_members(changes: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Membership as a reader of the topic sees it: the last change by seq of each key."""
+    last: dict[tuple[str, str], tuple[int, str]] = {}
+    for change in changes:
+        key = (change["audience"], change["customer_id"])
+        if key not in last or change["seq"] > last[key][0]:
+            last[key] = (change["seq"], change["change"])
+    found: dict[str, set[str]] = {}
+    for (audience, customer), (_, kind) in last.items():
+        if kind == "entered":
+            found.setdefault(audience, set()).add(customer)
+    return found
+
+
+def members(settings: Settings) -> dict[str, set[str]]:
+    """Each audience's members, from the projection."""
+    import psycopg
+
+    with psycopg.connect(settings.database_url or "") as conn:
+        rows = conn.execute(
+            "SELECT audience, customer_id FROM audience_members WHERE member"
+        ).fetchall()
+    found: dict[str, set[str]] = {}
+    for audience, customer_id in rows:
+        found.setdefault(audience, set()).add(customer_id)
+    return found
+
+
 def profile_rows(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every profile in the projection, by customer id."""
     import psycopg
@@ -67,3 +116,51 @@ def profile_rows(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj).encode()
+
+
+def interaction(kind: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": kind,
+        "occurred_at": fields.pop("occurred_at", "2026-03-01T10:00:00Z"),
+        "source": "pos-store-1",
+        **fields,
+    }
+
+
+def enrollment(customer: str, card: str, **fields: Any) -> dict[str, Any]:
+    return interaction("customer_enrolled", customer_id=customer, card_id=card, **fields)
+
+
+def purchase(total: str = "12.50", **fields: Any) -> dict[str, Any]:
+    line = {"sku": "sku-1", "category": "grocery", "quantity": 1, "unit_price": total}
+    return interaction(
+        "purchase",
+        store_id="S-1",
+        order_id=str(uuid.uuid4()),
+        currency="EUR",
+        total=total,
+        lines=[line],
+        **fields,
+    )
+
+
+def publish(settings: Settings, messages: list[tuple[bytes | None, bytes, list[Any]]]) -> None:
+    producer = bootstrap.producer(settings)
+    for key, value, headers in messages:
+        producer.send(settings.inbound_topic, key=key, value=value, headers=headers)
+    producer.flush()
+    producer.close()
+
+
+def keyed(obj: dict[str, Any], headers: list[Any] | None = None) -> tuple[bytes, bytes, list[Any]]:
+    key = obj.get("customer_id") or obj.get("card_id") or obj.get("partner_id")
+    return (str(key).encode(), dumps(obj), headers or [])
+
+
+def ingest(settings: Settings) -> IngestStats:
+    return bootstrap.ingest_worker(settings).run(threading.Event(), until_idle=True)
+
+
+def project(settings: Settings) -> int:
+    return bootstrap.run_projections(settings, threading.Event(), until_idle=True).processed

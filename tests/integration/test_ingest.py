@@ -2,65 +2,22 @@
 
 from __future__ import annotations
 
-import threading
-import uuid
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
-from support import dumps, profile_rows, read_topic
+from support import (
+    enrollment,
+    ingest,
+    interaction,
+    keyed,
+    profile_rows,
+    project,
+    publish,
+    purchase,
+    read_topic,
+)
 
-from consumers.worker import IngestStats
-from ledger import bootstrap
 from ledger.settings import Settings
-
-
-def interaction(kind: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "type": kind,
-        "occurred_at": fields.pop("occurred_at", "2026-03-01T10:00:00Z"),
-        "source": "pos-store-1",
-        **fields,
-    }
-
-
-def enrollment(customer: str, card: str, **fields: Any) -> dict[str, Any]:
-    return interaction("customer_enrolled", customer_id=customer, card_id=card, **fields)
-
-
-def purchase(total: str = "12.50", **fields: Any) -> dict[str, Any]:
-    line = {"sku": "sku-1", "category": "grocery", "quantity": 1, "unit_price": total}
-    return interaction(
-        "purchase",
-        store_id="S-1",
-        order_id=str(uuid.uuid4()),
-        currency="EUR",
-        total=total,
-        lines=[line],
-        **fields,
-    )
-
-
-def publish(settings: Settings, messages: list[tuple[bytes | None, bytes, list[Any]]]) -> None:
-    producer = bootstrap.producer(settings)
-    for key, value, headers in messages:
-        producer.send(settings.inbound_topic, key=key, value=value, headers=headers)
-    producer.flush()
-    producer.close()
-
-
-def keyed(obj: dict[str, Any], headers: list[Any] | None = None) -> tuple[bytes, bytes, list[Any]]:
-    key = obj.get("customer_id") or obj.get("card_id") or obj.get("partner_id")
-    return (str(key).encode(), dumps(obj), headers or [])
-
-
-def ingest(settings: Settings) -> IngestStats:
-    return bootstrap.ingest_worker(settings).run(threading.Event(), until_idle=True)
-
-
-def project(settings: Settings) -> int:
-    return bootstrap.run_projections(settings, threading.Event(), until_idle=True).processed
 
 
 def test_each_rejection_reaches_the_dead_letter_topic_once_with_its_headers(
