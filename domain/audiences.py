@@ -67,7 +67,7 @@ def load_audiences(text: str, source: str) -> list[Audience]:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise AudienceFileError(f"{source}: {_decode_reason(error)}") from None
+        raise AudienceFileError(f"{source}{_decode_reason(error)}") from None
     lines = text.splitlines()
     extra = sorted(set(document) - {"audiences"})
     if extra:
@@ -91,12 +91,13 @@ def load_audiences(text: str, source: str) -> list[Audience]:
 
 
 def _decode_reason(error: tomllib.TOMLDecodeError) -> str:
-    """`Invalid value (at line 3, column 9)` as `line 3: invalid value (column 9)`."""
+    """`Invalid value (at line 3, column 9)` as `, line 3: not valid TOML: invalid value
+    (column 9)`, in the form of every other refusal."""
     match = re.match(r"(.*) \(at line (\d+), column (\d+)\)$", str(error))
     if not match:
-        return f"not valid TOML: {error}"
+        return f": not valid TOML: {error}"
     reason, line, column = match.groups()
-    return f"line {line}: not valid TOML: {reason[0].lower() + reason[1:]} (column {column})"
+    return f", line {line}: not valid TOML: {reason[0].lower() + reason[1:]} (column {column})"
 
 
 class _Problem(Exception):

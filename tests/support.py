@@ -133,14 +133,15 @@ def enrollment(customer: str, card: str, **fields: Any) -> dict[str, Any]:
 
 
 def purchase(total: str = "12.50", **fields: Any) -> dict[str, Any]:
+    """A purchase of one grocery line worth `total`, unless `lines` says otherwise."""
     line = {"sku": "sku-1", "category": "grocery", "quantity": 1, "unit_price": total}
+    fields.setdefault("lines", [line])
     return interaction(
         "purchase",
         store_id="S-1",
         order_id=str(uuid.uuid4()),
         currency="EUR",
         total=total,
-        lines=[line],
         **fields,
     )
 
