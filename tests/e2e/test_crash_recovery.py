@@ -23,10 +23,11 @@ from support import (
     wait_for,
 )
 
+from domain import partner
 from ledger import bootstrap
 from ledger.settings import Settings
 from producers.publisher import Publisher
-from producers.simulator import SimulationPlan, simulate
+from producers.simulator import SimulationPlan, simulate, simulate_labelled
 
 PLAN = SimulationPlan(customers=400, partners=10, events=20_000, seed=11, faults=True)
 
@@ -101,6 +102,34 @@ def reference(make_settings: Callable[[], Settings]) -> dict[str, Any]:
         "partners": partner_rows(settings),
         "members": members(settings),
     }
+
+
+def test_partners_and_audiences_are_exact_for_the_simulated_traffic(
+    settings: Settings, reference: dict[str, Any]
+) -> None:
+    """Partner statuses as folded straight from the simulator's valid traffic; audience
+    members as the definitions evaluate the final profiles at the pinned clock."""
+    streams: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for obj, fault in simulate_labelled(PLAN):
+        if fault is None and obj["type"] in partner.PARTNER_KINDS:
+            streams.setdefault(obj["partner_id"], []).append((obj["type"], obj))
+    expected = {}
+    for partner_id, interactions in streams.items():
+        state = partner.new_state(partner_id)
+        for kind, payload in interactions:
+            partner.apply(state, kind, payload)
+        expected[partner_id] = partner.render(state)
+    assert reference["partners"] == expected
+    assert {s["status"] for s in expected.values()} >= {"active", "at_risk"}
+
+    now = settings.clock()
+    evaluated: dict[str, set[str]] = {}
+    for audience in bootstrap.audiences(settings):
+        for customer_id, profile in reference["profiles"].items():
+            if audience.evaluate(profile, now).holds:
+                evaluated.setdefault(audience.name, set()).add(customer_id)
+    assert reference["members"] == evaluated
+    assert len(evaluated) >= 5, "most built-in audiences have members"
 
 
 def partner_rows(settings: Settings) -> dict[str, Any]:
