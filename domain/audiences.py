@@ -8,6 +8,7 @@ by looking for its text inside the audience's own table (the table header when t
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, replace
@@ -58,6 +59,8 @@ class Audience:
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+MAX_DAYS = 36_525
+"""A hundred years: the longest `within_days` or `older_than_days` window accepted."""
 _CONDITION_KEYS = ("all", "any", "not")
 _TEST_KEYS = {"field", "op", "value"}
 
@@ -72,7 +75,7 @@ def load_audiences(text: str, source: str) -> list[Audience]:
     extra = sorted(set(document) - {"audiences"})
     if extra:
         raise AudienceFileError(
-            f"{source}, line {_find(lines, None, extra[0])}: unknown top-level key "
+            f"{source}, line {_find(lines, None, (_top_level(extra[0]),))}: unknown top-level key "
             f"{extra[0]!r}; definitions go under [audiences.NAME]"
         )
     table = document.get("audiences")
@@ -83,7 +86,7 @@ def load_audiences(text: str, source: str) -> list[Audience]:
         try:
             audiences.append(_audience(name, body))
         except _Problem as problem:
-            line = _find(lines, name, problem.needle)
+            line = _find(lines, name, problem.patterns)
             raise AudienceFileError(
                 f"{source}, line {line}: audience {name!r}: {problem}"
             ) from None
@@ -101,11 +104,21 @@ def _decode_reason(error: tomllib.TOMLDecodeError) -> str:
 
 
 class _Problem(Exception):
-    """A reason, and the text to look for to find its line."""
+    """A reason, and patterns (regular expressions) of the line it is on: the line that
+    matches them all, else the first that matches the first one."""
 
-    def __init__(self, reason: str, needle: str | None = None) -> None:
+    def __init__(self, reason: str, *patterns: str) -> None:
         super().__init__(reason)
-        self.needle = needle
+        self.patterns = patterns
+
+
+def _key(name: str) -> str:
+    """The pattern of `name = ...` (a key, not a word inside another)."""
+    return rf"(^|[\s{{,\[]){re.escape(name)}\s*="
+
+
+def _quoted(text: str) -> str:
+    return re.escape(f'"{text}"') + "|" + re.escape(f"'{text}'")
 
 
 def _audience(name: str, body: Any) -> Audience:
@@ -115,7 +128,7 @@ def _audience(name: str, body: Any) -> Audience:
         raise _Problem("must be a table with a description and a condition")
     description = body.get("description")
     if not isinstance(description, str) or not description.strip():
-        raise _Problem("needs a description (a non-empty string)", "description")
+        raise _Problem("needs a description (a non-empty string)", _key("description"))
     rest = {k: v for k, v in body.items() if k != "description"}
     tests: list[Test] = []
     condition = _condition(rest, tests)
@@ -124,27 +137,27 @@ def _audience(name: str, body: Any) -> Audience:
 
 def _condition(spec: Any, tests: list[Test]) -> Node:
     if not isinstance(spec, dict):
-        raise _Problem(f"a condition must be a table, not {_kind(spec)}", str(spec)[:20])
+        raise _Problem(f"a condition must be a table, not {_kind(spec)}", re.escape(str(spec)[:20]))
     keys = set(spec)
     if keys & _TEST_KEYS:
         unknown = keys - _TEST_KEYS
         if unknown:
             key = sorted(unknown)[0]
-            raise _Problem(f"unknown key {key!r} in a test (it takes field, op, value)", key)
+            raise _Problem(f"unknown key {key!r} in a test (it takes field, op, value)", _key(key))
         return _test(spec, tests)
     if len(keys) != 1 or not keys <= set(_CONDITION_KEYS):
         found = ", ".join(sorted(keys)) or "nothing"
         raise _Problem(
             f"a condition is exactly one of all = [...], any = [...], not = {{...}} or a "
             f"test {{ field, op, value }}; found {found}",
-            sorted(keys)[0] if keys else None,
+            *(_key(k) for k in sorted(keys)),
         )
     (key,) = keys
     value = spec[key]
     if key == "not":
         return Not(_condition(value, tests))
     if not isinstance(value, list) or not value:
-        raise _Problem(f"{key} needs a non-empty list of conditions", key)
+        raise _Problem(f"{key} needs a non-empty list of conditions", _key(key))
     children = tuple(_condition(child, tests) for child in value)
     return All(children) if key == "all" else Any_(children)
 
@@ -156,17 +169,23 @@ def _kind(value: Any) -> str:
 def _test(spec: dict[str, Any], tests: list[Test]) -> Test:
     name, op = spec.get("field"), spec.get("op")
     if not isinstance(name, str):
-        raise _Problem('a test needs field = "..." (a profile field)', "field")
+        raise _Problem('a test needs field = "..." (a profile field)', _key("op"))
     if not isinstance(op, str):
-        raise _Problem(f'the test on {name!r} needs op = "..."', name)
+        raise _Problem(f'the test on {name!r} needs op = "..."', _quoted(name))
     kind = _field_kind(name)
     if op != "exists" and op not in OPERATORS:
         known = ", ".join(["exists", *OPERATORS])
-        raise _Problem(f"unknown operator {op!r} (known: {known})", f'"{op}"')
+        raise _Problem(f"unknown operator {op!r} (known: {known})", _quoted(op), _quoted(name))
     if "value" not in spec and op != "exists":
-        raise _Problem(f"the test {name} {op} needs a value", name)
-    value = _check_value(name, kind, op, spec.get("value", True))
-    test = Test(name, op, value)
+        raise _Problem(f"the test {name} {op} needs a value", _quoted(op), _quoted(name))
+    try:
+        value = _check_value(name, kind, op, spec.get("value", True))
+    except _Problem as problem:
+        # The line that holds this test: its field, its operator and, if written, its value.
+        shown = _value_pattern(spec.get("value"))
+        patterns = (p for p in (_quoted(name), _quoted(op), shown) if p)
+        raise _Problem(str(problem), *patterns) from None
+    test = Test(name, op, value, kind)
     tests.append(test)
     return test
 
@@ -176,72 +195,89 @@ def _field_kind(name: str) -> str:
     kind = FIELD_KINDS.get(head)
     if kind is None:
         known = ", ".join(FIELD_KINDS)
-        raise _Problem(f"unknown profile field {name!r} (fields: {known})", f'"{name}"')
+        raise _Problem(f"unknown profile field {name!r} (fields: {known})", _quoted(name))
     if not rest:
         return kind
     if kind == "money" and re.fullmatch(r"[A-Z]{3}", rest):
         return "number"
     raise _Problem(
-        f"{name!r}: only total_spend has parts, one per currency (total_spend.EUR)", f'"{name}"'
+        f"{name!r}: only total_spend has parts, one per currency (total_spend.EUR)", _quoted(name)
     )
 
 
 def _check_value(name: str, kind: str, op: str, value: Any) -> Any:
-    where = f'"{op}"'
     if isinstance(value, time):
-        raise _Problem(f"{name} {op}: a time of day alone cannot be compared", where)
+        raise _Problem(f"{name} {op}: a time of day alone cannot be compared")
     if isinstance(value, dict):
-        raise _Problem(f"{name} {op}: the value cannot be a table", where)
+        raise _Problem(f"{name} {op}: the value cannot be a table")
     if op == "exists":
         if not isinstance(value, bool):
-            raise _Problem(f"{name} exists takes value = true or false", where)
+            raise _Problem(f"{name} exists takes value = true or false")
     elif op in ("within_days", "older_than_days"):
         _need_time(name, kind, op)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise _Problem(f"{name} {op} needs a number of days >= 0", where)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value <= MAX_DAYS  # also refuses nan
+        ):
+            raise _Problem(f"{name} {op} needs a number of days from 0 to {MAX_DAYS}")
     elif op == "month_is":
         _need_time(name, kind, op)
         if value != "current" and not (
             isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 12
         ):
-            raise _Problem(f'{name} month_is takes "current" or a month 1-12', where)
+            raise _Problem(f'{name} month_is takes "current" or a month 1-12')
     elif op == "day_of_year_within":
         _need_time(name, kind, op)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 366:
-            raise _Problem(f"{name} day_of_year_within takes whole days ahead, 0-366", where)
+            raise _Problem(f"{name} day_of_year_within takes whole days ahead, 0-366")
     elif op == "in":
         if not isinstance(value, list) or not value:
-            raise _Problem(f"{name} in needs a non-empty list of values", where)
+            raise _Problem(f"{name} in needs a non-empty list of values")
         for option in value:
             _check_scalar(name, kind, op, option)
     elif op == "contains":
         if kind not in ("list", "text", "money"):
-            raise _Problem(f"{name} is a {kind} field; contains works on lists and text", where)
+            raise _Problem(f"{name} is a {kind} field; contains works on lists and text")
         _check_scalar(name, "text" if kind != "money" else kind, op, value)
     else:
         if op not in ("==", "!=") and kind in ("bool", "list", "money"):
-            raise _Problem(f"{name} is a {kind} field; {op} does not order it", where)
+            raise _Problem(f"{name} is a {kind} field; {op} does not order it")
         _check_scalar(name, kind, op, value)
     return value
 
 
+def _value_pattern(value: Any) -> str | None:
+    """The pattern of a value as the file may spell it (for finding its line)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _quoted(value)
+    if isinstance(value, bool):
+        return rf"=\s*{'true' if value else 'false'}\b"
+    if isinstance(value, int | float):
+        return rf"=\s*[-+]?{re.escape(str(value))}"
+    return None
+
+
 def _need_time(name: str, kind: str, op: str) -> None:
     if kind not in ("time", "date"):
-        raise _Problem(f"{op} compares a time field with the clock; {name} is a {kind}", f'"{op}"')
+        raise _Problem(f"{op} compares a time field with the clock; {name} is a {kind}")
 
 
 def _check_scalar(name: str, kind: str, op: str, value: Any) -> None:
-    where = f'"{op}"'
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Problem(f"{name} {op}: {value} is not a number one can compare with")
     if isinstance(value, list | dict):
-        raise _Problem(f"{name} {op} takes a single value, not a list", where)
+        raise _Problem(f"{name} {op} takes a single value, not a list")
     if kind == "number" and (isinstance(value, bool) or _not_number(value)):
-        raise _Problem(f"{name} is a number; {value!r} is not", where)
+        raise _Problem(f"{name} is a number; {value!r} is not")
     if kind == "bool" and not isinstance(value, bool):
-        raise _Problem(f"{name} is true or false; {value!r} is not", where)
+        raise _Problem(f"{name} is true or false; {value!r} is not")
     if kind in ("time", "date") and not (
         isinstance(value, datetime | date) or (isinstance(value, str) and as_time(value))
     ):
-        raise _Problem(f"{name} is a time; {value!r} is not a date or an RFC 3339 time", where)
+        raise _Problem(f"{name} is a time; {value!r} is not a date or an RFC 3339 time")
 
 
 def _not_number(value: Any) -> bool:
@@ -252,8 +288,14 @@ def _not_number(value: Any) -> bool:
     return True
 
 
-def _find(lines: list[str], audience: str | None, needle: str | None) -> int:
-    """The 1-based line of `needle` within `audience`'s table (its header line if absent)."""
+def _top_level(key: str) -> str:
+    """The pattern of a top-level key: `key = ...` or a table header `[key...]`."""
+    return rf"^\s*(\[+\s*{re.escape(key)}\b|{re.escape(key)}\s*=)"
+
+
+def _find(lines: list[str], audience: str | None, patterns: tuple[str, ...]) -> int:
+    """The 1-based line within `audience`'s table that matches every pattern, else the first
+    that matches the first pattern, else the table's header line."""
     start, end = 0, len(lines)
     if audience is not None:
         header = re.compile(
@@ -268,10 +310,13 @@ def _find(lines: list[str], audience: str | None, needle: str | None) -> int:
                 )
                 break
         else:
-            needle = needle or audience
-    if needle:
+            patterns = patterns or (_quoted(audience), re.escape(audience))
+    compiled = [re.compile(p) for p in patterns]
+    for wanted in (compiled, compiled[:1]):
+        if not wanted:
+            continue
         for index in range(start, end):
-            if needle in lines[index]:
+            if all(p.search(lines[index]) for p in wanted):
                 return index + 1
     return start + 1
 

@@ -65,15 +65,24 @@ class Not(Node):
 
 @dataclass(frozen=True)
 class Test(Node):
-    """`{ field, op, value }`: `path` is the field split at dots."""
+    """`{ field, op, value }` on a field of a known `kind` (see `domain.profile.FIELD_KINDS`):
+    a comparison then reads both sides as that kind, so a text field such as an id is
+    compared as text even when it looks like a number, and a decimal string as a number.
+    Kind `any` guesses from the values (tests of the language itself use it)."""
 
     field: str
     op: str
     value: Any
+    kind: str = "any"
     path: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    typed: Any = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", tuple(self.field.split(".")))
+        if self.kind in _TYPED and self.op in _COMPARISONS:
+            values = self.value if self.op == "in" else [self.value]
+            typed = [_typed(self.kind, v) for v in values]
+            object.__setattr__(self, "typed", typed if self.op == "in" else typed[0])
 
     def describe(self) -> str:
         if self.op == "exists" and self.value is True:
@@ -88,6 +97,9 @@ class Test(Node):
             outcome: Outcome = ((actual is not None) == self.value, None)
         elif actual is None:
             outcome = (False, None)
+        elif self.kind in _TYPED and self.op in _COMPARISONS:
+            typed = _typed(self.kind, actual)
+            outcome = (typed is not None and _COMPARISONS[self.op](typed, self.typed), None)
         else:
             outcome = OPERATORS[self.op](actual, self.value, now)
         bits.append(outcome[0])
@@ -113,7 +125,8 @@ def _number(value: Any) -> Decimal | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return Decimal(str(value))
+        number = Decimal(str(value))
+        return number if number.is_finite() else None
     if isinstance(value, str):
         try:
             number = Decimal(value)
@@ -142,8 +155,32 @@ def as_time(value: Any) -> datetime | None:
     return None
 
 
+def _typed(kind: str, value: Any) -> Any:
+    """A value read as a field kind's comparable type, or None if it is not one."""
+    if kind == "number":
+        return _number(value)
+    if kind in ("time", "date"):
+        return as_time(value)
+    if kind == "text":
+        return value if isinstance(value, str) else None
+    return value if isinstance(value, bool) else None  # "bool"
+
+
+_TYPED = frozenset({"number", "time", "date", "text", "bool"})
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: b is not None and a == b,
+    "!=": lambda a, b: b is not None and a != b,
+    "<": lambda a, b: b is not None and a < b,
+    "<=": lambda a, b: b is not None and a <= b,
+    ">": lambda a, b: b is not None and a > b,
+    ">=": lambda a, b: b is not None and a >= b,
+    "in": lambda a, options: a in options,
+}
+
+
 def _pair(actual: Any, expected: Any) -> tuple[Any, Any] | None:
-    """Both sides in one comparable type, or None when they cannot be compared."""
+    """Both sides in one comparable type, guessed from the values (kind `any`), or None
+    when they cannot be compared."""
     if isinstance(expected, bool) or isinstance(actual, bool):
         return (actual, expected) if type(actual) is type(expected) else None
     if isinstance(expected, datetime | date):
@@ -153,6 +190,9 @@ def _pair(actual: Any, expected: Any) -> tuple[Any, Any] | None:
     if left is not None and right is not None:
         return left, right
     if isinstance(actual, str) and isinstance(expected, str):
+        moments = as_time(actual), as_time(expected)
+        if None not in moments and "-" in actual and "-" in expected:
+            return moments
         return actual, expected
     return None
 
@@ -192,6 +232,14 @@ def _contains(actual: Any, expected: Any, now: datetime) -> Outcome:
 # --- the clock -----------------------------------------------------------------------------
 
 
+def _shift(moment: datetime, days: float) -> datetime | None:
+    """`moment` + N days, or None past the calendar's end (year 9999): never, in effect."""
+    try:
+        return moment + timedelta(days=days)
+    except OverflowError:
+        return None
+
+
 def _within_days(actual: Any, days: float, now: datetime) -> Outcome:
     """now - N days <= field <= now."""
     moment = as_time(actual)
@@ -199,8 +247,9 @@ def _within_days(actual: Any, days: float, now: datetime) -> Outcome:
         return (False, None)
     if moment > now:
         return (False, moment)
-    if moment >= now - timedelta(days=days):
-        return (True, moment + timedelta(days=days) + _TICK)
+    end = _shift(moment, days)
+    if end is None or end >= now:
+        return (True, None if end is None else end + _TICK)
     return (False, None)
 
 
@@ -209,9 +258,12 @@ def _older_than_days(actual: Any, days: float, now: datetime) -> Outcome:
     moment = as_time(actual)
     if moment is None:
         return (False, None)
-    if moment < now - timedelta(days=days):
+    end = _shift(moment, days)
+    if end is None:
+        return (False, None)
+    if end < now:
         return (True, None)
-    return (False, moment + timedelta(days=days) + _TICK)
+    return (False, end + _TICK)
 
 
 def _month_start(year: int, month: int) -> datetime:

@@ -116,10 +116,10 @@ def renewal_due(status: dict[str, Any], today: date) -> list[str]:
     """Active contracts that end within the renewal window from `today` (or have ended
     without a renewal), sorted: what an account manager must act on."""
     horizon = today + timedelta(days=RENEWAL_WINDOW_DAYS)
-    return [
+    return sorted(
         contract_id
         for contract_id, contract in status["contracts"].items()
         if contract["status"] == "active"
         and contract["ends_at"] is not None
         and date.fromisoformat(contract["ends_at"]) <= horizon
-    ]
+    )
