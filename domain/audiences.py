@@ -8,6 +8,7 @@ by looking for its text inside the audience's own table (the table header when t
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import tomllib
@@ -399,3 +400,21 @@ def step(
     if (current.tests, current.next_flip) == (verdict.tests, verdict.next_flip):
         return None, None
     return replace(current, tests=verdict.tests, next_flip=verdict.next_flip), None
+
+
+def retire(current: Membership, now: datetime, trigger: str) -> tuple[Membership, Change | None]:
+    """An audience no longer defined: a member exits; no row waits on the clock any more.
+    The row stays, so its `seq` goes on if the audience is defined again."""
+    if not current.member:
+        return replace(current, next_flip=None), None
+    reason = f"audience no longer defined, by {trigger}"
+    row = replace(
+        current, member=False, since=now, reason=reason, seq=current.seq + 1, next_flip=None
+    )
+    return row, Change(current.audience, current.customer_id, "exited", now, reason, row.seq)
+
+
+def fingerprint(audience: Audience) -> str:
+    """What decides membership, as a stable text: a changed condition changes it (the
+    description does not)."""
+    return hashlib.sha256(repr(audience.condition).encode()).hexdigest()

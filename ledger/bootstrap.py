@@ -24,6 +24,7 @@ from consumers.worker import IngestWorker
 from domain.audiences import Audience, AudienceFileError, load_audiences
 from ledger import embedded
 from ledger.settings import Settings
+from projections.audience_definitions import SCHEMA_SQL as DEFINITIONS_SCHEMA
 from projections.audience_relay import AudienceRelay
 from projections.audiences import SCHEMA_SQL as AUDIENCE_SCHEMA
 from projections.audiences import AudienceBook
@@ -116,7 +117,7 @@ def init_schema(settings: Settings) -> None:
         app.close()
         with connect(settings) as conn:
             conn.execute(INGEST_SCHEMA)  # type: ignore[arg-type]
-            for schema in (PROFILE_SCHEMA, PARTNER_SCHEMA, AUDIENCE_SCHEMA):
+            for schema in (PROFILE_SCHEMA, PARTNER_SCHEMA, AUDIENCE_SCHEMA, DEFINITIONS_SCHEMA):
                 conn.execute(schema)  # type: ignore[arg-type]
         lock.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
 

@@ -52,10 +52,10 @@ CREATE TABLE IF NOT EXISTS audience_clock (
 );
 """
 
-_COLUMNS = "audience, customer_id, member, since, reason, seq, tests, next_flip"
+COLUMNS = "audience, customer_id, member, since, reason, seq, tests, next_flip"
 
 _UPSERT = f"""
-INSERT INTO audience_members ({_COLUMNS})
+INSERT INTO audience_members ({COLUMNS})
 SELECT * FROM unnest(%b::text[], %b::text[], %b::bool[], %b::timestamptz[], %b::text[],
                      %b::bigint[], %b::text[], %b::timestamptz[])
 ON CONFLICT (audience, customer_id) DO UPDATE SET
@@ -70,7 +70,7 @@ SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::
 """
 
 _DUE = f"""
-SELECT {", ".join("m." + c for c in _COLUMNS.split(", "))}, p.profile
+SELECT {", ".join("m." + c for c in COLUMNS.split(", "))}, p.profile
 FROM audience_members m JOIN profiles p USING (customer_id)
 WHERE m.next_flip <= %s AND m.audience = ANY(%s)
 ORDER BY m.next_flip
@@ -104,7 +104,7 @@ class AudienceBook:
             return 0
         now = self.now()
         curs.execute(
-            f"SELECT {_COLUMNS} FROM audience_members WHERE customer_id = ANY(%s) "
+            f"SELECT {COLUMNS} FROM audience_members WHERE customer_id = ANY(%s) "
             "AND audience = ANY(%s)",
             (list(profiles), list(self._by_name)),
         )

@@ -1,4 +1,5 @@
-"""What the projection loop does between pages: the audience clock pass, then the relay.
+"""What the projection loop does between pages: bringing membership in line with changed
+definitions (once, at start), the audience clock pass, then the relay.
 
 Both run in the runner's own process and thread, between page transactions, so the clock
 pass never races a page over the same membership rows, and each change is published soon
@@ -12,6 +13,7 @@ from typing import Any
 
 from psycopg import Connection
 
+from projections.audience_definitions import reconcile
 from projections.audience_relay import AudienceRelay
 from projections.audiences import AudienceBook
 
@@ -29,9 +31,13 @@ class Upkeep:
         self._relay = relay
         self._interval = clock_interval
         self._last_pass: float | None = None
+        self._reconciled = False
         self.published = 0
 
     def __call__(self) -> None:
+        if not self._reconciled:
+            reconcile(self._book, self._conn)  # a new definitions file: evaluate it first
+            self._reconciled = True
         if self._last_pass is None or time.monotonic() - self._last_pass >= self._interval:
             self.clock_pass()
         if self._relay is not None:

@@ -8,6 +8,7 @@ import sys
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 from support import (
@@ -144,6 +145,12 @@ def test_a_relay_killed_after_sending_sends_again_and_loses_nothing(settings: Se
         wait_for(lambda: len(audience_changes(settings)) >= pending[0], 60, "the relay's sends")
         relay.send_signal(signal.SIGKILL)
         relay.wait()
+        # Its server session still waits on our lock (PostgreSQL notices a gone client only
+        # when it next talks to it): end it, as a crashed host's session would end.
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
         conn.rollback()
     project(settings)  # a new relay finds the rows still in the outbox and sends them again
 
@@ -153,3 +160,49 @@ def test_a_relay_killed_after_sending_sends_again_and_loses_nothing(settings: Se
     assert len(distinct) == pending[0]
     assert {c for (a, c, _) in distinct if a == "new_members"} == set(customers)
     assert members(settings)["new_members"] == set(customers)
+
+
+def test_a_new_definitions_file_is_applied_to_every_stored_profile(
+    settings: Settings, tmp_path: Path
+) -> None:
+    spenders = [f"C-{n}" for n in range(3)]
+    publish(
+        settings,
+        [keyed(enrollment(c, f"K-{c}", marketing_consent=True)) for c in spenders]
+        + [
+            keyed(purchase(total=f"{500 * (n + 1)}.00", customer_id=c))
+            for n, c in enumerate(spenders)
+        ],
+    )
+    ingest(settings)
+    project(settings)
+    assert members(settings)["big_spenders"] == {"C-1", "C-2"}  # 1,000 EUR and 1,500 EUR
+
+    definitions = tmp_path / "audiences.toml"
+    definitions.write_text(
+        """
+[audiences.big_spenders]
+description = "Spent 500 EUR or more"
+all = [{ field = "total_spend.EUR", op = ">=", value = 500 }]
+
+[audiences.everyone]
+description = "Every customer with a card"
+all = [{ field = "cards", op = "contains", value = "K-C-0" }]
+"""
+    )
+    project(replace(settings, audiences_path=definitions))  # no new event: the file alone
+
+    now_in = members(settings)
+    assert now_in == {"big_spenders": set(spenders), "everyone": {"C-0"}}
+    distinct = distinct_changes(audience_changes(settings))
+    entered = {k: c["reason"] for k, c in distinct.items() if c["change"] == "entered"}
+    assert entered[("big_spenders", "C-0", 1)] == (
+        "total_spend.EUR >= 500 became true, by definition change"
+    )
+    retired = [c for c in distinct.values() if c["audience"] == "bakery_cross_sell"]
+    assert {c["customer_id"] for c in retired if c["change"] == "exited"} == set(spenders)
+    assert all(
+        c["reason"] == "audience no longer defined, by definition change"
+        for c in retired
+        if c["change"] == "exited"
+    )

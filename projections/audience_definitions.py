@@ -1,0 +1,97 @@
+"""Keeping membership true when the definitions change (a new `LEDGER_AUDIENCES` file).
+
+Profile changes and the clock only re-evaluate the audiences in force; an audience that is
+new or whose condition changed must be evaluated for every stored profile once, and one
+that is gone must let its members go. `audience_definitions` records the fingerprint of
+each condition membership was last reconciled with; it is written after the whole pass,
+so a pass cut short by a crash runs again (re-evaluating is idempotent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
+
+from domain.audiences import Audience, Membership, fingerprint, retire, step
+from projections.audiences import COLUMNS, AudienceBook, write
+
+TRIGGER = "definition change"
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS audience_definitions (
+    audience text PRIMARY KEY,
+    fingerprint text NOT NULL
+);
+"""
+
+
+def reconcile(book: AudienceBook, conn: Connection[Any], batch: int = 5_000) -> int:
+    """Evaluate new and changed audiences for every profile and retire removed ones;
+    return how many memberships changed."""
+    stored = dict(conn.execute("SELECT audience, fingerprint FROM audience_definitions").fetchall())
+    current = {a.name: fingerprint(a) for a in book.audiences}
+    changed = [a for a in book.audiences if stored.get(a.name) != current[a.name]]
+    removed = [name for name in stored if name not in current]
+    if not changed and not removed:
+        return 0
+    now = book.now()
+    count = _retire(conn, removed, now) + _evaluate_all(conn, changed, now, batch)
+    with conn.transaction():
+        conn.execute("DELETE FROM audience_definitions")
+        for name, value in current.items():
+            conn.execute("INSERT INTO audience_definitions VALUES (%s, %s)", (name, value))
+    return count
+
+
+def _retire(conn: Connection[Any], names: list[str], now: Any) -> int:
+    if not names:
+        return 0
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
+        curs.execute(
+            f"SELECT {COLUMNS} FROM audience_members WHERE audience = ANY(%s) "
+            "AND (member OR next_flip IS NOT NULL)",
+            (names,),
+        )
+        results = [retire(Membership(**r), now, TRIGGER) for r in curs.fetchall()]
+        changes = [change for _, change in results if change is not None]
+        write(curs, [row for row, _ in results], changes)
+    return len(changes)
+
+
+def _evaluate_all(conn: Connection[Any], audiences: list[Audience], now: Any, batch: int) -> int:
+    """Every stored profile through these audiences, a batch of customers per transaction."""
+    if not audiences:
+        return 0
+    names = [a.name for a in audiences]
+    after, count = "", 0
+    while True:
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
+            set_json_loads(orjson.loads, curs)
+            curs.execute(
+                "SELECT customer_id, profile FROM profiles WHERE customer_id > %s "
+                "ORDER BY customer_id LIMIT %s",
+                (after, batch),
+            )
+            profiles = {r["customer_id"]: r["profile"] for r in curs.fetchall()}
+            if not profiles:
+                return count
+            curs.execute(
+                f"SELECT {COLUMNS} FROM audience_members WHERE customer_id = ANY(%s) "
+                "AND audience = ANY(%s)",
+                (list(profiles), names),
+            )
+            stored = {(r["audience"], r["customer_id"]): Membership(**r) for r in curs}
+            rows, changes = [], []
+            for customer_id, profile in profiles.items():
+                for audience in audiences:
+                    current = stored.get((audience.name, customer_id))
+                    row, change = step(audience, customer_id, current, profile, now, TRIGGER)
+                    rows += [row] if row is not None else []
+                    changes += [change] if change is not None else []
+            write(curs, rows, changes)
+            count += len(changes)
+            after = next(reversed(profiles))  # the last in the database's own order
