@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -243,12 +243,26 @@ _PROJECTION_LOCK = 4243
 
 
 @contextlib.contextmanager
-def projection_lock(settings: Settings) -> Iterator[None]:
-    """One projection runner at a time: a second waits here until the first stops (or
-    dies: PostgreSQL releases a session lock with its connection)."""
+def projection_lock(
+    settings: Settings, stop: threading.Event, waiting: Callable[[], object]
+) -> Iterator[bool]:
+    """One projection runner at a time: a second one waits (calling `waiting` once) until
+    the first stops or dies (PostgreSQL releases a session lock with its connection), or
+    until `stop` is set; yields whether it holds the lock."""
     with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_PROJECTION_LOCK,))
-        yield
+        told = False
+        while True:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_PROJECTION_LOCK,)).fetchone()
+            if row and row[0]:
+                yield True
+                return
+            if stop.is_set():
+                yield False
+                return
+            if not told:
+                waiting()
+                told = True
+            stop.wait(1.0)
 
 
 @dataclass(frozen=True)
@@ -259,14 +273,22 @@ class ProjectionRun:
 
 
 def run_projections(
-    settings: Settings, stop: threading.Event, *, until_idle: bool = False
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    until_idle: bool = False,
+    waiting: Callable[[], object] = lambda: None,
 ) -> ProjectionRun:
     """Run every projection, the audience clock pass and the relay, until stopped (or, with
-    until_idle, until caught up and every audience change is published)."""
+    until_idle, until caught up and every audience change is published). `waiting` is
+    called if another runner holds the projections and this one must wait its turn."""
     book = audience_book(settings)
     runner = projection_runner(settings, book)
     keeper = upkeep(settings, book)
-    with projection_lock(settings):
+    with projection_lock(settings, stop, waiting) as held:
+        if not held:
+            keeper.close()
+            return ProjectionRun(0, runner.position, 0)
         try:
             processed = runner.run(stop, until_idle=until_idle, housekeeping=keeper)
         finally:

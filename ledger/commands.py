@@ -117,7 +117,16 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     settings = ready(settings)
-    done = bootstrap.run_projections(settings, stop_on_signals(), until_idle=args.until_idle)
+    done = bootstrap.run_projections(
+        settings,
+        stop_on_signals(),
+        until_idle=args.until_idle,
+        waiting=lambda: print(
+            "ledger project: another projection runner is working on this database; "
+            "waiting for it to stop",
+            file=sys.stderr,
+        ),
+    )
     print(
         f"projected {done.processed} event(s); projections at position {done.position}; "
         f"{done.published} audience change(s) published to {settings.audiences_topic}"

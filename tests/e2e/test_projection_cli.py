@@ -4,13 +4,15 @@ operator of the condition language in a file of one's own, and a bad file refuse
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from support import enrollment, interaction, ledger_env, members, purchase
+from support import enrollment, interaction, ledger_env, members, purchase, wait_for
 
 from ledger.settings import Settings
 from producers.publisher import encode
@@ -245,3 +247,37 @@ def test_a_bad_audience_file_is_refused_with_its_line_and_reason(
     assert message.startswith(f"ledger project: {definitions}, line {line}: ")
     assert reason in message
     assert "Traceback" not in done.stderr
+
+
+def test_a_second_projection_runner_waits_for_the_first(settings: Settings) -> None:
+    first = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "project"],
+        env=ledger_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: projection_lock_held(settings), 60, "the first runner's lock")
+    second = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "project", "--until-idle"],
+        env=ledger_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert second.stderr is not None
+    assert "waiting for it to stop" in second.stderr.readline()
+    assert second.poll() is None
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 0
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0
+    assert out.startswith("projected 0 event(s)")
+
+
+def projection_lock_held(settings: Settings) -> bool:
+    with psycopg.connect(settings.database_url or "") as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4243"
+        ).fetchone()
+    return bool(row and row[0])
