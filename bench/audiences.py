@@ -27,7 +27,8 @@ import psycopg
 from psycopg.types.json import set_json_loads
 
 from domain import profile as fold
-from domain.audiences import Audience, step
+from domain.audiences import Audience
+from domain.membership import step
 from ledger import bootstrap, embedded
 from ledger.settings import Settings
 from producers.simulator import CATEGORIES, FIRST_NAMES, LAST_NAMES

@@ -8,11 +8,10 @@ by looking for its text inside the audience's own table (the table header when t
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
@@ -320,101 +319,3 @@ def _find(lines: list[str], audience: str | None, patterns: tuple[str, ...]) -> 
             if all(p.search(lines[index]) for p in wanted):
                 return index + 1
     return start + 1
-
-
-@dataclass(frozen=True)
-class Membership:
-    """One audience's answer for one customer, as stored: `seq` counts its changes, and
-    `next_flip` is when the clock alone may change it (None: only a profile change can)."""
-
-    audience: str
-    customer_id: str
-    member: bool
-    since: datetime | None
-    reason: str | None
-    seq: int
-    tests: str
-    next_flip: datetime | None
-
-
-@dataclass(frozen=True)
-class Change:
-    """An entry or exit, as published on `{prefix}.audiences`."""
-
-    audience: str
-    customer_id: str
-    change: str  # "entered" or "exited"
-    at: datetime
-    reason: str
-    seq: int
-
-
-def step(
-    audience: Audience,
-    customer_id: str,
-    current: Membership | None,
-    profile: dict[str, Any],
-    now: datetime,
-    trigger: str,
-    before: dict[str, Any] | None = None,
-) -> tuple[Membership | None, Change | None]:
-    """Re-evaluate one audience for one profile at `now`; return the row to store (None:
-    nothing to store) and the change to publish (None: membership did not change).
-
-    The reason names the tests that flipped, then `trigger`: what caused the evaluation
-    (`event TYPE ID` or `clock T`). With no stored row, the tests' earlier answers come
-    from `before`, the profile as it was (absent for a new customer: every true test).
-    """
-    verdict = audience.evaluate(profile, now)
-    was_member = current.member if current is not None else False
-    if verdict.holds != was_member:
-        if current is not None:
-            earlier: str | None = current.tests
-        else:
-            earlier = audience.evaluate(before, now).tests if before is not None else None
-        flipped = audience.flipped(earlier, verdict.tests)
-        reason = "; ".join(flipped) or ("condition met" if verdict.holds else "condition unmet")
-        reason += f", by {trigger}"
-        seq = (current.seq if current is not None else 0) + 1
-        row = Membership(
-            audience.name,
-            customer_id,
-            verdict.holds,
-            now,
-            reason,
-            seq,
-            verdict.tests,
-            verdict.next_flip,
-        )
-        change = "entered" if verdict.holds else "exited"
-        return row, Change(audience.name, customer_id, change, now, reason, seq)
-    if current is None:
-        if verdict.next_flip is None:
-            return None, None  # never a member, and time alone cannot make it one
-        return (
-            Membership(
-                audience.name, customer_id, False, None, None, 0, verdict.tests, verdict.next_flip
-            ),
-            None,
-        )
-    if (current.tests, current.next_flip) == (verdict.tests, verdict.next_flip):
-        return None, None
-    return replace(current, tests=verdict.tests, next_flip=verdict.next_flip), None
-
-
-def retire(current: Membership, now: datetime, trigger: str) -> tuple[Membership, Change | None]:
-    """An audience no longer defined: a member exits; no row waits on the clock any more.
-    The row stays, so its `seq` goes on if the audience is defined again."""
-    if not current.member:
-        return replace(current, next_flip=None), None
-    reason = f"audience no longer defined, by {trigger}"
-    row = replace(
-        current, member=False, since=now, reason=reason, seq=current.seq + 1, next_flip=None
-    )
-    return row, Change(current.audience, current.customer_id, "exited", now, reason, row.seq)
-
-
-def fingerprint(audience: Audience) -> str:
-    """What decides membership, as a stable text: a changed condition changes it (the
-    description does not)."""
-    return hashlib.sha256(repr(audience.condition).encode()).hexdigest()

@@ -16,7 +16,8 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 
-from domain.audiences import Audience, Membership, fingerprint, retire, step
+from domain.audiences import Audience
+from domain.membership import Membership, fingerprint, retire, step
 from projections.audiences import COLUMNS, AudienceBook, write
 
 TRIGGER = "definition change"

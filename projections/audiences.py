@@ -19,7 +19,8 @@ from psycopg import Connection, Cursor
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 
-from domain.audiences import Audience, Change, Membership, step
+from domain.audiences import Audience
+from domain.membership import Change, Membership, step
 from domain.profile import utc_text
 
 SCHEMA_SQL = """

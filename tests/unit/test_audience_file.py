@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from domain.audiences import Audience, AudienceFileError, Membership, load_audiences, step
+from domain.audiences import Audience, AudienceFileError, load_audiences
+from domain.membership import Membership, step
 
 NOW = datetime(2024, 6, 15, 12, 0, tzinfo=UTC)
 BUILTIN = resources.files("ledger").joinpath("audiences.toml").read_text("utf-8")
