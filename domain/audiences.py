@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from domain.conditions import CLOCK_OPERATORS, OPERATORS, All, Any_, Node, Not, Test, as_time
+from domain.conditions import (
+    CLOCK_OPERATORS,
+    OPERATORS,
+    All,
+    Any_,
+    Node,
+    Not,
+    Recall,
+    Test,
+    as_time,
+)
 from domain.profile import FIELD_KINDS
 
 
@@ -37,10 +47,21 @@ class Audience:
     condition: Node
     tests: tuple[Test, ...]
 
-    def evaluate(self, profile: dict[str, Any], now: datetime) -> Verdict:
+    def evaluate(self, profile: dict[str, Any], now: datetime, recall: Recall = None) -> Verdict:
+        """The answer at `now` (with `recall`: the clock tests on `profile`, the others as
+        they answered before; see `domain.conditions.Recall`)."""
         bits: list[bool] = []
-        holds, flip = self.condition.evaluate(profile, now, bits)
+        holds, flip = self.condition.evaluate(profile, now, bits, recall)
         return Verdict(holds, "".join("1" if b else "0" for b in bits), flip)
+
+    def clock_inputs(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """The profile fields its clock tests read: all a clock pass needs besides the
+        tests' earlier answers."""
+        return {name: profile.get(name) for name in self._clock_fields}
+
+    @property
+    def _clock_fields(self) -> tuple[str, ...]:
+        return tuple(sorted({t.path[0] for t in self.tests if t.op in CLOCK_OPERATORS}))
 
     def flipped(self, before: str | None, after: str) -> list[str]:
         """The tests whose answer differs between two verdicts' `tests` (all true ones when
@@ -52,6 +73,11 @@ class Audience:
             if (was_true is None and now_true) or (was_true is not None and was_true != now_true):
                 changed.append(f"{test.describe()} became {'true' if now_true else 'false'}")
         return changed
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The profile fields its tests read (top-level names)."""
+        return frozenset(test.path[0] for test in self.tests)
 
     @property
     def uses_clock(self) -> bool:

@@ -21,8 +21,16 @@ Outcome = tuple[bool, datetime | None]
 _TICK = timedelta(microseconds=1)
 
 
+Recall = str | None
+"""Earlier answers of the tests ("1"/"0" in source order): when given, a test that does not
+read the clock answers from it instead of the profile (the clock pass: nothing but time
+has changed since those answers, and the profile holds only the clock tests' fields)."""
+
+
 class Node:
-    def evaluate(self, profile: dict[str, Any], now: datetime, bits: list[bool]) -> Outcome:
+    def evaluate(
+        self, profile: dict[str, Any], now: datetime, bits: list[bool], recall: Recall = None
+    ) -> Outcome:
         """Hold and flip at `now`; append every test's answer to `bits`, in source order."""
         raise NotImplementedError
 
@@ -31,8 +39,10 @@ class Node:
 class All(Node):
     children: tuple[Node, ...]
 
-    def evaluate(self, profile: dict[str, Any], now: datetime, bits: list[bool]) -> Outcome:
-        outcomes = [child.evaluate(profile, now, bits) for child in self.children]
+    def evaluate(
+        self, profile: dict[str, Any], now: datetime, bits: list[bool], recall: Recall = None
+    ) -> Outcome:
+        outcomes = [child.evaluate(profile, now, bits, recall) for child in self.children]
         return _combine(outcomes, settles=False)
 
 
@@ -40,8 +50,10 @@ class All(Node):
 class Any_(Node):
     children: tuple[Node, ...]
 
-    def evaluate(self, profile: dict[str, Any], now: datetime, bits: list[bool]) -> Outcome:
-        outcomes = [child.evaluate(profile, now, bits) for child in self.children]
+    def evaluate(
+        self, profile: dict[str, Any], now: datetime, bits: list[bool], recall: Recall = None
+    ) -> Outcome:
+        outcomes = [child.evaluate(profile, now, bits, recall) for child in self.children]
         return _combine(outcomes, settles=True)
 
 
@@ -58,8 +70,10 @@ def _combine(outcomes: list[Outcome], *, settles: bool) -> Outcome:
 class Not(Node):
     child: Node
 
-    def evaluate(self, profile: dict[str, Any], now: datetime, bits: list[bool]) -> Outcome:
-        holds, flip = self.child.evaluate(profile, now, bits)
+    def evaluate(
+        self, profile: dict[str, Any], now: datetime, bits: list[bool], recall: Recall = None
+    ) -> Outcome:
+        holds, flip = self.child.evaluate(profile, now, bits, recall)
         return not holds, flip
 
 
@@ -89,7 +103,13 @@ class Test(Node):
             return f"{self.field} exists"
         return f"{self.field} {self.op} {_show(self.value)}"
 
-    def evaluate(self, profile: dict[str, Any], now: datetime, bits: list[bool]) -> Outcome:
+    def evaluate(
+        self, profile: dict[str, Any], now: datetime, bits: list[bool], recall: Recall = None
+    ) -> Outcome:
+        if recall is not None and self.op not in CLOCK_OPERATORS:
+            answer = recall[len(bits)] == "1"
+            bits.append(answer)
+            return answer, None
         actual: Any = profile
         for step in self.path:
             actual = actual.get(step) if isinstance(actual, dict) else None
@@ -97,6 +117,8 @@ class Test(Node):
             outcome: Outcome = ((actual is not None) == self.value, None)
         elif actual is None:
             outcome = (False, None)
+        elif self.kind == "list" and self.op == "contains":  # lists of ids or names
+            outcome = (isinstance(actual, list) and self.value in actual, None)
         elif self.kind in _TYPED and self.op in _COMPARISONS:
             typed = _typed(self.kind, actual)
             outcome = (typed is not None and _COMPARISONS[self.op](typed, self.typed), None)

@@ -8,13 +8,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from domain.audiences import Audience
+from domain.audiences import Audience, Verdict
 
 
 @dataclass(frozen=True)
 class Membership:
-    """One audience's answer for one customer, as stored: `seq` counts its changes, and
-    `next_flip` is when the clock alone may change it (None: only a profile change can)."""
+    """One audience's answer for one customer, as stored: `seq` counts its changes,
+    `next_flip` is when the clock alone may change it (None: only a profile change can),
+    and `inputs` holds the profile fields its clock tests read, so a clock pass needs
+    neither the profile nor the other tests (their answers are in `tests`)."""
 
     audience: str
     customer_id: str
@@ -24,6 +26,7 @@ class Membership:
     seq: int
     tests: str
     next_flip: datetime | None
+    inputs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,44 @@ def step(
     from `before`, the profile as it was (absent for a new customer: every true test).
     """
     verdict = audience.evaluate(profile, now)
+    earlier: str | None = None
+    if current is not None:
+        earlier = current.tests
+    elif before is not None and verdict.holds:
+        earlier = audience.evaluate(before, now).tests
+    return _settle(audience, customer_id, current, verdict, earlier, now, trigger, profile)
+
+
+def tick(
+    audience: Audience, current: Membership, now: datetime, trigger: str
+) -> tuple[Membership | None, Change | None]:
+    """Re-evaluate a stored row as time alone has moved: the clock tests on the stored
+    inputs, the others as they answered (the profile has not changed since, or its change
+    would have re-evaluated the row)."""
+    verdict = audience.evaluate(current.inputs or {}, now, recall=current.tests)
+    return _settle(
+        audience, current.customer_id, current, verdict, current.tests, now, trigger, None
+    )
+
+
+def _settle(
+    audience: Audience,
+    customer_id: str,
+    current: Membership | None,
+    verdict: Verdict,
+    earlier: str | None,
+    now: datetime,
+    trigger: str,
+    profile: dict[str, Any] | None,
+) -> tuple[Membership | None, Change | None]:
+    inputs = None  # kept only while the clock can change the answer
+    if verdict.next_flip is not None:
+        if profile is not None:
+            inputs = audience.clock_inputs(profile)
+        elif current is not None:
+            inputs = current.inputs
     was_member = current.member if current is not None else False
     if verdict.holds != was_member:
-        if current is not None:
-            earlier: str | None = current.tests
-        else:
-            earlier = audience.evaluate(before, now).tests if before is not None else None
         flipped = audience.flipped(earlier, verdict.tests)
         reason = "; ".join(flipped) or ("condition met" if verdict.holds else "condition unmet")
         reason += f", by {trigger}"
@@ -74,6 +109,7 @@ def step(
             seq,
             verdict.tests,
             verdict.next_flip,
+            inputs,
         )
         change = "entered" if verdict.holds else "exited"
         return row, Change(audience.name, customer_id, change, now, reason, seq)
@@ -82,23 +118,41 @@ def step(
             return None, None  # never a member, and time alone cannot make it one
         return (
             Membership(
-                audience.name, customer_id, False, None, None, 0, verdict.tests, verdict.next_flip
+                audience.name,
+                customer_id,
+                False,
+                None,
+                None,
+                0,
+                verdict.tests,
+                verdict.next_flip,
+                inputs,
             ),
             None,
         )
-    if (current.tests, current.next_flip) == (verdict.tests, verdict.next_flip):
+    if (current.tests, current.next_flip, current.inputs) == (
+        verdict.tests,
+        verdict.next_flip,
+        inputs,
+    ):
         return None, None
-    return replace(current, tests=verdict.tests, next_flip=verdict.next_flip), None
+    return replace(current, tests=verdict.tests, next_flip=verdict.next_flip, inputs=inputs), None
 
 
 def retire(current: Membership, now: datetime, trigger: str) -> tuple[Membership, Change | None]:
     """An audience no longer defined: a member exits; no row waits on the clock any more.
     The row stays, so its `seq` goes on if the audience is defined again."""
     if not current.member:
-        return replace(current, next_flip=None), None
+        return replace(current, next_flip=None, inputs=None), None
     reason = f"audience no longer defined, by {trigger}"
     row = replace(
-        current, member=False, since=now, reason=reason, seq=current.seq + 1, next_flip=None
+        current,
+        member=False,
+        since=now,
+        reason=reason,
+        seq=current.seq + 1,
+        next_flip=None,
+        inputs=None,
     )
     return row, Change(current.audience, current.customer_id, "exited", now, reason, row.seq)
 

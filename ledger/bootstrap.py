@@ -233,6 +233,10 @@ def upkeep(settings: Settings, book: AudienceBook, *, relay: bool = True) -> Upk
     return Upkeep(
         book,
         psycopg.connect(settings.database_url, autocommit=True),
+        (
+            psycopg.connect(settings.database_url, autocommit=True),
+            psycopg.connect(settings.database_url, autocommit=True),
+        ),
         AudienceRelay(settings.database_url, producer(settings), settings.audiences_topic)
         if relay
         else None,

@@ -10,17 +10,18 @@ membership change; `projections.audience_relay` publishes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import orjson
 from psycopg import Connection, Cursor
-from psycopg.rows import dict_row
-from psycopg.types.json import set_json_loads
+from psycopg.types.json import Jsonb, set_json_loads
 
 from domain.audiences import Audience
-from domain.membership import Change, Membership, step
+from domain.membership import Change, Membership, step, tick
 from domain.profile import utc_text
 
 SCHEMA_SQL = """
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS audience_members (
     seq bigint NOT NULL,
     tests text NOT NULL,
     next_flip timestamptz,
+    inputs jsonb,
     PRIMARY KEY (audience, customer_id)
 );
 CREATE INDEX IF NOT EXISTS audience_members_due
@@ -53,15 +55,16 @@ CREATE TABLE IF NOT EXISTS audience_clock (
 );
 """
 
-COLUMNS = "audience, customer_id, member, since, reason, seq, tests, next_flip"
+COLUMNS = "audience, customer_id, member, since, reason, seq, tests, next_flip, inputs"
 
 _UPSERT = f"""
 INSERT INTO audience_members ({COLUMNS})
 SELECT * FROM unnest(%b::text[], %b::text[], %b::bool[], %b::timestamptz[], %b::text[],
-                     %b::bigint[], %b::text[], %b::timestamptz[])
+                     %b::bigint[], %b::text[], %b::timestamptz[], %b::jsonb[])
 ON CONFLICT (audience, customer_id) DO UPDATE SET
     member = EXCLUDED.member, since = EXCLUDED.since, reason = EXCLUDED.reason,
-    seq = EXCLUDED.seq, tests = EXCLUDED.tests, next_flip = EXCLUDED.next_flip
+    seq = EXCLUDED.seq, tests = EXCLUDED.tests, next_flip = EXCLUDED.next_flip,
+    inputs = EXCLUDED.inputs
 """
 
 _OUTBOX = """
@@ -71,11 +74,9 @@ SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::
 """
 
 _DUE = f"""
-SELECT {", ".join("m." + c for c in COLUMNS.split(", "))}, p.profile
-FROM audience_members m JOIN profiles p USING (customer_id)
-WHERE m.next_flip <= %s AND m.audience = ANY(%s)
-ORDER BY m.next_flip
-LIMIT %s
+SELECT {COLUMNS} FROM audience_members
+WHERE next_flip <= %s AND audience = ANY(%s)
+ORDER BY next_flip
 """
 
 Clock = Callable[[], datetime]
@@ -129,42 +130,65 @@ class AudienceBook:
         write(curs, rows, changes)
         return len(changes)
 
-    def clock_pass(self, conn: Connection[Any], batch: int = 20_000) -> tuple[int, int]:
-        """Re-evaluate the rows whose answer the clock may have changed by now, a batch per
-        transaction; return (rows evaluated, changes)."""
+    def clock_pass(
+        self, reader: Connection[Any], writers: Sequence[Connection[Any]], batch: int = 5_000
+    ) -> tuple[int, int]:
+        """Re-evaluate the rows whose answer the clock may have changed by now; return
+        (rows evaluated, changes).
+
+        A due row holds all the pass needs (`Membership.inputs` and the tests' answers),
+        so the profiles are not read. One read of the due rows (a server-side cursor)
+        overlaps the writes: each batch's memberships and outbox rows commit in their own
+        transaction on one of `writers`, each from its own thread, while the next batch is
+        read and evaluated. Batches hold distinct rows, so writers never wait on each
+        other. A pass cut short leaves the rest due for the next.
+        """
+        clocked = [a for a in self.audiences if a.uses_clock]
+        if not clocked:
+            return 0, 0
         now = self.now()
         trigger = f"clock {utc_text(now)}"
         evaluated = changed = 0
-        while True:
-            with conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
-                set_json_loads(orjson.loads, curs)
-                curs.execute(_DUE, (now, list(self._by_name), batch))
-                due = curs.fetchall()
-                rows, changes = [], []
-                for r in due:
-                    profile = r.pop("profile")
-                    row, change = step(
-                        self._by_name[r["audience"]],
-                        r["customer_id"],
-                        Membership(**r),
-                        profile,
-                        now,
-                        trigger,
-                    )
+        pending: deque[Future[Connection[Any]]] = deque()
+        idle = deque(writers)
+        with (
+            ThreadPoolExecutor(len(writers), thread_name_prefix="clock-pass-writer") as pool,
+            reader.transaction(),
+            reader.cursor(name="audience_due") as curs,
+        ):
+            set_json_loads(orjson.loads, curs)
+            curs.execute(_DUE, (now, [a.name for a in clocked]))
+            while rows := curs.fetchmany(batch):
+                memberships, changes = [], []
+                for stored in rows:
+                    current = Membership(*stored)
+                    row, change = tick(self._by_name[current.audience], current, now, trigger)
                     if row is not None:
-                        rows.append(row)
+                        memberships.append(row)
                     if change is not None:
                         changes.append(change)
-                write(curs, rows, changes)
-                curs.execute(
-                    "INSERT INTO audience_clock (evaluated_at) VALUES (%s) ON CONFLICT "
-                    "(singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
-                    (now,),
-                )
-            evaluated += len(due)
-            changed += len(changes)
-            if len(due) < batch:
-                return evaluated, changed
+                if not idle:
+                    idle.append(pending.popleft().result())  # a batch per writer in flight
+                pending.append(pool.submit(_commit, idle.popleft(), memberships, changes))
+                evaluated += len(rows)
+                changed += len(changes)
+            for future in pending:
+                future.result()
+        with writers[0].transaction():
+            writers[0].execute(
+                "INSERT INTO audience_clock (evaluated_at) VALUES (%s) ON CONFLICT "
+                "(singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
+                (now,),
+            )
+        return evaluated, changed
+
+
+def _commit(
+    conn: Connection[Any], rows: list[Membership], changes: list[Change]
+) -> Connection[Any]:
+    with conn.transaction(), conn.cursor() as curs:
+        write(curs, rows, changes)
+    return conn
 
 
 def write(curs: Cursor[Any], rows: Iterable[Membership], changes: list[Change]) -> None:
@@ -196,4 +220,5 @@ def _values(row: Membership) -> tuple[Any, ...]:
         row.seq,
         row.tests,
         row.next_flip,
+        None if row.inputs is None else Jsonb(row.inputs, dumps=orjson.dumps),
     )

@@ -23,11 +23,14 @@ class Upkeep:
         self,
         book: AudienceBook,
         conn: Connection[Any],
+        clock_connections: tuple[Connection[Any], Connection[Any]],
         relay: AudienceRelay | None,
         clock_interval: float = 60.0,
     ) -> None:
         self._book = book
         self._conn = conn
+        # The clock pass reads on the first and writes on `conn` and the second.
+        self._reader, self._writer = clock_connections
         self._relay = relay
         self._interval = clock_interval
         self._last_pass: float | None = None
@@ -46,9 +49,11 @@ class Upkeep:
     def clock_pass(self) -> tuple[int, int]:
         """Re-evaluate what the clock has made due; return (rows evaluated, changes)."""
         self._last_pass = time.monotonic()
-        return self._book.clock_pass(self._conn)
+        return self._book.clock_pass(self._reader, (self._conn, self._writer))
 
     def close(self) -> None:
         self._conn.close()
+        self._reader.close()
+        self._writer.close()
         if self._relay is not None:
             self._relay.close()
