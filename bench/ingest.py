@@ -1,4 +1,4 @@
-"""Throughput benchmark: produce, bare consume, ledger ingest and profile projection.
+"""Throughput benchmark: produce, bare consume, ledger ingest and the projections.
 
 Run: `python bench/ingest.py [--events 100000] [--home DIR]` (see bench/README.md).
 """
@@ -26,7 +26,7 @@ from ledger.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import SimulationPlan, simulate
 
-TARGET = 5_000.0  # interactions/s, for ingest and for the profile projection
+TARGET = 5_000.0  # interactions/s, for ingest and for the projections
 MiB = 1024 * 1024
 
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ledger ingest ...", flush=True)
         rss = RssSampler()
         recorded, ingest_raw_s, ingest_s = ingest(settings, rss)
-        print("profile projection ...", flush=True)
+        print("projections (profiles, partners, audiences) ...", flush=True)
         projected, project_s = project(settings)
     finally:
         drop(servers, settings)
@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         ("bare consume", consumed, bare_s),
         ("ingest, raw (with group join)", recorded, ingest_raw_s),
         ("ingest, first to last batch", recorded, ingest_s),
-        ("profile projection (events)", projected, project_s),
-        ("profile projection (interactions)", recorded, project_s),
+        ("projections (events)", projected, project_s),
+        ("projections (interactions)", recorded, project_s),
     ]
     print(f"\n{'stage':<36}{'count':>9}{'seconds':>10}{'per s':>10}{'/ bare':>9}")
     for label, count, seconds in rates:
