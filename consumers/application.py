@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import Application, LRUCache
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
@@ -83,6 +84,7 @@ class LedgerApplication(Application[UUID]):
             try:
                 parsed.append((rec, parse_interaction(rec.value or b"")))
             except RejectedInteraction as rejection:
+                rejection.event_id = _event_id_of(rec.value)
                 parsed.append((rec, rejection))
         return parsed
 
@@ -123,7 +125,7 @@ class LedgerApplication(Application[UUID]):
         touched: dict[UUID, LedgerStream] = {}
         for rec, item in parsed:
             if isinstance(item, RejectedInteraction):
-                self._reject(write, result, rec, None, item.error_type, item.reason)
+                self._reject(write, result, rec, item.event_id, item.error_type, item.reason)
                 continue
             known = seen.get(item.event_id)
             if known is not None:
@@ -245,3 +247,14 @@ class LedgerApplication(Application[UUID]):
     def reset_cache(self) -> None:
         """Forget every cached stream (after a failed write or a partition reassignment)."""
         self.repository.cache = LRUCache(maxsize=CACHE_MAXSIZE)
+
+
+def _event_id_of(value: bytes | None) -> str | None:
+    """The `event_id` of a rejected message, if it is a JSON object with a string one, so
+    that a producer can ask for the fate of what it sent (`GET /interactions/{event_id}`)."""
+    try:
+        obj = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    event_id = obj.get("event_id") if isinstance(obj, dict) else None
+    return event_id[:200] if isinstance(event_id, str) else None

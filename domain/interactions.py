@@ -81,6 +81,7 @@ class RejectedInteraction(Exception):
     """An inbound message that cannot be recorded; `reason` is one readable line."""
 
     error_type: str = "invalid"
+    event_id: str | None = None  # the message's own event_id, when it has a readable one
 
     def __init__(self, reason: str) -> None:
         self.reason = " ".join(reason.splitlines())

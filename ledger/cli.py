@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     audience = sub.add_parser("audience", help="members of one audience (all sizes without NAME)")
     audience.add_argument("name", nargs="?")
     audience.add_argument("--json", action="store_true")
+    serve = sub.add_parser("serve", help="run the HTTP read API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
     sub.add_parser("schema", help="print the inbound JSON Schema")
     return parser
 

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pydantic import BaseModel
+
 from ledger import bootstrap, embedded
 from ledger.settings import Settings
 from producers.jsonlines import read_lines
 from producers.publisher import Publisher, encode
 from producers.simulator import SimulationPlan, simulate
-from projections import reads
+from projections import models, reads
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -141,7 +143,7 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     if found is None:
         print(f"ledger profile: no customer {args.customer_id!r} in the ledger", file=sys.stderr)
         return 1
-    show(found, as_json=args.json)
+    show(answer(models.Profile, found), as_json=args.json)
     return 0
 
 
@@ -152,7 +154,7 @@ def cmd_partner(args: argparse.Namespace, settings: Settings) -> int:
     if found is None:
         print(f"ledger partner: no partner {args.partner_id!r} in the ledger", file=sys.stderr)
         return 1
-    show(found, as_json=args.json)
+    show(answer(models.PartnerStatus, found), as_json=args.json)
     return 0
 
 
@@ -171,10 +173,23 @@ def cmd_audience(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         members = reads.audience_members(conn, args.name)
     if args.json:
-        show({**found, "members": members}, as_json=True)
+        show(answer(models.AudienceMembers, {**found, "members": members}), as_json=True)
     else:
         print(f"{found['name']}: {found['description']} ({found['size']} members)")
         show_rows(members, as_json=False)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from ledger.api import create_app
+
+    settings = ready(settings)
+    app = create_app(settings)  # refuses a bad audiences file before listening
+    print(f"serving the read API on http://{args.host}:{args.port} (OpenAPI: /openapi.json)")
+    sys.stdout.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 
@@ -183,6 +198,11 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
 
     print(json.dumps(interaction_json_schema(), indent=2))
     return 0
+
+
+def answer(model: type[BaseModel], document: dict[str, Any]) -> dict[str, Any]:
+    """The document as the read model validates it: the same models serve the HTTP API."""
+    return model.model_validate(document).model_dump(mode="json")
 
 
 def show(document: dict[str, Any], *, as_json: bool) -> None:
@@ -231,5 +251,6 @@ COMMANDS: dict[str, Command] = {
     "profile": cmd_profile,
     "partner": cmd_partner,
     "audience": cmd_audience,
+    "serve": cmd_serve,
     "schema": cmd_schema,
 }

@@ -12,6 +12,11 @@ from domain import profile as profile_fold
 from domain.audiences import Audience
 from domain.partner import renewal_due
 from domain.profile import utc_text
+from projections.partners import PartnerProjection
+from projections.profiles import ProfileProjection
+
+PROJECTIONS = (ProfileProjection.name, PartnerProjection.name)
+"""The projections `ledger project` runs; the position is the lowest of theirs."""
 
 
 def profile(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
@@ -66,3 +71,64 @@ def audience_members(
         {"customer_id": customer_id, "since": utc_text(since), "reason": reason}
         for customer_id, since, reason in rows
     ]
+
+
+def position(conn: Connection[Any]) -> int:
+    """The position every projection has reached (0 before the first page)."""
+    rows = conn.execute(
+        "SELECT application_name, max(notification_id) FROM projection_tracking "
+        "WHERE application_name = ANY(%s) GROUP BY application_name",
+        (list(PROJECTIONS),),
+    ).fetchall()
+    reached = dict(rows)
+    return min(int(reached.get(name) or 0) for name in PROJECTIONS)
+
+
+def head(conn: Connection[Any]) -> int:
+    """The ledger's last notification id."""
+    row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM ledger_events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def interaction_fate(conn: Connection[Any], event_id: str) -> dict[str, Any] | None:
+    """What became of a published interaction: recorded (at which position) or dead-lettered
+    (with its error); None while the ledger has not seen it."""
+    row = conn.execute(
+        "SELECT e.notification_id FROM ledger_interactions i JOIN ledger_events e "
+        "ON e.originator_id = i.originator_id AND e.originator_version = i.originator_version "
+        "WHERE i.event_id = %s",
+        (event_id,),
+    ).fetchone()
+    if row is not None:
+        return {"status": "recorded", "position": row[0]}
+    row = conn.execute(
+        "SELECT error_type, error FROM ledger_dead_letters WHERE event_id = %s "
+        "ORDER BY recorded_at DESC LIMIT 1",
+        (event_id,),
+    ).fetchone()
+    if row is not None:
+        return {"status": "dead_lettered", "error_type": row[0], "error": row[1]}
+    return None
+
+
+def recorded_offsets(conn: Connection[Any], topic: str) -> dict[int, int]:
+    """The next offset to read per partition of the inbound topic, as the ledger stored it."""
+    rows = conn.execute(
+        "SELECT partition, next_offset FROM ledger_offsets WHERE topic = %s", (topic,)
+    ).fetchall()
+    return {int(partition): int(offset) for partition, offset in rows}
+
+
+def counts(conn: Connection[Any], topic: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Interactions recorded by type, and dead-lettered by error type (for /metrics)."""
+    recorded = dict(
+        conn.execute("SELECT type, count(*) FROM ledger_interactions GROUP BY type").fetchall()
+    )
+    dead = dict(
+        conn.execute(
+            "SELECT error_type, count(*) FROM ledger_dead_letters WHERE source_topic = %s "
+            "GROUP BY error_type",
+            (topic,),
+        ).fetchall()
+    )
+    return recorded, dead

@@ -1,0 +1,186 @@
+"""`ledger serve`: the HTTP read API of contract section 6, on FastAPI.
+
+Every answer is read in one REPEATABLE READ transaction together with the projections'
+position, so `X-Ledger-Position` is exactly the position the answer reflects. Answers are
+validated by the models of `projections.models`, the ones the CLI's `--json` uses.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from psycopg import Connection, IsolationLevel
+from psycopg_pool import ConnectionPool
+
+from ledger import bootstrap
+from ledger.metrics import Metrics
+from ledger.settings import Settings
+from projections import models, reads
+
+MIN_POSITION_WAIT = 5.0  # seconds a read with ?min_position waits for the projections
+T = TypeVar("T")
+
+Id = Annotated[str, Path(min_length=1, max_length=200)]
+MinPosition = Annotated[
+    int | None, Query(ge=0, description="wait (up to 5 s) until the projections reach it")
+]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": models.Problem}}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API over these (reachable) servers; the pool opens with the app's lifespan."""
+    assert settings.database_url, "call bootstrap.with_servers() first"
+    audiences = bootstrap.audiences(settings)
+    pool = ConnectionPool(
+        settings.database_url,
+        min_size=2,
+        max_size=16,
+        open=False,
+        configure=_read_only,
+        name="ledger-api",
+    )
+    metrics = Metrics(pool, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool.open(wait=True, timeout=30)
+        yield
+        pool.close()
+
+    app = FastAPI(
+        title="customer-ledger",
+        version="1",
+        summary="Read API over the ledger's projections (contract section 6).",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        """The bearer token (when set) on everything but /health; request latencies."""
+        started = time.perf_counter()
+        if settings.api_token and request.url.path != "/health":
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {settings.api_token}".encode()):
+                return JSONResponse(
+                    {"detail": "a valid 'Authorization: Bearer <token>' header is required"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe(getattr(route, "path", "unmatched"), time.perf_counter() - started)
+        return response
+
+    def read(
+        response: Response, min_position: int | None, answer: Callable[[Connection[Any]], T]
+    ) -> T:
+        """`answer` in one snapshot with the position it reflects (after waiting for
+        `min_position`); sets X-Ledger-Position."""
+        with pool.connection() as conn:
+            _wait_for(conn, min_position)
+            with conn.transaction():
+                position = reads.position(conn)
+                result = answer(conn)
+        response.headers["X-Ledger-Position"] = str(position)
+        return result
+
+    @app.get("/customers/{customer_id}", response_model=models.Profile, responses=NOT_FOUND)
+    def get_customer(
+        customer_id: Id, response: Response, min_position: MinPosition = None
+    ) -> dict[str, Any]:
+        found = read(response, min_position, lambda c: reads.profile(c, customer_id))
+        return _found(found, f"no customer {customer_id!r} in the ledger")
+
+    @app.get("/partners/{partner_id}", response_model=models.PartnerStatus, responses=NOT_FOUND)
+    def get_partner(
+        partner_id: Id, response: Response, min_position: MinPosition = None
+    ) -> dict[str, Any]:
+        today = settings.clock().date()
+        found = read(response, min_position, lambda c: reads.partner(c, partner_id, today))
+        return _found(found, f"no partner {partner_id!r} in the ledger")
+
+    @app.get("/audiences", response_model=list[models.AudienceSummary])
+    def get_audiences(response: Response, min_position: MinPosition = None) -> list[dict[str, Any]]:
+        return read(response, min_position, lambda c: reads.audience_sizes(c, audiences))
+
+    @app.get("/audiences/{name}/members", response_model=models.MembersPage, responses=NOT_FOUND)
+    def get_members(
+        name: Id,
+        response: Response,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        after: Annotated[str | None, Query(description="the `next` of the previous page")] = None,
+        min_position: MinPosition = None,
+    ) -> dict[str, Any]:
+        if name not in {a.name for a in audiences}:
+            raise HTTPException(404, f"no audience {name!r}")
+        page = read(
+            response,
+            min_position,
+            lambda c: reads.audience_members(c, name, limit=limit + 1, after=after),
+        )
+        more = len(page) > limit
+        page = page[:limit]
+        return {"members": page, "next": page[-1]["customer_id"] if more else None}
+
+    @app.get(
+        "/interactions/{event_id}",
+        response_model=models.Recorded | models.DeadLettered,
+        responses=NOT_FOUND,
+    )
+    def get_interaction(
+        event_id: Id, response: Response, min_position: MinPosition = None
+    ) -> dict[str, Any]:
+        found = read(response, min_position, lambda c: reads.interaction_fate(c, event_id))
+        return _found(found, f"interaction {event_id!r} has not been seen yet")
+
+    @app.get("/health", response_model=models.Health)
+    def get_health(response: Response) -> dict[str, Any]:
+        return read(response, None, metrics.health)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def get_metrics() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    return app
+
+
+def _read_only(conn: Connection[Any]) -> None:
+    conn.isolation_level = IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+
+
+def _wait_for(conn: Connection[Any], min_position: int | None) -> None:
+    """Wait until the projections reach `min_position`; 503 after 5 s."""
+    if min_position is None:
+        return
+    deadline = time.monotonic() + MIN_POSITION_WAIT
+    while True:
+        with conn.transaction():
+            reached = reads.position(conn)
+        if reached >= min_position:
+            return
+        if time.monotonic() >= deadline:
+            raise HTTPException(
+                503,
+                f"the projections are at position {reached}, not yet {min_position}",
+                headers={"Retry-After": "1", "X-Ledger-Position": str(reached)},
+            )
+        time.sleep(0.05)  # polling PostgreSQL, the projections' only signal
+
+
+def _found(found: T | None, missing: str) -> T:
+    if found is None:
+        raise HTTPException(404, missing)
+    return found
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory: each worker process builds its settings from the environment."""
+    return create_app(bootstrap.with_servers(Settings.from_env()))

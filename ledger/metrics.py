@@ -1,0 +1,99 @@
+"""`/metrics` and `/health`: what operations watch, read where it is true.
+
+Counts and lags come from PostgreSQL and Kafka at scrape time (a custom collector), so any
+API replica reports the same figures whichever process did the work; request latencies
+are this process's own (a histogram per route).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+from ledger.settings import Settings
+from projections import reads
+
+
+class Metrics(Collector):
+    def __init__(self, pool: ConnectionPool[Any], settings: Settings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._kafka: KafkaConsumer | None = None
+        self._kafka_lock = threading.Lock()  # kafka-python consumers are not thread-safe
+        self.registry = CollectorRegistry()
+        self._latency = Histogram(
+            "ledger_http_request_seconds",
+            "HTTP request latency by route",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.registry.register(self)
+
+    def observe(self, route: str, seconds: float) -> None:
+        self._latency.labels(route).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def health(self, conn: Connection[Any]) -> dict[str, Any]:
+        """Positions and lags (contract section 6's `/health`)."""
+        position, head = reads.position(conn), reads.head(conn)
+        recorded = reads.recorded_offsets(conn, self._settings.inbound_topic)
+        ends = self.end_offsets()
+        ingest_lag = sum(max(0, end - recorded.get(p, 0)) for p, end in ends.items())
+        return {
+            "status": "ok",
+            "position": position,
+            "head": head,
+            "projection_lag": max(0, head - position),
+            "ingest_lag": ingest_lag,
+        }
+
+    def end_offsets(self) -> dict[int, int]:
+        """The inbound topic's end offset per partition (what Kafka's ListOffsets answers)."""
+        topic = self._settings.inbound_topic
+        with self._kafka_lock:
+            if self._kafka is None:
+                self._kafka = KafkaConsumer(
+                    bootstrap_servers=self._settings.kafka_bootstrap,
+                    client_id="ledger-api",
+                    enable_auto_commit=False,
+                )
+            partitions = self._kafka.partitions_for_topic(topic) or set()
+            ends = self._kafka.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def collect(self) -> Iterator[Any]:
+        with self._pool.connection() as conn, conn.transaction():
+            recorded, dead = reads.counts(conn, self._settings.inbound_topic)
+            health = self.health(conn)
+        by_type = CounterMetricFamily(
+            "ledger_interactions_recorded", "Interactions recorded, by type", labels=["type"]
+        )
+        for kind, count in sorted(recorded.items()):
+            by_type.add_metric([kind], count)
+        yield by_type
+        dead_letters = CounterMetricFamily(
+            "ledger_interactions_dead_lettered",
+            "Inbound messages dead-lettered, by error type",
+            labels=["error_type"],
+        )
+        for error_type, count in sorted(dead.items()):
+            dead_letters.add_metric([error_type], count)
+        yield dead_letters
+        for name, text in (
+            ("ingest_lag", "Kafka end offsets minus recorded offsets, all partitions"),
+            ("projection_lag", "Ledger events not yet projected"),
+            ("position", "The position every projection has reached"),
+        ):
+            yield GaugeMetricFamily(f"ledger_{name}", text, value=health[name])

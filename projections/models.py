@@ -1,0 +1,109 @@
+"""The answers the read side gives (contract sections 5 and 6), as pydantic models.
+
+The CLI's `--json` and the HTTP API validate every answer with these same models, so the
+two cannot drift apart, and the OpenAPI document describes exactly what is served.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Money = dict[str, str]
+"""`{currency: "decimal string"}`."""
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Profile(_Answer):
+    customer_id: str
+    cards: list[str]
+    enrolled_at: str | None
+    name: str | None
+    email: str | None
+    birth_date: str | None
+    marketing_consent: bool
+    interaction_count: int
+    swipe_count: int
+    purchase_count: int
+    call_count: int
+    total_spend: Money
+    last_purchase_at: str | None
+    last_interaction_at: str | None
+    top_categories: list[str] = Field(max_length=3)
+    categories: list[str]
+    complaints_total: int
+    complaints_open: int
+    nps: int | None
+
+
+class Contract(_Answer):
+    status: Literal["proposed", "active", "terminated"]
+    value: str | None
+    currency: str | None
+    effective_at: str | None
+    ends_at: str | None
+
+
+class PartnerStatus(_Answer):
+    partner_id: str
+    kind: Literal["vendor", "supplier", "distributor", "reseller"] | None
+    status: Literal["at_risk", "active", "prospect", "terminated"]
+    contracts: dict[str, Contract]
+    active_contract_value: Money
+    disputes_open: int
+    disputes_total: int
+    renewal_due: list[str] = Field(
+        description="active contracts ending within 60 days of today (or already ended)"
+    )
+
+
+class AudienceSummary(_Answer):
+    name: str
+    description: str
+    size: int
+
+
+class Member(_Answer):
+    customer_id: str
+    since: str
+    reason: str
+
+
+class AudienceMembers(AudienceSummary):
+    """`ledger audience NAME --json`."""
+
+    members: list[Member]
+
+
+class MembersPage(_Answer):
+    """`GET /audiences/{name}/members`: pass `next` as `after` for the following page."""
+
+    members: list[Member]
+    next: str | None
+
+
+class Recorded(_Answer):
+    status: Literal["recorded"]
+    position: int
+
+
+class DeadLettered(_Answer):
+    status: Literal["dead_lettered"]
+    error_type: Literal["malformed", "invalid", "rule", "conflict"]
+    error: str
+
+
+class Health(_Answer):
+    status: Literal["ok"]
+    position: int = Field(description="the position every projection has reached")
+    head: int = Field(description="the ledger's last notification id")
+    projection_lag: int = Field(description="head - position: events not yet projected")
+    ingest_lag: int = Field(description="Kafka end offsets - recorded offsets, all partitions")
+
+
+class Problem(_Answer):
+    detail: str

@@ -1,0 +1,206 @@
+"""`ledger serve` over real HTTP, on real servers: every endpoint, 404s, 401s, paging,
+freshness with `min_position`, and a POS reading its own write."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+from support import (
+    enrollment,
+    ingest,
+    interaction,
+    keyed,
+    ledger_env,
+    profile_rows,
+    project,
+    publish,
+    purchase,
+    wait_for,
+)
+
+from ledger import bootstrap
+from ledger.settings import Settings
+from producers.publisher import Publisher
+from producers.simulator import SimulationPlan, simulate
+
+PLAN = SimulationPlan(customers=120, partners=6, events=1500, seed=5, faults=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(settings: Settings) -> Iterator[httpx.Client]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)],
+        env=ledger_env(settings) | ({"LEDGER_API_TOKEN": settings.api_token or ""}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+    def up() -> bool:
+        assert server.poll() is None, server.stderr.read() if server.stderr else ""
+        try:
+            return client.get("/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(up, 60, "the API to answer /health")
+        yield client
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Settings:
+    """Simulated traffic, ingested and projected."""
+    publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
+    for obj in simulate(PLAN):
+        publisher.publish(obj)
+    publisher.flush()
+    ingest(settings)
+    project(settings)
+    return settings
+
+
+@pytest.fixture
+def api(ledger: Settings) -> Iterator[httpx.Client]:
+    yield from serve(ledger)
+
+
+def test_customers_and_partners_answer_as_the_projections_say(
+    api: httpx.Client, ledger: Settings
+) -> None:
+    profiles = profile_rows(ledger)
+    some = sorted(profiles)[:5]
+    for customer_id in some:
+        answer = api.get(f"/customers/{customer_id}")
+        assert answer.status_code == 200
+        assert answer.json() == profiles[customer_id]
+        assert int(answer.headers["X-Ledger-Position"]) > 0
+    missing = api.get("/customers/C-nobody")
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"detail": "no customer 'C-nobody' in the ledger"},
+    )
+    partner = api.get("/partners/P-001").json()
+    assert partner["partner_id"] == "P-001"
+    assert partner["status"] in {"active", "at_risk", "prospect", "terminated"}
+    assert "renewal_due" in partner
+    assert api.get("/partners/P-nobody").status_code == 404
+
+
+def test_paging_through_an_audience_misses_and_repeats_no_member(api: httpx.Client) -> None:
+    sizes = {a["name"]: a["size"] for a in api.get("/audiences").json()}
+    name = max(sizes, key=lambda n: sizes[n])
+    assert sizes[name] > 10
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 7} | ({"after": after} if after else {})
+        page = api.get(f"/audiences/{name}/members", params=params).json()
+        seen += [m["customer_id"] for m in page["members"]]
+        if page["next"] is None:
+            break
+        after = page["next"]
+    assert len(seen) == len(set(seen)) == sizes[name]
+    assert api.get("/audiences/nobody/members").status_code == 404
+
+
+def test_a_pos_learns_the_fate_of_what_it_published_and_reads_its_own_write(
+    ledger: Settings, api: httpx.Client
+) -> None:
+    bought = purchase(customer_id="C-00001", total="7.00")
+    bad = interaction("purchase", customer_id="C-00001")  # no lines, no total: invalid
+    assert api.get(f"/interactions/{bought['event_id']}").status_code == 404
+    publish(ledger, [keyed(bought), keyed(bad)])
+    ingest(ledger)
+    recorded = api.get(f"/interactions/{bought['event_id']}").json()
+    assert recorded["status"] == "recorded" and recorded["position"] > 0
+    dead = api.get(f"/interactions/{bad['event_id']}").json()
+    assert (dead["status"], dead["error_type"]) == ("dead_lettered", "invalid")
+
+    before = api.get("/customers/C-00001").json()["purchase_count"]
+    stop = threading.Event()
+    projector = threading.Thread(
+        target=lambda: bootstrap.run_projections(ledger, stop), daemon=True
+    )
+    projector.start()
+    try:
+        fresh = api.get("/customers/C-00001", params={"min_position": recorded["position"]})
+        assert fresh.status_code == 200
+        assert int(fresh.headers["X-Ledger-Position"]) >= recorded["position"]
+        assert fresh.json()["purchase_count"] == before + 1
+    finally:
+        stop.set()
+        projector.join(timeout=30)
+
+
+def test_min_position_ahead_of_the_projections_answers_503_after_waiting(
+    api: httpx.Client,
+) -> None:
+    now_at = int(api.get("/audiences").headers["X-Ledger-Position"])
+    reached = api.get("/customers/C-00001", params={"min_position": now_at})
+    assert reached.status_code == 200
+    ahead = api.get("/customers/C-00001", params={"min_position": now_at + 1000})
+    assert ahead.status_code == 503
+    assert ahead.headers["Retry-After"] == "1"
+    assert int(ahead.headers["X-Ledger-Position"]) == now_at
+
+
+def test_health_metrics_and_the_openapi_document(api: httpx.Client, ledger: Settings) -> None:
+    health = api.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["projection_lag"] == 0 and health["position"] == health["head"] > 0
+    metrics = api.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert 'ledger_interactions_recorded_total{type="purchase"}' in metrics.text
+    assert 'ledger_interactions_dead_lettered_total{error_type="invalid"}' in metrics.text
+    assert "ledger_http_request_seconds_bucket" in metrics.text
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {
+        "/customers/{customer_id}",
+        "/partners/{partner_id}",
+        "/audiences",
+        "/audiences/{name}/members",
+        "/interactions/{event_id}",
+        "/health",
+        "/metrics",
+    } <= set(paths)
+
+
+@pytest.fixture
+def guarded(settings: Settings) -> Iterator[httpx.Client]:
+    publish(settings, [keyed(enrollment("C-1", "K-1"))])
+    ingest(settings)
+    project(settings)
+    yield from serve(replace(settings, api_token="s3cret"))
+
+
+def test_with_a_token_every_endpoint_but_health_answers_401_without_it(
+    guarded: httpx.Client,
+) -> None:
+    for path in ("/customers/C-1", "/audiences", "/metrics", "/openapi.json", "/nowhere"):
+        refused = guarded.get(path)
+        assert refused.status_code == 401, path
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+    assert guarded.get("/health").status_code == 200
+    wrong = guarded.get("/customers/C-1", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    right = guarded.get("/customers/C-1", headers={"Authorization": "Bearer s3cret"})
+    assert right.status_code == 200 and right.json()["customer_id"] == "C-1"
