@@ -11,6 +11,7 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
@@ -21,7 +22,7 @@ from psycopg_pool import ConnectionPool
 from ledger import bootstrap
 from ledger.metrics import Metrics
 from ledger.settings import Settings
-from projections import models, reads
+from projections import history, models, reads
 
 MIN_POSITION_WAIT = 5.0  # seconds a read with ?min_position waits for the projections
 T = TypeVar("T")
@@ -92,10 +93,30 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/customers/{customer_id}", response_model=models.Profile, responses=NOT_FOUND)
     def get_customer(
+        customer_id: Id,
+        response: Response,
+        as_of: Annotated[
+            datetime | None,
+            Query(description="RFC 3339: the profile from the events recorded by then"),
+        ] = None,
+        min_position: MinPosition = None,
+    ) -> dict[str, Any]:
+        if as_of is None:
+            found = read(response, min_position, lambda c: reads.profile(c, customer_id))
+        else:
+            if as_of.tzinfo is None:
+                raise HTTPException(422, "as_of needs a time zone (RFC 3339)")
+            found = read(
+                response, min_position, lambda c: history.profile_as_of(c, customer_id, as_of)
+            )
+        return _found(found, f"no customer {customer_id!r} in the ledger")
+
+    @app.get("/customers/{customer_id}/history", response_model=models.History, responses=NOT_FOUND)
+    def get_history(
         customer_id: Id, response: Response, min_position: MinPosition = None
     ) -> dict[str, Any]:
-        found = read(response, min_position, lambda c: reads.profile(c, customer_id))
-        return _found(found, f"no customer {customer_id!r} in the ledger")
+        found = read(response, min_position, lambda c: history.customer_events(c, customer_id))
+        return {"events": _found(found or None, f"no customer {customer_id!r} in the ledger")}
 
     @app.get("/partners/{partner_id}", response_model=models.PartnerStatus, responses=NOT_FOUND)
     def get_partner(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from ledger import commands
 from ledger.errors import describe_error
@@ -22,6 +23,17 @@ def count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def moment(text: str) -> datetime:
+    """An RFC 3339 time with a time zone, for --as-of."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add Z or +01:00)")
     return value
 
 
@@ -55,7 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     project.add_argument("--until-idle", action="store_true", help="return once caught up")
     profile = sub.add_parser("profile", help="one customer's profile")
     profile.add_argument("customer_id")
+    profile.add_argument(
+        "--as-of", type=moment, help="RFC 3339: the profile from the events recorded by then"
+    )
     profile.add_argument("--json", action="store_true")
+    history = sub.add_parser("history", help="the recorded events of a customer or partner")
+    history.add_argument("id")
+    history.add_argument("--json", action="store_true")
     partner = sub.add_parser("partner", help="one partner's status")
     partner.add_argument("partner_id")
     partner.add_argument("--json", action="store_true")

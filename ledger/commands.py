@@ -18,7 +18,7 @@ from ledger.settings import Settings
 from producers.jsonlines import read_lines
 from producers.publisher import Publisher, encode
 from producers.simulator import SimulationPlan, simulate
-from projections import models, reads
+from projections import history, models, reads
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -139,11 +139,44 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     settings = bootstrap.with_servers(settings)
     with bootstrap.connect(settings) as conn:
-        found = reads.profile(conn, args.customer_id)
+        if args.as_of is None:
+            found = reads.profile(conn, args.customer_id)
+        else:
+            found = history.profile_as_of(conn, args.customer_id, args.as_of)
     if found is None:
-        print(f"ledger profile: no customer {args.customer_id!r} in the ledger", file=sys.stderr)
+        when = "" if args.as_of is None else f" as of {args.as_of.isoformat()}"
+        print(
+            f"ledger profile: no customer {args.customer_id!r} in the ledger{when}", file=sys.stderr
+        )
         return 1
     show(answer(models.Profile, found), as_json=args.json)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    settings = bootstrap.with_servers(settings)
+    with bootstrap.connect(settings) as conn:
+        found = history.customer_events(conn, args.id) or history.partner_events(conn, args.id)
+    if not found:
+        print(f"ledger history: no customer or partner {args.id!r} in the ledger", file=sys.stderr)
+        return 1
+    document = answer(models.History, {"events": found})
+    if args.json:
+        show(document, as_json=True)
+        return 0
+    rows = [
+        {
+            "position": e["position"],
+            "stream": e["stream"],
+            "version": e["version"],
+            "type": e["type"],
+            "occurred_at": e["occurred_at"],
+            "recorded_at": e["recorded_at"],
+            "hash": e["hash"][:16] + "...",
+        }
+        for e in document["events"]
+    ]
+    show_rows(rows, as_json=False)
     return 0
 
 
@@ -250,6 +283,7 @@ COMMANDS: dict[str, Command] = {
     "project": cmd_project,
     "profile": cmd_profile,
     "partner": cmd_partner,
+    "history": cmd_history,
     "audience": cmd_audience,
     "serve": cmd_serve,
     "schema": cmd_schema,

@@ -105,5 +105,25 @@ class Health(_Answer):
     ingest_lag: int = Field(description="Kafka end offsets - recorded offsets, all partitions")
 
 
+class HistoryEvent(_Answer):
+    position: int = Field(description="the ledger's notification id")
+    stream: str
+    originator_id: str = Field(description="the store's id of the stream: uuid5 of its name")
+    version: int
+    type: str
+    event_id: str
+    occurred_at: str | None
+    recorded_at: str
+    payload: dict[str, object]
+    prev_hash: str
+    hash: str
+
+
+class History(_Answer):
+    """`ledger history ID --json` and `GET /customers/{id}/history`."""
+
+    events: list[HistoryEvent]
+
+
 class Problem(_Answer):
     detail: str

@@ -3,12 +3,14 @@ freshness with `min_position`, and a POS reading its own write."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -204,3 +206,50 @@ def test_with_a_token_every_endpoint_but_health_answers_401_without_it(
     assert wrong.status_code == 401
     right = guarded.get("/customers/C-1", headers={"Authorization": "Bearer s3cret"})
     assert right.status_code == 200 and right.json()["customer_id"] == "C-1"
+
+
+def test_as_of_answers_from_the_events_recorded_by_then(settings: Settings) -> None:
+    joined = enrollment("C-9", "K-9", name="Ada", marketing_consent=True)
+    publish(settings, [keyed(joined), keyed(purchase("10.00", customer_id="C-9"))])
+    ingest(settings)
+    first = datetime.now(UTC)
+    publish(settings, [keyed(purchase("5.50", customer_id="C-9"))])
+    wait_for(lambda: datetime.now(UTC) > first, 5, "the clock to move")
+    ingest(settings)
+    second = datetime.now(UTC)
+    project(settings)
+    for api in serve(settings):
+        before = api.get("/customers/C-9", params={"as_of": "2020-01-01T00:00:00Z"})
+        assert before.status_code == 404
+        then = api.get("/customers/C-9", params={"as_of": first.isoformat()}).json()
+        assert (then["purchase_count"], then["total_spend"], then["name"]) == (
+            1,
+            {"EUR": "10.00"},
+            "Ada",
+        )
+        assert then["interaction_count"] == 2
+        later = api.get("/customers/C-9", params={"as_of": second.isoformat()}).json()
+        assert (later["purchase_count"], later["total_spend"]) == (2, {"EUR": "15.50"})
+        assert later == api.get("/customers/C-9").json(), "as of now: the live profile"
+
+        events = api.get("/customers/C-9/history").json()["events"]
+        assert sorted(e["type"] for e in events) == [
+            "card_claimed",
+            "customer_enrolled",
+            "purchase",
+            "purchase",
+        ]
+        positions = [e["position"] for e in events]
+        assert positions == sorted(positions), "in the order the ledger recorded them"
+        assert [e["version"] for e in events if e["stream"] == "customer-C-9"] == [1, 2, 3]
+        chained = [e for e in events if e["stream"] == "customer-C-9"]
+        assert all(b["prev_hash"] == a["hash"] for a, b in zip(chained, chained[1:], strict=False))
+        cli = subprocess.run(
+            [sys.executable, "-m", "ledger.cli", "history", "C-9", "--json"],
+            env=ledger_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert json.loads(cli.stdout) == {"events": events}
+        assert api.get("/customers/C-nobody/history").status_code == 404

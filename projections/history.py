@@ -1,0 +1,94 @@
+"""Reading the ledger itself: a customer's or partner's recorded events, and profiles as of a
+past moment, folded from those events with the live projection's own fold.
+
+Events are read straight from the event store's table and decoded with the store's own
+transcoder (`consumers.transcoding`): the stored state is the event's JSON, so no
+application (and no aggregate) is needed to show it. A customer's history is its own stream
+and the streams of the cards it enrolled: card claims and interactions that named only the
+card, which count for the card's holder.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+
+from consumers.transcoding import OrjsonTranscoder
+from domain import profile as fold
+from domain.aggregates import CARD_CLAIMED, card_stream, customer_stream, partner_stream, stream_id
+from domain.profile import utc_text
+
+_TRANSCODER = OrjsonTranscoder()
+
+
+def events(conn: Connection[Any], streams: list[str]) -> list[dict[str, Any]]:
+    """The recorded events of these streams, in the order the ledger recorded them."""
+    names: dict[UUID, str] = {stream_id(name): name for name in streams}
+    rows = conn.execute(
+        "SELECT originator_id, originator_version, state, notification_id FROM ledger_events "
+        "WHERE originator_id = ANY(%s) ORDER BY notification_id",
+        (list(names),),
+    ).fetchall()
+    found = []
+    for originator_id, version, state, position in rows:
+        event = _TRANSCODER.decode(bytes(state))
+        payload = event["payload"]
+        found.append(
+            {
+                "position": position,
+                "stream": names[originator_id],
+                "originator_id": str(originator_id),
+                "version": version,
+                "type": event["kind"],
+                "event_id": event["event_id"],
+                "occurred_at": payload.get("occurred_at"),
+                "recorded_at": utc_text(event["timestamp"]),
+                "payload": payload,
+                "prev_hash": event["prev_hash"],
+                "hash": event["hash"],
+            }
+        )
+    return found
+
+
+def customer_events(conn: Connection[Any], customer_id: str) -> list[dict[str, Any]]:
+    """The customer's stream and the streams of the cards it enrolled (empty: unknown)."""
+    own = events(conn, [customer_stream(customer_id)])
+    cards = sorted({e["payload"]["card_id"] for e in own if e["type"] == "customer_enrolled"})
+    if not cards:
+        return own
+    return events(conn, [customer_stream(customer_id), *map(card_stream, cards)])
+
+
+def partner_events(conn: Connection[Any], partner_id: str) -> list[dict[str, Any]]:
+    return events(conn, [partner_stream(partner_id)])
+
+
+def profile_as_of(
+    conn: Connection[Any], customer_id: str, moment: datetime
+) -> dict[str, Any] | None:
+    """What the ledger knew of the customer at `moment`: the profile folded from the events
+    recorded at or before it (None if none was). A card-only interaction counts once the
+    card's claim by this customer was recorded by then."""
+    known = [e for e in customer_events(conn, customer_id) if _at(e) <= moment]
+    own = customer_stream(customer_id)
+    if not any(e["stream"] == own for e in known):
+        return None
+    held = {
+        card_stream(e["payload"]["card_id"])
+        for e in known
+        if e["type"] == CARD_CLAIMED and e["payload"]["customer_id"] == customer_id
+    }
+    counted = [
+        (e["type"], e["payload"])
+        for e in known
+        if e["stream"] == own or (e["stream"] in held and e["type"] != CARD_CLAIMED)
+    ]
+    return fold.fold(customer_id, counted)
+
+
+def _at(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["recorded_at"])
