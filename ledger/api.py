@@ -11,13 +11,13 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg import Connection, IsolationLevel
 from psycopg_pool import ConnectionPool
+from pydantic import AwareDatetime
 
 from ledger import bootstrap
 from ledger.metrics import Metrics
@@ -31,7 +31,11 @@ Id = Annotated[str, Path(min_length=1, max_length=200)]
 MinPosition = Annotated[
     int | None, Query(ge=0, description="wait (up to 5 s) until the projections reach it")
 ]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": models.Problem}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": models.Problem, "description": "not in the ledger (yet)"},
+    503: {"model": models.Problem, "description": "min_position not reached within 5 s"},
+}
+FRESH: dict[int | str, dict[str, Any]] = {503: NOT_FOUND[503]}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -96,7 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         customer_id: Id,
         response: Response,
         as_of: Annotated[
-            datetime | None,
+            AwareDatetime | None,
             Query(description="RFC 3339: the profile from the events recorded by then"),
         ] = None,
         min_position: MinPosition = None,
@@ -104,8 +108,6 @@ def create_app(settings: Settings) -> FastAPI:
         if as_of is None:
             found = read(response, min_position, lambda c: reads.profile(c, customer_id))
         else:
-            if as_of.tzinfo is None:
-                raise HTTPException(422, "as_of needs a time zone (RFC 3339)")
             found = read(
                 response, min_position, lambda c: history.profile_as_of(c, customer_id, as_of)
             )
@@ -126,7 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
         found = read(response, min_position, lambda c: reads.partner(c, partner_id, today))
         return _found(found, f"no partner {partner_id!r} in the ledger")
 
-    @app.get("/audiences", response_model=list[models.AudienceSummary])
+    @app.get("/audiences", response_model=list[models.AudienceSummary], responses=FRESH)
     def get_audiences(response: Response, min_position: MinPosition = None) -> list[dict[str, Any]]:
         return read(response, min_position, lambda c: reads.audience_sizes(c, audiences))
 
@@ -184,10 +186,12 @@ def _wait_for(conn: Connection[Any], min_position: int | None) -> None:
     deadline = time.monotonic() + MIN_POSITION_WAIT
     while True:
         with conn.transaction():
-            reached = reads.position(conn)
+            reached, head = reads.position(conn), reads.head(conn)
         if reached >= min_position:
             return
-        if time.monotonic() >= deadline:
+        # Beyond the ledger's head, no projection can get there before new events are
+        # recorded: that position did not come from this ledger, so no use waiting.
+        if time.monotonic() >= deadline or min_position > head:
             raise HTTPException(
                 503,
                 f"the projections are at position {reached}, not yet {min_position}",

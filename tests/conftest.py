@@ -30,23 +30,25 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.Embed
 def make_settings(servers: embedded.EmbeddedServers, tmp_path: Path) -> Callable[[], Settings]:
     """A factory of fresh databases and topic prefixes, with schema and topics created."""
 
-    def make() -> Settings:
-        name = "t_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(servers.database_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = servers.database_url.rsplit("/", 1)[0] + "/" + name
-        ready = Settings(
-            database_url=url,
-            kafka_bootstrap=servers.kafka_bootstrap,
-            topic_prefix=name,
-            home=tmp_path,
-            now=NOW,  # audiences are evaluated on a pinned clock, so runs compare equal
-        )
-        bootstrap.init_schema(ready)
-        bootstrap.init_topics(ready)
-        return ready
+    return lambda: new_settings(servers, tmp_path)
 
-    return make
+
+def new_settings(servers: embedded.EmbeddedServers, home: Path) -> Settings:
+    """A fresh database and topic prefix on the session's servers, schema and topics made."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(servers.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = servers.database_url.rsplit("/", 1)[0] + "/" + name
+    ready = Settings(
+        database_url=url,
+        kafka_bootstrap=servers.kafka_bootstrap,
+        topic_prefix=name,
+        home=home,
+        now=NOW,  # audiences are evaluated on a pinned clock, so runs compare equal
+    )
+    bootstrap.init_schema(ready)
+    bootstrap.init_topics(ready)
+    return ready
 
 
 @pytest.fixture

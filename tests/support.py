@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.worker import IngestStats
@@ -165,3 +170,43 @@ def ingest(settings: Settings) -> IngestStats:
 
 def project(settings: Settings) -> int:
     return bootstrap.run_projections(settings, threading.Event(), until_idle=True).processed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(settings: Settings) -> Iterator[httpx.Client]:
+    """A running `ledger serve` and a client for it; on the way out, the server must have
+    logged no traceback (no request ended in an unhandled error)."""
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)],
+            env=ledger_env(settings) | ({"LEDGER_API_TOKEN": settings.api_token or ""}),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+        def errors() -> str:
+            log.seek(0)
+            return log.read().decode(errors="replace")
+
+        def up() -> bool:
+            assert server.poll() is None, errors()
+            try:
+                return client.get("/health").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        try:
+            wait_for(up, 60, "the API to answer /health")
+            yield client
+        finally:
+            client.close()
+            server.terminate()
+            server.wait(timeout=30)
+        assert "Traceback" not in errors(), errors()

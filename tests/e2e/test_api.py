@@ -4,10 +4,10 @@ freshness with `min_position`, and a POS reading its own write."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from support import (
     project,
     publish,
     purchase,
+    serve,
     wait_for,
 )
 
@@ -34,38 +35,6 @@ from producers.publisher import Publisher
 from producers.simulator import SimulationPlan, simulate
 
 PLAN = SimulationPlan(customers=120, partners=6, events=1500, seed=5, faults=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def serve(settings: Settings) -> Iterator[httpx.Client]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)],
-        env=ledger_env(settings) | ({"LEDGER_API_TOKEN": settings.api_token or ""}),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-
-    def up() -> bool:
-        assert server.poll() is None, server.stderr.read() if server.stderr else ""
-        try:
-            return client.get("/health").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, 60, "the API to answer /health")
-        yield client
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture
@@ -153,16 +122,23 @@ def test_a_pos_learns_the_fate_of_what_it_published_and_reads_its_own_write(
         projector.join(timeout=30)
 
 
-def test_min_position_ahead_of_the_projections_answers_503_after_waiting(
-    api: httpx.Client,
+def test_min_position_the_projections_have_not_reached_answers_503_after_waiting(
+    ledger: Settings, api: httpx.Client
 ) -> None:
-    now_at = int(api.get("/audiences").headers["X-Ledger-Position"])
-    reached = api.get("/customers/C-00001", params={"min_position": now_at})
-    assert reached.status_code == 200
-    ahead = api.get("/customers/C-00001", params={"min_position": now_at + 1000})
-    assert ahead.status_code == 503
-    assert ahead.headers["Retry-After"] == "1"
-    assert int(ahead.headers["X-Ledger-Position"]) == now_at
+    projected = int(api.get("/audiences").headers["X-Ledger-Position"])
+    assert api.get("/customers/C-00001", params={"min_position": projected}).status_code == 200
+    publish(ledger, [keyed(purchase(customer_id="C-00001"))])
+    ingest(ledger)  # recorded, not projected: no projector runs here
+    recorded = api.get("/health").json()["head"]
+    assert recorded > projected
+    started = time.monotonic()
+    waited = api.get("/customers/C-00001", params={"min_position": recorded})
+    assert time.monotonic() - started >= 4.5, "it waited for the projections"
+    assert waited.status_code == 503
+    assert waited.headers["Retry-After"] == "1"
+    assert int(waited.headers["X-Ledger-Position"]) == projected
+    beyond = api.get("/customers/C-00001", params={"min_position": recorded + 1000})
+    assert beyond.status_code == 503, "a position beyond the ledger's head: no use waiting"
 
 
 def test_health_metrics_and_the_openapi_document(api: httpx.Client, ledger: Settings) -> None:
