@@ -26,6 +26,14 @@ def count(text: str) -> int:
     return value
 
 
+def positive(text: str) -> int:
+    """A whole number >= 1."""
+    value = count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def moment(text: str) -> datetime:
     """An RFC 3339 time with a time zone, for --as-of."""
     try:
@@ -83,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP read API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=positive, default=1, help="server processes (one per core)"
+    )
     sub.add_parser("schema", help="print the inbound JSON Schema")
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -222,7 +223,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings)  # refuses a bad audiences file before listening
     print(f"serving the read API on http://{args.host}:{args.port} (OpenAPI: /openapi.json)")
     sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False}
+    if args.workers == 1:
+        uvicorn.run(app, host=args.host, port=args.port, **options)
+        return 0
+    # Worker processes build their own app from the environment: hand them the servers.
+    os.environ["LEDGER_DATABASE_URL"] = settings.database_url or ""
+    os.environ["LEDGER_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
+    uvicorn.run(
+        "ledger.api:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        **options,
+    )
     return 0
 
 

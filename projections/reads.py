@@ -73,15 +73,32 @@ def audience_members(
     ]
 
 
+_POSITION = """(SELECT coalesce(min(reached), 0) FROM (
+    SELECT coalesce((SELECT max(notification_id) FROM projection_tracking
+                     WHERE application_name = name), 0) AS reached
+    FROM unnest(%s::text[]) AS name) AS projections)"""
+"""The position every projection has reached, as an SQL expression (one index probe per
+projection), so a read can take it in the same statement, hence the same snapshot."""
+
+
 def position(conn: Connection[Any]) -> int:
     """The position every projection has reached (0 before the first page)."""
-    rows = conn.execute(
-        "SELECT application_name, max(notification_id) FROM projection_tracking "
-        "WHERE application_name = ANY(%s) GROUP BY application_name",
-        (list(PROJECTIONS),),
-    ).fetchall()
-    reached = dict(rows)
-    return min(int(reached.get(name) or 0) for name in PROJECTIONS)
+    row = conn.execute(f"SELECT {_POSITION}", (list(PROJECTIONS),)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def profile_with_position_query(customer_id: str) -> tuple[str, tuple[Any, ...]]:
+    """The profile and the position it reflects in one statement (one snapshot, one round
+    trip: the API's hottest read); `profile_with_position` reads its row."""
+    return (
+        f"SELECT {_POSITION}, (SELECT profile FROM profiles WHERE customer_id = %s)",
+        (list(PROJECTIONS), customer_id),
+    )
+
+
+def profile_with_position(row: tuple[Any, ...] | None) -> tuple[int, dict[str, Any] | None]:
+    assert row is not None
+    return int(row[0]), None if row[1] is None else profile_fold.in_order(row[1])
 
 
 def head(conn: Connection[Any]) -> int:
