@@ -14,12 +14,14 @@ from typing import Any, BinaryIO
 
 from pydantic import BaseModel
 
+from domain.membership import fingerprint
 from ledger import bootstrap, embedded
 from ledger.settings import Settings
 from producers.jsonlines import read_lines
 from producers.publisher import Publisher, encode
 from producers.simulator import SimulationPlan, simulate
 from projections import history, models, reads
+from projections.audience_definitions import applied
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -206,10 +208,18 @@ def cmd_audience(args: argparse.Namespace, settings: Settings) -> int:
             print(f"ledger audience: no audience {args.name!r} (known: {known})", file=sys.stderr)
             return 1
         members = reads.audience_members(conn, args.name)
+        if applied(conn).get(args.name) != fingerprint(
+            next(a for a in audiences if a.name == args.name)
+        ):
+            print(
+                f"ledger audience: {args.name!r} is defined differently from what `ledger "
+                "project` last applied; members follow once it has run",
+                file=sys.stderr,
+            )
     if args.json:
         show(answer(models.AudienceMembers, {**found, "members": members}), as_json=True)
     else:
-        print(f"{found['name']}: {found['description']} ({found['size']} members)")
+        print(f"{found['name']}: {found['description']} (members: {found['size']})")
         show_rows(members, as_json=False)
     return 0
 
@@ -283,6 +293,8 @@ def show_rows(rows: list[dict[str, Any]], *, as_json: bool) -> None:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.demo import run_demo
+
+    bootstrap.audiences(settings)  # a bad LEDGER_AUDIENCES file is refused before any work
 
     return run_demo(ready(settings), args)
 

@@ -33,19 +33,34 @@ CREATE TABLE IF NOT EXISTS audience_definitions (
 def reconcile(book: AudienceBook, conn: Connection[Any], batch: int = 5_000) -> int:
     """Evaluate new and changed audiences for every profile and retire removed ones;
     return how many memberships changed."""
-    stored = dict(conn.execute("SELECT audience, fingerprint FROM audience_definitions").fetchall())
+    stored = applied(conn)
     current = {a.name: fingerprint(a) for a in book.audiences}
     changed = [a for a in book.audiences if stored.get(a.name) != current[a.name]]
     removed = [name for name in stored if name not in current]
+    now = book.now()
+    last = conn.execute("SELECT evaluated_at FROM audience_clock").fetchone()
+    if last is not None and now < last[0]:
+        # The clock went back (LEDGER_NOW set earlier than before): the stored flip times
+        # only look forward, so every audience that reads the clock is evaluated afresh.
+        changed += [a for a in book.audiences if a.uses_clock and a not in changed]
     if not changed and not removed:
         return 0
-    now = book.now()
     count = _retire(conn, removed, now) + _evaluate_all(conn, changed, now, batch)
     with conn.transaction():
+        conn.execute(
+            "INSERT INTO audience_clock (evaluated_at) VALUES (%s) ON CONFLICT "
+            "(singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
+            (now,),
+        )
         conn.execute("DELETE FROM audience_definitions")
         for name, value in current.items():
             conn.execute("INSERT INTO audience_definitions VALUES (%s, %s)", (name, value))
     return count
+
+
+def applied(conn: Connection[Any]) -> dict[str, str]:
+    """The fingerprint of each audience condition membership was last reconciled with."""
+    return dict(conn.execute("SELECT audience, fingerprint FROM audience_definitions").fetchall())
 
 
 def _retire(conn: Connection[Any], names: list[str], now: Any) -> int:

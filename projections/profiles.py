@@ -83,7 +83,9 @@ class ProfileProjection:
                 state = states[customer_id] = fold.new_state(customer_id)
             fold.apply(state, kind, payload)
             changed[customer_id] = event[0]
-            triggers[customer_id] = f"event {event[1]} {event[2]['event_id']}"
+            # A card claim is the card's side of an enrollment, and shares its event_id.
+            kind = "customer_enrolled" if event[1] == CARD_CLAIMED else event[1]
+            triggers[customer_id] = f"event {kind} {event[2]['event_id']}"
 
         for _, position, kind, payload in items:
             event = (position, kind, payload)

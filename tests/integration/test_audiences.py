@@ -206,3 +206,22 @@ all = [{ field = "cards", op = "contains", value = "K-C-0" }]
         for c in retired
         if c["change"] == "exited"
     )
+
+
+def test_setting_the_clock_back_evaluates_the_clock_audiences_afresh(settings: Settings) -> None:
+    joined = enrollment(
+        "C-5",
+        "K-5",
+        occurred_at="2026-06-01T09:00:00Z",
+        birth_date="1990-06-04",
+        marketing_consent=True,
+    )
+    publish(settings, [keyed(joined)])
+    ingest(settings)
+    project(settings)  # June: a birthday this month, a new member
+    assert "C-5" in members(settings)["birthday_this_month"]
+    project(replace(settings, now=datetime(2027, 3, 1, tzinfo=UTC)))
+    assert "C-5" not in members(settings).get("birthday_this_month", set())
+    project(settings)  # back to June 2026
+    assert "C-5" in members(settings)["birthday_this_month"]
+    assert "C-5" in members(settings)["new_members"]
