@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
+from domain.clock_tests import as_time
 from domain.conditions import (
     CLOCK_OPERATORS,
     OPERATORS,
@@ -24,9 +25,16 @@ from domain.conditions import (
     Not,
     Recall,
     Test,
-    as_time,
 )
 from domain.profile import FIELD_KINDS
+from domain.source_lines import (
+    decode_reason,
+    find_line,
+    key_pattern,
+    quoted,
+    top_level,
+    value_pattern,
+)
 
 
 class AudienceFileError(ValueError):
@@ -96,13 +104,13 @@ def load_audiences(text: str, source: str) -> list[Audience]:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise AudienceFileError(f"{source}{_decode_reason(error)}") from None
+        raise AudienceFileError(f"{source}{decode_reason(error)}") from None
     lines = text.splitlines()
     extra = sorted(set(document) - {"audiences"})
     if extra:
         raise AudienceFileError(
-            f"{source}, line {_find(lines, None, (_top_level(extra[0]),))}: unknown top-level key "
-            f"{extra[0]!r}; definitions go under [audiences.NAME]"
+            f"{source}, line {find_line(lines, None, (top_level(extra[0]),))}: "
+            f"unknown top-level key {extra[0]!r}; definitions go under [audiences.NAME]"
         )
     table = document.get("audiences")
     if not isinstance(table, dict) or not table:
@@ -112,21 +120,11 @@ def load_audiences(text: str, source: str) -> list[Audience]:
         try:
             audiences.append(_audience(name, body))
         except _Problem as problem:
-            line = _find(lines, name, problem.patterns)
+            line = find_line(lines, name, problem.patterns)
             raise AudienceFileError(
                 f"{source}, line {line}: audience {name!r}: {problem}"
             ) from None
     return audiences
-
-
-def _decode_reason(error: tomllib.TOMLDecodeError) -> str:
-    """`Invalid value (at line 3, column 9)` as `, line 3: not valid TOML: invalid value
-    (column 9)`, in the form of every other refusal."""
-    match = re.match(r"(.*) \(at line (\d+), column (\d+)\)$", str(error))
-    if not match:
-        return f": not valid TOML: {error}"
-    reason, line, column = match.groups()
-    return f", line {line}: not valid TOML: {reason[0].lower() + reason[1:]} (column {column})"
 
 
 class _Problem(Exception):
@@ -138,15 +136,6 @@ class _Problem(Exception):
         self.patterns = patterns
 
 
-def _key(name: str) -> str:
-    """The pattern of `name = ...` (a key, not a word inside another)."""
-    return rf"(^|[\s{{,\[]){re.escape(name)}\s*="
-
-
-def _quoted(text: str) -> str:
-    return re.escape(f'"{text}"') + "|" + re.escape(f"'{text}'")
-
-
 def _audience(name: str, body: Any) -> Audience:
     if not _NAME.match(name):
         raise _Problem("a name holds only letters, digits, '_' and '-'")
@@ -154,7 +143,7 @@ def _audience(name: str, body: Any) -> Audience:
         raise _Problem("must be a table with a description and a condition")
     description = body.get("description")
     if not isinstance(description, str) or not description.strip():
-        raise _Problem("needs a description (a non-empty string)", _key("description"))
+        raise _Problem("needs a description (a non-empty string)", key_pattern("description"))
     rest = {k: v for k, v in body.items() if k != "description"}
     tests: list[Test] = []
     condition = _condition(rest, tests)
@@ -169,21 +158,23 @@ def _condition(spec: Any, tests: list[Test]) -> Node:
         unknown = keys - _TEST_KEYS
         if unknown:
             key = sorted(unknown)[0]
-            raise _Problem(f"unknown key {key!r} in a test (it takes field, op, value)", _key(key))
+            raise _Problem(
+                f"unknown key {key!r} in a test (it takes field, op, value)", key_pattern(key)
+            )
         return _test(spec, tests)
     if len(keys) != 1 or not keys <= set(_CONDITION_KEYS):
         found = ", ".join(sorted(keys)) or "nothing"
         raise _Problem(
             f"a condition is exactly one of all = [...], any = [...], not = {{...}} or a "
             f"test {{ field, op, value }}; found {found}",
-            *(_key(k) for k in sorted(keys)),
+            *(key_pattern(k) for k in sorted(keys)),
         )
     (key,) = keys
     value = spec[key]
     if key == "not":
         return Not(_condition(value, tests))
     if not isinstance(value, list) or not value:
-        raise _Problem(f"{key} needs a non-empty list of conditions", _key(key))
+        raise _Problem(f"{key} needs a non-empty list of conditions", key_pattern(key))
     children = tuple(_condition(child, tests) for child in value)
     return All(children) if key == "all" else Any_(children)
 
@@ -195,21 +186,21 @@ def _kind(value: Any) -> str:
 def _test(spec: dict[str, Any], tests: list[Test]) -> Test:
     name, op = spec.get("field"), spec.get("op")
     if not isinstance(name, str):
-        raise _Problem('a test needs field = "..." (a profile field)', _key("op"))
+        raise _Problem('a test needs field = "..." (a profile field)', key_pattern("op"))
     if not isinstance(op, str):
-        raise _Problem(f'the test on {name!r} needs op = "..."', _quoted(name))
+        raise _Problem(f'the test on {name!r} needs op = "..."', quoted(name))
     kind = _field_kind(name)
     if op != "exists" and op not in OPERATORS:
         known = ", ".join(["exists", *OPERATORS])
-        raise _Problem(f"unknown operator {op!r} (known: {known})", _quoted(op), _quoted(name))
+        raise _Problem(f"unknown operator {op!r} (known: {known})", quoted(op), quoted(name))
     if "value" not in spec and op != "exists":
-        raise _Problem(f"the test {name} {op} needs a value", _quoted(op), _quoted(name))
+        raise _Problem(f"the test {name} {op} needs a value", quoted(op), quoted(name))
     try:
         value = _check_value(name, kind, op, spec.get("value", True))
     except _Problem as problem:
         # The line that holds this test: its field, its operator and, if written, its value.
-        shown = _value_pattern(spec.get("value"))
-        patterns = (p for p in (_quoted(name), _quoted(op), shown) if p)
+        shown = value_pattern(spec.get("value"))
+        patterns = (p for p in (quoted(name), quoted(op), shown) if p)
         raise _Problem(str(problem), *patterns) from None
     test = Test(name, op, value, kind)
     tests.append(test)
@@ -221,13 +212,13 @@ def _field_kind(name: str) -> str:
     kind = FIELD_KINDS.get(head)
     if kind is None:
         known = ", ".join(FIELD_KINDS)
-        raise _Problem(f"unknown profile field {name!r} (fields: {known})", _quoted(name))
+        raise _Problem(f"unknown profile field {name!r} (fields: {known})", quoted(name))
     if not rest:
         return kind
     if kind == "money" and re.fullmatch(r"[A-Z]{3}", rest):
         return "number"
     raise _Problem(
-        f"{name!r}: only total_spend has parts, one per currency (total_spend.EUR)", _quoted(name)
+        f"{name!r}: only total_spend has parts, one per currency (total_spend.EUR)", quoted(name)
     )
 
 
@@ -273,19 +264,6 @@ def _check_value(name: str, kind: str, op: str, value: Any) -> Any:
     return value
 
 
-def _value_pattern(value: Any) -> str | None:
-    """The pattern of a value as the file may spell it (for finding its line)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return _quoted(value)
-    if isinstance(value, bool):
-        return rf"=\s*{'true' if value else 'false'}\b"
-    if isinstance(value, int | float):
-        return rf"=\s*[-+]?{re.escape(str(value))}"
-    return None
-
-
 def _need_time(name: str, kind: str, op: str) -> None:
     if kind not in ("time", "date"):
         raise _Problem(f"{op} compares a time field with the clock; {name} is a {kind}")
@@ -312,36 +290,3 @@ def _not_number(value: Any) -> bool:
     if isinstance(value, str):
         return re.fullmatch(r"-?\d+(\.\d+)?", value) is None
     return True
-
-
-def _top_level(key: str) -> str:
-    """The pattern of a top-level key: `key = ...` or a table header `[key...]`."""
-    return rf"^\s*(\[+\s*{re.escape(key)}\b|{re.escape(key)}\s*=)"
-
-
-def _find(lines: list[str], audience: str | None, patterns: tuple[str, ...]) -> int:
-    """The 1-based line within `audience`'s table that matches every pattern, else the first
-    that matches the first pattern, else the table's header line."""
-    start, end = 0, len(lines)
-    if audience is not None:
-        header = re.compile(
-            r"^\s*\[\s*audiences\s*\.\s*[\"']?" + re.escape(audience) + r"[\"']?\s*\]"
-        )
-        for index, line in enumerate(lines):
-            if header.match(line):
-                start = index
-                end = next(
-                    (j for j in range(index + 1, len(lines)) if lines[j].lstrip().startswith("[")),
-                    len(lines),
-                )
-                break
-        else:
-            patterns = patterns or (_quoted(audience), re.escape(audience))
-    compiled = [re.compile(p) for p in patterns]
-    for wanted in (compiled, compiled[:1]):
-        if not wanted:
-            continue
-        for index in range(start, end):
-            if all(p.search(lines[index]) for p in wanted):
-                return index + 1
-    return start + 1

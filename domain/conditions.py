@@ -13,13 +13,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-Outcome = tuple[bool, datetime | None]
-_TICK = timedelta(microseconds=1)
-
+from domain.clock_tests import (
+    Outcome,
+    as_time,
+    day_of_year_within,
+    month_is,
+    older_than_days,
+    within_days,
+)
 
 Recall = str | None
 """Earlier answers of the tests ("1"/"0" in source order): when given, a test that does not
@@ -158,25 +163,6 @@ def _number(value: Any) -> Decimal | None:
     return None
 
 
-def as_time(value: Any) -> datetime | None:
-    """A UTC datetime from an RFC 3339 string, a YYYY-MM-DD date (midnight UTC) or a TOML
-    date or datetime (a local one is taken as UTC); None for anything else."""
-    if isinstance(value, str):
-        try:
-            value = (
-                datetime.fromisoformat(value.upper())
-                if "T" in value.upper()
-                else (date.fromisoformat(value))
-            )
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return None
-
-
 def _typed(kind: str, value: Any) -> Any:
     """A value read as a field kind's comparable type, or None if it is not one."""
     if kind == "number":
@@ -251,85 +237,6 @@ def _contains(actual: Any, expected: Any, now: datetime) -> Outcome:
     return (False, None)
 
 
-# --- the clock -----------------------------------------------------------------------------
-
-
-def _shift(moment: datetime, days: float) -> datetime | None:
-    """`moment` + N days, or None past the calendar's end (year 9999): never, in effect."""
-    try:
-        return moment + timedelta(days=days)
-    except OverflowError:
-        return None
-
-
-def _within_days(actual: Any, days: float, now: datetime) -> Outcome:
-    """now - N days <= field <= now."""
-    moment = as_time(actual)
-    if moment is None:
-        return (False, None)
-    if moment > now:
-        return (False, moment)
-    end = _shift(moment, days)
-    if end is None or end >= now:
-        return (True, None if end is None else end + _TICK)
-    return (False, None)
-
-
-def _older_than_days(actual: Any, days: float, now: datetime) -> Outcome:
-    """field < now - N days."""
-    moment = as_time(actual)
-    if moment is None:
-        return (False, None)
-    end = _shift(moment, days)
-    if end is None:
-        return (False, None)
-    if end < now:
-        return (True, None)
-    return (False, end + _TICK)
-
-
-def _month_start(year: int, month: int) -> datetime:
-    return datetime(year + (month - 1) // 12, (month - 1) % 12 + 1, 1, tzinfo=UTC)
-
-
-def _month_is(actual: Any, month: int | str, now: datetime) -> Outcome:
-    moment = as_time(actual)
-    if moment is None:
-        return (False, None)
-    if month != "current":
-        return (moment.month == month, None)
-    if moment.month == now.month:
-        return (True, _month_start(now.year, now.month + 1))
-    ahead = (moment.month - now.month) % 12
-    return (False, _month_start(now.year, now.month + ahead))
-
-
-def anniversary(day: date, year: int) -> date:
-    """The day's anniversary in `year`; 29 February falls on the 28th in common years."""
-    try:
-        return day.replace(year=year)
-    except ValueError:
-        return date(year, 2, 28)
-
-
-def _day_of_year_within(actual: Any, days: int, now: datetime) -> Outcome:
-    """The field's next anniversary (month and day, from today on) is at most N days ahead."""
-    moment = as_time(actual)
-    if moment is None:
-        return (False, None)
-    today = now.date()
-    coming = anniversary(moment.date(), today.year)
-    if coming < today:
-        coming = anniversary(moment.date(), today.year + 1)
-    if (coming - today).days <= days:
-        return (True, _midnight(coming + timedelta(days=1)))
-    return (False, _midnight(coming - timedelta(days=days)))
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
 OPERATORS: dict[str, Callable[[Any, Any, datetime], Outcome]] = {
     "==": lambda a, e, now: (_equal(a, e), None),
     "!=": _not_equal,
@@ -339,10 +246,10 @@ OPERATORS: dict[str, Callable[[Any, Any, datetime], Outcome]] = {
     ">=": _compare(lambda a, b: a >= b),
     "in": _in,
     "contains": _contains,
-    "within_days": _within_days,
-    "older_than_days": _older_than_days,
-    "month_is": _month_is,
-    "day_of_year_within": _day_of_year_within,
+    "within_days": within_days,
+    "older_than_days": older_than_days,
+    "month_is": month_is,
+    "day_of_year_within": day_of_year_within,
 }
 """Every operator but `exists`, which is the one that looks at a missing field."""
 
