@@ -12,10 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pydantic import BaseModel
-
 from domain.membership import fingerprint
 from ledger import bootstrap, embedded
+from ledger.output import answer, show, show_rows
 from ledger.settings import Settings
 from producers.jsonlines import read_lines
 from producers.publisher import Publisher, encode
@@ -256,39 +255,6 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
 
     print(json.dumps(interaction_json_schema(), indent=2))
     return 0
-
-
-def answer(model: type[BaseModel], document: dict[str, Any]) -> dict[str, Any]:
-    """The document as the read model validates it: the same models serve the HTTP API."""
-    return model.model_validate(document).model_dump(mode="json")
-
-
-def show(document: dict[str, Any], *, as_json: bool) -> None:
-    """One JSON document on stdout with --json, else a readable two-column table."""
-    if as_json:
-        print(json.dumps(document, indent=2, sort_keys=False))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_header=False, box=None)
-    for key, value in document.items():
-        table.add_row(key, value if isinstance(value, str) else json.dumps(value))
-    Console().print(table)
-
-
-def show_rows(rows: list[dict[str, Any]], *, as_json: bool) -> None:
-    """A JSON list with --json, else a table with a column per key."""
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(*(rows[0] if rows else ()))
-    for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
-    Console().print(table)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
