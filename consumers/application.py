@@ -121,7 +121,7 @@ class LedgerApplication(Application[UUID]):
             {name for ix in valid for name in streams_named(ix)}
         )
         result = BatchResult()
-        write = IngestWrite(offsets=offsets)
+        write = IngestWrite(offsets=offsets, records=len(parsed))
         touched: dict[UUID, LedgerStream] = {}
         for rec, item in parsed:
             if isinstance(item, RejectedInteraction):

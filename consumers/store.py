@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS ledger_offsets (
     cluster_id text NOT NULL DEFAULT '',
     PRIMARY KEY (topic, partition)
 );
+CREATE TABLE IF NOT EXISTS ledger_ingest_batches (
+    le bigint PRIMARY KEY,
+    batches bigint NOT NULL,
+    records bigint NOT NULL
+);
 """
 
 
@@ -109,6 +114,17 @@ class IngestWrite:
     index: list[IndexRow] = field(default_factory=list)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     offsets: list[OffsetMove] = field(default_factory=list)
+    records: int = 0  # Kafka records the batch consumed (for the batch-size histogram)
+
+
+BATCH_BUCKETS = (1, 10, 100, 500, 1_000, 2_000, 5_000, 10_000)
+"""Upper bounds of the ingest batch-size histogram (`ledger_ingest_batches`)."""
+_BEYOND = 2**62  # the +Inf bucket
+
+_COUNT_BATCH = """
+INSERT INTO ledger_ingest_batches AS b (le, batches, records) VALUES (%s, 1, %s)
+ON CONFLICT (le) DO UPDATE SET batches = b.batches + 1, records = b.records + EXCLUDED.records
+"""
 
 
 _INSERT_INDEX = """
@@ -138,7 +154,8 @@ RETURNING 1
 
 def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
     """Write a batch's offsets (compare-and-set first, so a late writer stops at once),
-    index rows and dead letters."""
+    index rows, dead letters, and its size in the batch-size histogram (kept in PostgreSQL
+    so that `/metrics` of any API process shows every ingest worker's batches)."""
     for move in write.offsets:
         curs.execute(
             _MOVE_OFFSET,
@@ -154,6 +171,9 @@ def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
             raise OffsetConflict(
                 f"{move.topic}[{move.partition}] moved past {move.expected}: partition lost"
             )
+    if write.records:
+        bound = next((b for b in BATCH_BUCKETS if write.records <= b), _BEYOND)
+        curs.execute(_COUNT_BATCH, (bound, write.records))
     if write.index:
         rows = write.index
         curs.execute(

@@ -13,12 +13,13 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from consumers.store import BATCH_BUCKETS
 from ledger.settings import Settings
 from projections import reads
 
@@ -77,6 +78,8 @@ class Metrics(Collector):
         with self._pool.connection() as conn, conn.transaction():
             recorded, dead = reads.counts(conn, self._settings.inbound_topic)
             health = self.health(conn)
+            batches = reads.batch_sizes(conn)
+        yield _batch_histogram(batches)
         by_type = CounterMetricFamily(
             "ledger_interactions_recorded", "Interactions recorded, by type", labels=["type"]
         )
@@ -97,3 +100,20 @@ class Metrics(Collector):
             ("position", "The position every projection has reached"),
         ):
             yield GaugeMetricFamily(f"ledger_{name}", text, value=health[name])
+
+
+def _batch_histogram(rows: list[tuple[int, int, int]]) -> HistogramMetricFamily:
+    """Records per committed ingest batch, as a Prometheus histogram."""
+    counts = {le: batches for le, batches, _ in rows}
+    cumulative, buckets = 0, []
+    for bound in BATCH_BUCKETS:
+        cumulative += counts.get(bound, 0)
+        buckets.append((str(bound), cumulative))
+    total = sum(batches for _, batches, _ in rows)
+    buckets.append(("+Inf", total))
+    return HistogramMetricFamily(
+        "ledger_ingest_batch_size",
+        "Kafka records per committed ingest batch",
+        buckets=buckets,
+        sum_value=sum(records for _, _, records in rows),
+    )

@@ -149,3 +149,11 @@ def counts(conn: Connection[Any], topic: str) -> tuple[dict[str, int], dict[str,
         ).fetchall()
     )
     return recorded, dead
+
+
+def batch_sizes(conn: Connection[Any]) -> list[tuple[int, int, int]]:
+    """The ingest batch-size histogram: (upper bound, batches, records) per bucket."""
+    rows = conn.execute(
+        "SELECT le, batches, records FROM ledger_ingest_batches ORDER BY le"
+    ).fetchall()
+    return [(int(le), int(batches), int(records)) for le, batches, records in rows]

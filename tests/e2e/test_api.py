@@ -4,6 +4,7 @@ freshness with `min_position`, and a POS reading its own write."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -150,6 +151,10 @@ def test_health_metrics_and_the_openapi_document(api: httpx.Client, ledger: Sett
     assert 'ledger_interactions_recorded_total{type="purchase"}' in metrics.text
     assert 'ledger_interactions_dead_lettered_total{error_type="invalid"}' in metrics.text
     assert "ledger_http_request_seconds_bucket" in metrics.text
+    batches = re.search(r"^ledger_ingest_batch_size_count (\S+)$", metrics.text, re.M)
+    assert batches and float(batches[1]) >= 1, "every committed ingest batch is counted"
+    records = re.search(r"^ledger_ingest_batch_size_sum (\S+)$", metrics.text, re.M)
+    assert records and float(records[1]) == PLAN.events, "the batches held every record"
     paths = api.get("/openapi.json").json()["paths"]
     assert {
         "/customers/{customer_id}",
