@@ -83,11 +83,6 @@ class Audience:
         return changed
 
     @property
-    def fields(self) -> frozenset[str]:
-        """The profile fields its tests read (top-level names)."""
-        return frozenset(test.path[0] for test in self.tests)
-
-    @property
     def uses_clock(self) -> bool:
         return any(test.op in CLOCK_OPERATORS for test in self.tests)
 

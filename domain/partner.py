@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from domain.profile import instant
+from domain.profile import instant, money
 
 State = dict[str, Any]
 PARTNER_KINDS = frozenset({"contract_changed", "dispute_opened", "dispute_resolved"})
@@ -45,7 +45,7 @@ def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
         contract["status"] = _STATUS_OF_CHANGE.get(payload["change"], contract["status"])
         for term in _TERMS:
             if payload.get(term) is not None:
-                contract[term] = _money(payload[term]) if term == "value" else payload[term]
+                contract[term] = money(payload[term]) if term == "value" else payload[term]
         if payload.get("partner_kind") is not None:
             at, event_id = instant(payload["occurred_at"]), payload["event_id"].lower()
             current = state["kind"]
@@ -55,10 +55,6 @@ def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
         state["disputes_total"] += 1
     elif kind == "dispute_resolved":
         state["disputes_resolved"] += 1
-
-
-def _money(value: Any) -> str:
-    return f"{Decimal(str(value)):.2f}"
 
 
 FIELDS = (
@@ -106,7 +102,7 @@ def render(state: State) -> dict[str, Any]:
         "kind": state["kind"][2] if state["kind"] else None,
         "status": status,
         "contracts": {cid: dict(contracts[cid]) for cid in sorted(contracts)},
-        "active_contract_value": {cur: f"{v:.2f}" for cur, v in sorted(active_value.items())},
+        "active_contract_value": {cur: money(v) for cur, v in sorted(active_value.items())},
         "disputes_open": disputes_open,
         "disputes_total": state["disputes_total"],
     }

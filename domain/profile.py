@@ -152,7 +152,7 @@ def render(state: State) -> dict[str, Any]:
         },
         "marketing_consent": state["consent"][2] if state["consent"] else False,
         **state["counts"],
-        "total_spend": {cur: _money(v) for cur, v in sorted(state["spend"].items())},
+        "total_spend": {cur: money(v) for cur, v in sorted(state["spend"].items())},
         "last_purchase_at": rfc3339(state["last_purchase_at"]),
         "last_interaction_at": rfc3339(state["last_interaction_at"]),
         "top_categories": [name for name, _ in by_spend[:3]],
@@ -168,8 +168,9 @@ def in_order(profile: dict[str, Any]) -> dict[str, Any]:
     return {name: profile[name] for name in FIELD_KINDS}
 
 
-def _money(value: str) -> str:
-    return f"{Decimal(value):.2f}"
+def money(value: Any) -> str:
+    """A decimal amount as the read models show money: a string with two decimals."""
+    return f"{Decimal(str(value)):.2f}"
 
 
 def fold(customer_id: str, interactions: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

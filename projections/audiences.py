@@ -220,5 +220,10 @@ def _values(row: Membership) -> tuple[Any, ...]:
         row.seq,
         row.tests,
         row.next_flip,
-        None if row.inputs is None else Jsonb(row.inputs, dumps=orjson.dumps),
+        None if row.inputs is None else jsonb(row.inputs),
     )
+
+
+def jsonb(value: Any) -> Jsonb:
+    """A JSON column value encoded with orjson (the projections' one way)."""
+    return Jsonb(value, dumps=orjson.dumps)

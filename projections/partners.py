@@ -6,9 +6,10 @@ from typing import Any
 
 import orjson
 from psycopg import Cursor
-from psycopg.types.json import Jsonb, set_json_loads
+from psycopg.types.json import set_json_loads
 
 from domain import partner as fold
+from projections.audiences import jsonb
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS partners (
@@ -51,12 +52,8 @@ class PartnerProjection:
             _UPSERT,
             (
                 ids,
-                [_jsonb(states[p]) for p in ids],
-                [_jsonb(fold.render(states[p])) for p in ids],
+                [jsonb(states[p]) for p in ids],
+                [jsonb(fold.render(states[p])) for p in ids],
                 [changed[p] for p in ids],
             ),
         )
-
-
-def _jsonb(value: Any) -> Jsonb:
-    return Jsonb(value, dumps=orjson.dumps)

@@ -12,12 +12,12 @@ from typing import Any
 
 import orjson
 from psycopg import Cursor
-from psycopg.types.json import Jsonb, set_json_loads
+from psycopg.types.json import set_json_loads
 
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED
 from domain.partner import PARTNER_KINDS
-from projections.audiences import AudienceBook
+from projections.audiences import AudienceBook, jsonb
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -165,8 +165,8 @@ class ProfileProjection:
                 _UPSERT,
                 (
                     ids,
-                    [_jsonb(states[c]) for c in ids],
-                    [_jsonb(profiles[c]) for c in ids],
+                    [jsonb(states[c]) for c in ids],
+                    [jsonb(profiles[c]) for c in ids],
                     [changed[c] for c in ids],
                 ),
             )
@@ -184,14 +184,10 @@ class ProfileProjection:
                     [p[0] for p in parked],
                     [p[1] for p in parked],
                     [p[2] for p in parked],
-                    [_jsonb(p[3]) for p in parked],
+                    [jsonb(p[3]) for p in parked],
                 ),
             )
 
 
 def _card_only(payload: dict[str, Any]) -> bool:
     return not payload.get("customer_id")
-
-
-def _jsonb(value: Any) -> Jsonb:
-    return Jsonb(value, dumps=orjson.dumps)

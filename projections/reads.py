@@ -19,13 +19,6 @@ PROJECTIONS = (ProfileProjection.name, PartnerProjection.name)
 """The projections `ledger project` runs; the position is the lowest of theirs."""
 
 
-def profile(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        "SELECT profile FROM profiles WHERE customer_id = %s", (customer_id,)
-    ).fetchone()
-    return None if row is None else profile_fold.in_order(row[0])
-
-
 def partner(conn: Connection[Any], partner_id: str, today: date) -> dict[str, Any] | None:
     """The partner status, with the active contracts due for renewal as of `today`."""
     row = conn.execute(
@@ -94,6 +87,13 @@ def profile_with_position_query(customer_id: str) -> tuple[str, tuple[Any, ...]]
         f"SELECT {_POSITION}, (SELECT profile FROM profiles WHERE customer_id = %s)",
         (list(PROJECTIONS), customer_id),
     )
+
+
+def profile(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
+    """The stored profile (the CLI's read; the API runs the same query asynchronously)."""
+    return profile_with_position(
+        conn.execute(*profile_with_position_query(customer_id)).fetchone()
+    )[1]
 
 
 def profile_with_position(row: tuple[Any, ...] | None) -> tuple[int, dict[str, Any] | None]:
