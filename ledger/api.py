@@ -1,16 +1,18 @@
 """`ledger serve`: the HTTP read API of contract section 6, on FastAPI.
 
 Every answer is read in one REPEATABLE READ transaction together with the projections'
-position, so `X-Ledger-Position` is exactly the position the answer reflects. Answers are
+position, so `X-Ledger-Position` is exactly the position the answer reflects; profiles may
+come from the process's cache, which keeps the same promise (`ledger.profile_cache`). Answers are
 validated by the models of `projections.models`, the ones the CLI's `--json` uses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Path, Query, Response
@@ -23,10 +25,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger import bootstrap
 from ledger.metrics import Metrics
+from ledger.profile_cache import ProfileCache
 from ledger.settings import Settings
 from projections import history, models, reads
 
 MIN_POSITION_WAIT = 5.0  # seconds a read with ?min_position waits for the projections
+PROFILE_CACHE_SIZE = 50_000  # profiles each API process keeps in memory (ledger.profile_cache)
 T = TypeVar("T")
 
 Id = Annotated[str, Path(min_length=1, max_length=200)]
@@ -63,12 +67,17 @@ def create_app(settings: Settings) -> FastAPI:
         name="ledger-api-async",
     )
     metrics = Metrics(pool, settings)
+    cache = ProfileCache(settings.database_url, PROFILE_CACHE_SIZE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool.open(wait=True, timeout=30)
         await fast.open(wait=True, timeout=30)
+        watcher = asyncio.create_task(cache.watch())
         yield
+        watcher.cancel()
+        with suppress(asyncio.CancelledError):
+            await watcher
         await fast.close()
         pool.close()
 
@@ -109,20 +118,21 @@ def create_app(settings: Settings) -> FastAPI:
                 read, response, min_position, lambda c: history.profile_as_of(c, customer_id, as_of)
             )
             return _found(found, f"no customer {customer_id!r} in the ledger")
+        cached = cache.get(customer_id, min_position)
+        metrics.cached(cached is not None)
+        if cached is not None:
+            return _json(cached, cache.position)
         if min_position is not None:
             await run_in_threadpool(read, response, min_position, lambda c: None)
         async with fast.connection() as aconn:
             cursor = await aconn.execute(*reads.profile_with_position_query(customer_id))
-            position, found = reads.profile_with_position(await cursor.fetchone())
+            position, profiles_at, found = reads.profile_with_position(await cursor.fetchone())
         profile = models.Profile.model_validate(
             _found(found, f"no customer {customer_id!r} in the ledger")
         )
-        # Returned as bytes: FastAPI's response-model pass would validate it a second time.
-        return Response(
-            profile.model_dump_json(),
-            media_type="application/json",
-            headers={"X-Ledger-Position": str(position)},
-        )
+        answer = profile.model_dump_json().encode()
+        cache.put(customer_id, answer, profiles_at)
+        return _json(answer, position)
 
     @app.get("/customers/{customer_id}/history", response_model=models.History, responses=NOT_FOUND)
     def get_history(
@@ -240,6 +250,13 @@ def _wait_for(conn: Connection[Any], min_position: int | None) -> None:
                 headers={"Retry-After": "1", "X-Ledger-Position": str(reached)},
             )
         time.sleep(0.05)  # polling PostgreSQL, the projections' only signal
+
+
+def _json(answer: bytes, position: int) -> Response:
+    """A validated answer as it is: FastAPI's response-model pass would validate it again."""
+    return Response(
+        answer, media_type="application/json", headers={"X-Ledger-Position": str(position)}
+    )
 
 
 def _found(found: T | None, missing: str) -> T:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -38,7 +38,16 @@ class Metrics(Collector):
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self._cache = Counter(
+            "ledger_api_profile_cache",
+            "GET /customers/{id} answered from this process's profile cache (hit) or not",
+            ["result"],
+            registry=self.registry,
+        )
         self.registry.register(self)
+
+    def cached(self, hit: bool) -> None:
+        self._cache.labels("hit" if hit else "miss").inc()
 
     def observe(self, route: str, seconds: float) -> None:
         self._latency.labels(route).observe(seconds)

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS profiles (
     profile jsonb NOT NULL,
     position bigint NOT NULL
 );
+-- The API's profile cache asks which rows changed since a position (ledger/profile_cache.py).
+CREATE INDEX IF NOT EXISTS profiles_by_position ON profiles (position);
 CREATE TABLE IF NOT EXISTS profile_card_owners (
     card_id text PRIMARY KEY,
     customer_id text NOT NULL

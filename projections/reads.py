@@ -80,12 +80,18 @@ def position(conn: Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
+_REACHED = """coalesce((SELECT max(notification_id) FROM projection_tracking
+    WHERE application_name = %s), 0)"""
+"""The position one projection has reached, as an SQL expression."""
+
+
 def profile_with_position_query(customer_id: str) -> tuple[str, tuple[Any, ...]]:
-    """The profile and the position it reflects in one statement (one snapshot, one round
-    trip: the API's hottest read); `profile_with_position` reads its row."""
+    """The profile, the position it reflects, and the profiles projection's own position,
+    in one statement (one snapshot, one round trip: the API's hottest read);
+    `profile_with_position` reads its row."""
     return (
-        f"SELECT {_POSITION}, (SELECT profile FROM profiles WHERE customer_id = %s)",
-        (list(PROJECTIONS), customer_id),
+        f"SELECT {_POSITION}, {_REACHED}, (SELECT profile FROM profiles WHERE customer_id = %s)",
+        (list(PROJECTIONS), ProfileProjection.name, customer_id),
     )
 
 
@@ -93,12 +99,36 @@ def profile(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
     """The stored profile (the CLI's read; the API runs the same query asynchronously)."""
     return profile_with_position(
         conn.execute(*profile_with_position_query(customer_id)).fetchone()
-    )[1]
+    )[2]
 
 
-def profile_with_position(row: tuple[Any, ...] | None) -> tuple[int, dict[str, Any] | None]:
+def profile_with_position(
+    row: tuple[Any, ...] | None,
+) -> tuple[int, int, dict[str, Any] | None]:
+    """(position, the profiles projection's position, the profile or None)."""
     assert row is not None
-    return int(row[0]), None if row[1] is None else profile_fold.in_order(row[1])
+    return int(row[0]), int(row[1]), None if row[2] is None else profile_fold.in_order(row[2])
+
+
+def profile_changes_query(since: int | None, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """The position, the profiles projection's position, and (up to `limit` of) the
+    customers whose profile rows a page after `since` wrote, in one snapshot: what the
+    API's profile cache needs to stay exact (`ledger.profile_cache`)."""
+    if since is None:
+        return f"SELECT {_POSITION}, {_REACHED}, '{{}}'::text[]", (
+            list(PROJECTIONS),
+            ProfileProjection.name,
+        )
+    return (
+        f"SELECT {_POSITION}, {_REACHED}, "
+        "ARRAY(SELECT customer_id FROM profiles WHERE position > %s LIMIT %s)",
+        (list(PROJECTIONS), ProfileProjection.name, since, limit),
+    )
+
+
+def profile_changes(row: tuple[Any, ...] | None) -> tuple[int, int, list[str]]:
+    assert row is not None
+    return int(row[0]), int(row[1]), list(row[2])
 
 
 def head(conn: Connection[Any]) -> int:

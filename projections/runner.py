@@ -20,6 +20,9 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
 from psycopg import Cursor
 
+NOTIFY_CHANNEL = "ledger_projections"
+"""Each committed page sends a notice here (payload: its last notification id)."""
+
 
 class PageProjection(Protocol):
     name: str
@@ -73,6 +76,8 @@ class BatchedRunner:
                 # Single-row tracking only moves forward: a second runner of the same
                 # projection that processed the same page fails here and rolls back.
                 self._tracking._insert_tracking(curs, Tracking(projection.name, page[-1].id))
+            # Delivered on commit: the API's profile caches look for changed rows at once.
+            curs.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(page[-1].id)))
         return len(page)
 
     def run(

@@ -123,6 +123,44 @@ def test_a_pos_learns_the_fate_of_what_it_published_and_reads_its_own_write(
         projector.join(timeout=30)
 
 
+def test_a_cached_profile_never_claims_a_position_it_does_not_reflect(
+    ledger: Settings, api: httpx.Client
+) -> None:
+    customer = "/customers/C-00002"
+    before = api.get(customer).json()["purchase_count"]
+    api.get(customer)  # from the API process's cache from now on
+    recorded: list[int] = []  # the position of each new purchase
+
+    def consistent() -> int:
+        """Read once; the answer holds every purchase its position covers."""
+        answer = api.get(customer)
+        position = int(answer.headers["X-Ledger-Position"])
+        covered = sum(1 for p in recorded if p <= position)
+        count = answer.json()["purchase_count"]
+        assert count >= before + covered, (position, recorded, count)
+        return count
+
+    stop = threading.Event()
+    projector = threading.Thread(
+        target=lambda: bootstrap.run_projections(ledger, stop), daemon=True
+    )
+    projector.start()
+    try:
+        for k in range(1, 4):
+            bought = purchase(customer_id="C-00002")
+            publish(ledger, [keyed(bought)])
+            ingest(ledger)
+            recorded.append(api.get(f"/interactions/{bought['event_id']}").json()["position"])
+            wait_for(lambda k=k: consistent() == before + k, 15, f"purchase {k} in the profile")
+    finally:
+        stop.set()
+        projector.join(timeout=30)
+    hits = re.search(
+        r'^ledger_api_profile_cache_total\{result="hit"\} (\S+)$', api.get("/metrics").text, re.M
+    )
+    assert hits and float(hits[1]) > 0, "the cache answered some of those reads"
+
+
 def test_min_position_the_projections_have_not_reached_answers_503_after_waiting(
     ledger: Settings, api: httpx.Client
 ) -> None:
