@@ -35,6 +35,9 @@ from projections.profiles import ProfileProjection
 from projections.runner import BatchedRunner
 from projections.upkeep import Upkeep
 
+PROJECTION_SCHEMAS = (PROFILE_SCHEMA, PARTNER_SCHEMA, AUDIENCE_SCHEMA, DEFINITIONS_SCHEMA)
+"""The projections' tables (unqualified: created in the first schema on the search path)."""
+
 KAFKA_GROUP_TIMEOUTS: dict[str, int] = {
     # A group join waits out the rebalance timeout (max_poll_interval_ms) on the embedded
     # broker; short timeouts make a join take seconds, not the default ~25 s.
@@ -117,7 +120,7 @@ def init_schema(settings: Settings) -> None:
         app.close()
         with connect(settings) as conn:
             conn.execute(INGEST_SCHEMA)  # type: ignore[arg-type]
-            for schema in (PROFILE_SCHEMA, PARTNER_SCHEMA, AUDIENCE_SCHEMA, DEFINITIONS_SCHEMA):
+            for schema in PROJECTION_SCHEMAS:
                 conn.execute(schema)  # type: ignore[arg-type]
         lock.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
 

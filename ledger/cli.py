@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from ledger import commands
+from ledger import audit_commands, commands
 from ledger.errors import describe_error
 
 
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=positive, default=1, help="server processes (one per core)"
     )
     sub.add_parser("schema", help="print the inbound JSON Schema")
+    audit_commands.add_parsers(sub, moment)
     return parser
 
 

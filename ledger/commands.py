@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from domain.membership import fingerprint
-from ledger import bootstrap, embedded
+from ledger import audit_commands, bootstrap, embedded
 from ledger.output import answer, show, show_rows
 from ledger.settings import Settings
 from producers.jsonlines import read_lines
@@ -280,4 +280,5 @@ COMMANDS: dict[str, Command] = {
     "audience": cmd_audience,
     "serve": cmd_serve,
     "schema": cmd_schema,
+    **audit_commands.COMMANDS,
 }

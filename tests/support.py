@@ -36,6 +36,17 @@ def ledger_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def run_ledger(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`ledger ARGS` in a subprocess with these settings (and `env` on top)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args],
+        env=ledger_env(settings) | env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "") -> object:
     """Poll a condition until it holds (never a fixed sleep standing in for one)."""
     deadline = time.monotonic() + timeout

@@ -13,19 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 from support import enrollment, interaction, ledger_env, members, purchase, wait_for
+from support import run_ledger as run
 
 from ledger.settings import Settings
 from producers.publisher import encode
-
-
-def run(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *args],
-        env=ledger_env(settings) | env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def ingest_and_project(

@@ -1,0 +1,125 @@
+"""Reading the event store for the audit: every stream's chain, and the stream heads that
+the digest covers.
+
+Rows come straight from the store's table through a server-side cursor, in stream and
+version order, and are decoded with orjson (the store's encoding, `consumers.transcoding`)
+here rather than through the library's mapper: a tampered row must become a finding, and
+the mapper would raise on it, or build an event that hides the change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any
+from uuid import UUID
+
+import orjson
+from psycopg import Connection
+
+from domain import merkle
+from domain.chain_check import Finding, Stored, check_stream
+
+BATCH = 5_000
+
+_MISSING = """
+SELECT i.originator_id, i.originator_version, i.event_id, i.stream
+FROM ledger_interactions i
+WHERE NOT EXISTS (SELECT FROM ledger_events e WHERE e.originator_id = i.originator_id
+                  AND e.originator_version = i.originator_version)
+ORDER BY i.originator_id, i.originator_version
+"""
+"""Interactions the index says were recorded, whose record is not in the store."""
+
+
+def check_chains(
+    conn: Connection[Any], progress: Callable[[int], object] = lambda n: None
+) -> Iterator[Finding]:
+    """Every finding in every stream (`progress` gets the count of records read so far)."""
+    missing: dict[UUID, dict[int, tuple[str, str]]] = {}
+    for originator_id, version, event_id, stream in conn.execute(_MISSING):
+        missing.setdefault(originator_id, {})[version] = (event_id, stream)
+    read = 0
+    for originator_id, records in _streams(conn):
+        absent = missing.pop(originator_id, {})
+        yield from check_stream(originator_id, records, {v: a[0] for v, a in absent.items()})
+        for version, (event_id, stream) in sorted(absent.items()):
+            if version > records[-1].version:  # a removed tail
+                yield _removed(originator_id, stream, version, event_id)
+        read += len(records)
+        progress(read)
+    for originator_id, versions in missing.items():  # a whole stream removed
+        for version, (event_id, stream) in sorted(versions.items()):
+            yield _removed(originator_id, stream, version, event_id)
+
+
+def _removed(originator_id: UUID, stream: str | None, version: int, event_id: str) -> Finding:
+    return Finding(
+        "removed",
+        str(originator_id),
+        stream,
+        version,
+        event_id,
+        "the interaction index holds it; the store does not",
+    )
+
+
+def _streams(conn: Connection[Any]) -> Iterator[tuple[UUID, list[Stored]]]:
+    """(originator_id, its records in version order), stream by stream."""
+    with conn.transaction(), conn.cursor(name="audit_chains") as curs:
+        curs.execute(
+            "SELECT originator_id, originator_version, state FROM ledger_events "
+            "ORDER BY originator_id, originator_version"
+        )
+        current: UUID | None = None
+        records: list[Stored] = []
+        while rows := curs.fetchmany(BATCH):
+            for originator_id, version, state in rows:
+                if originator_id != current:
+                    if current is not None:
+                        yield current, records
+                    current, records = originator_id, []
+                records.append(_decode(version, state))
+        if current is not None:
+            yield current, records
+
+
+def _decode(version: int, state: bytes) -> Stored:
+    try:
+        return Stored(version, orjson.loads(state))
+    except orjson.JSONDecodeError as error:
+        return Stored(version, None, f"the stored record is not JSON ({error})")
+
+
+def digest(conn: Connection[Any], position: int | None = None) -> dict[str, Any]:
+    """`{position, streams, root}`: the Merkle root (`domain.merkle`) over the head of every
+    stream as of `position` (default: the ledger's head), read in one snapshot."""
+    with conn.transaction(), conn.cursor(name="audit_heads") as curs:
+        if position is None:
+            row = conn.execute(
+                "SELECT coalesce(max(notification_id), 0) FROM ledger_events"
+            ).fetchone()
+            position = int(row[0]) if row else 0
+        curs.execute(
+            "SELECT DISTINCT ON (originator_id) originator_id, originator_version, state "
+            "FROM ledger_events WHERE notification_id <= %s "
+            "ORDER BY originator_id, originator_version DESC",
+            (position,),
+        )
+        leaves = []
+        while rows := curs.fetchmany(BATCH):
+            for originator_id, version, state in rows:
+                leaves.append(merkle.leaf(str(originator_id), version, _head_hash(state)))
+    return {"position": position, "streams": len(leaves), "root": merkle.root(leaves)}
+
+
+def _head_hash(state: bytes) -> str:
+    """The record's chain hash; an unreadable record stands in as the SHA-256 of its bytes
+    (it is a finding of the chain check, and changes the root as any change would)."""
+    try:
+        found = orjson.loads(state).get("hash")
+    except (orjson.JSONDecodeError, AttributeError):
+        found = None
+    if isinstance(found, str):
+        return found
+    return "unreadable:" + hashlib.sha256(state).hexdigest()
