@@ -1,0 +1,79 @@
+"""Audit benchmark: replay, verify and digest over a ledger of 1,000,000 recorded events.
+
+Run: `python bench/audit.py [--events 1000000] [--home DIR]` (see bench/README.md). It fills
+a fresh database through the real path (simulate, publish, ingest), runs the live
+projections once (their rate is the replay's target), then `ledger replay`, `ledger
+verify` and `ledger digest` as the commands run them. Baseline in the same run: bare
+kafka-python consumption of the same inbound topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ingest import RssSampler, bare_consume, drop, fresh_settings, ingest, produce, project
+
+from ledger import audit, embedded
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="interactions to simulate")
+    parser.add_argument("--home", type=Path, help="LEDGER_HOME to start or reuse servers in")
+    args = parser.parse_args(argv)
+    home = args.home or Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    servers = embedded.up(home)
+    settings = fresh_settings(servers, home)
+    rows: list[tuple[str, int, float]] = []
+    try:
+        print(f"filling: {args.events} interactions through Kafka and ingest ...", flush=True)
+        produce(settings, args.events)
+        rows.append(("bare kafka-python consume", *bare_consume(settings, args.events)))
+        recorded, raw, _ = ingest(settings, RssSampler())
+        rows.append(("ingest (records)", recorded, raw))
+        print("live projections ...", flush=True)
+        rows.append(("live projections (events)", *project(settings)))
+        print("ledger replay ...", flush=True)
+        t0 = time.perf_counter()
+        replayed = audit.replay(settings, audit.REPLAY_SCHEMA)
+        rows.append(("replay (events)", replayed.position, time.perf_counter() - t0))
+        print("ledger verify ...", flush=True)
+        marks: dict[str, float] = {}
+        t0 = time.perf_counter()
+        report = audit.verify(
+            settings,
+            chains=lambda done, total: marks.__setitem__("chains", time.perf_counter()),
+        )
+        total = time.perf_counter() - t0
+        rows.append(("verify: hash chains (records)", report.records, marks["chains"] - t0))
+        rows.append(("verify: chains + rebuild + compare", report.records, total))
+        t0 = time.perf_counter()
+        digest = audit.digest(settings)
+        rows.append(("digest (streams)", digest["streams"], time.perf_counter() - t0))
+    finally:
+        drop(servers, settings)
+        if args.home is None:
+            embedded.down(home)
+            shutil.rmtree(home, ignore_errors=True)
+    bare = rows[0][1] / rows[0][2]
+    live = rows[2][1] / rows[2][2]
+    print(f"\n{'':<38}{'count':>10}{'seconds':>10}{'per s':>10}{'/ bare':>8}")
+    for label, count, seconds in rows:
+        rate = count / seconds
+        print(f"{label:<38}{count:>10}{seconds:>10.2f}{rate:>10.0f}{rate / bare:>8.2f}")
+    replay_rate = rows[3][1] / rows[3][2]
+    print(f"\nverify: {'clean' if report.clean else 'FINDINGS'} (position {report.position})")
+    print(
+        f"replay {replay_rate:.0f} events/s against the live projections' {live:.0f}/s: "
+        f"{replay_rate / live:.2f}x, {'meets' if replay_rate >= live else 'MISSES'} the target"
+    )
+    return 0 if report.clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
