@@ -10,6 +10,7 @@ the rebuilt audience changes stay in that schema's outbox.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +34,7 @@ from projections.profiles import ProfileProjection
 from projections.runner import BatchedRunner
 from projections.upkeep import Upkeep
 
-VERIFY_SCHEMA = "ledger_verify"
+VERIFY_SCHEMA = "ledger_verify_{pid}"  # one per run: two verifies never share a rebuild
 REPLAY_SCHEMA = "ledger_replay"
 REPLAY_PAGE = 2_000  # notifications per transaction: larger pages, fewer commits
 Progress = Callable[[int, int], object]
@@ -130,25 +131,33 @@ def verify(
         row = conn.execute("SELECT count(*) FROM ledger_events").fetchone()
         total = int(row[0]) if row else 0
         conn.commit()
-        for finding in chain_scan.check_chains(conn, lambda n: chains(n, total)):
-            report.findings.append(finding)
-        report.records = total
+
+        def read(count: int) -> None:
+            report.records = count
+            chains(count, max(total, count))
+
+        report.findings = list(chain_scan.check_chains(conn, read))
     if expected is not None:
         with _snapshot(settings) as snap:
             report.digest = _check_digest(snap, expected)
-    with _snapshot(settings) as live:
-        report.position = reads.position(live)
-        clock = pinned_clock(settings, live)
-        try:
-            replay(settings, VERIFY_SCHEMA, stop=report.position, clock=clock, progress=rebuild)
-        except Exception as error:  # a tampered record the folds cannot take: report it
-            report.rebuild = f"the rebuild stopped: {type(error).__name__}: {error}"
-        else:
-            with bootstrap.connect(settings) as scratch:
-                report.differences = list(differences(live, "public", scratch, VERIFY_SCHEMA))
-    with bootstrap.connect(settings) as conn:
-        conn.execute(SQL("DROP SCHEMA {} CASCADE").format(Identifier(VERIFY_SCHEMA)))
-        conn.commit()
+    scratch_schema = VERIFY_SCHEMA.format(pid=os.getpid())
+    try:
+        with _snapshot(settings) as live:
+            report.position = reads.position(live)
+            clock = pinned_clock(settings, live)
+            try:
+                replay(
+                    settings, scratch_schema, stop=report.position, clock=clock, progress=rebuild
+                )
+            except Exception as error:  # a tampered record the folds cannot take: report it
+                report.rebuild = f"the rebuild stopped: {type(error).__name__}: {error}"
+            else:
+                with bootstrap.connect(settings) as scratch:
+                    report.differences = list(differences(live, "public", scratch, scratch_schema))
+    finally:
+        with bootstrap.connect(settings) as conn:
+            conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(scratch_schema)))
+            conn.commit()
     return report
 
 
