@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -236,17 +237,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers == 1:
         uvicorn.run(app, host=args.host, port=args.port, **options)
         return 0
-    # Worker processes build their own app from the environment: hand them the servers.
+    # Worker processes build their own app from the environment: hand them the servers,
+    # and a folder where prometheus-client sums their metrics (its multiprocess mode).
     os.environ["LEDGER_DATABASE_URL"] = settings.database_url or ""
     os.environ["LEDGER_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
-    uvicorn.run(
-        "ledger.api:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        **options,
-    )
+    with tempfile.TemporaryDirectory(prefix="ledger-metrics-") as shared:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
+        uvicorn.run(
+            "ledger.api:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            **options,
+        )
     return 0
 
 

@@ -7,14 +7,17 @@ are this process's own (a histogram per route).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
@@ -22,6 +25,8 @@ from psycopg_pool import ConnectionPool
 from consumers.store import BATCH_BUCKETS
 from ledger.settings import Settings
 from projections import reads
+
+KAFKA_WAIT = 3.0  # seconds /health and /metrics wait for Kafka's end offsets
 
 
 class Metrics(Collector):
@@ -53,34 +58,58 @@ class Metrics(Collector):
         self._latency.labels(route).observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """This process's metrics; with `ledger serve --workers N`, every worker's, summed
+        through prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR)."""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        registry.register(self)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
 
     def health(self, conn: Connection[Any]) -> dict[str, Any]:
         """Positions and lags (contract section 6's `/health`)."""
         position, head = reads.position(conn), reads.head(conn)
         recorded = reads.recorded_offsets(conn, self._settings.inbound_topic)
         ends = self.end_offsets()
-        ingest_lag = sum(max(0, end - recorded.get(p, 0)) for p, end in ends.items())
+        ingest_lag = (
+            None
+            if ends is None
+            else sum(max(0, end - recorded.get(p, 0)) for p, end in ends.items())
+        )
         return {
-            "status": "ok",
+            "status": "ok" if ends is not None else "kafka unreachable",
             "position": position,
             "head": head,
             "projection_lag": max(0, head - position),
             "ingest_lag": ingest_lag,
         }
 
-    def end_offsets(self) -> dict[int, int]:
-        """The inbound topic's end offset per partition (what Kafka's ListOffsets answers)."""
+    def end_offsets(self) -> dict[int, int] | None:
+        """The inbound topic's end offset per partition (what Kafka's ListOffsets answers);
+        None if Kafka does not answer within a few seconds."""
         topic = self._settings.inbound_topic
-        with self._kafka_lock:
+        if not self._kafka_lock.acquire(timeout=KAFKA_WAIT):
+            return None  # another request is already waiting on an unanswering Kafka
+        try:
             if self._kafka is None:
                 self._kafka = KafkaConsumer(
                     bootstrap_servers=self._settings.kafka_bootstrap,
                     client_id="ledger-api",
                     enable_auto_commit=False,
+                    request_timeout_ms=int(KAFKA_WAIT * 1000),
+                    bootstrap_timeout_ms=int(KAFKA_WAIT * 1000),
+                    # kafka-python wants the request timeout above these; no group is joined
+                    session_timeout_ms=int(KAFKA_WAIT * 800),
+                    heartbeat_interval_ms=int(KAFKA_WAIT * 200),
+                    fetch_max_wait_ms=int(KAFKA_WAIT * 100),
                 )
             partitions = self._kafka.partitions_for_topic(topic) or set()
             ends = self._kafka.end_offsets([TopicPartition(topic, p) for p in partitions])
+        except KafkaError:
+            return None
+        finally:
+            self._kafka_lock.release()
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
     def collect(self) -> Iterator[Any]:
@@ -108,7 +137,13 @@ class Metrics(Collector):
             ("projection_lag", "Ledger events not yet projected"),
             ("position", "The position every projection has reached"),
         ):
-            yield GaugeMetricFamily(f"ledger_{name}", text, value=health[name])
+            if health[name] is not None:
+                yield GaugeMetricFamily(f"ledger_{name}", text, value=health[name])
+        yield GaugeMetricFamily(
+            "ledger_kafka_up",
+            "1 if Kafka answered this scrape",
+            value=int(health["ingest_lag"] is not None),
+        )
 
 
 def _batch_histogram(rows: list[tuple[int, int, int]]) -> HistogramMetricFamily:

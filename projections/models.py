@@ -98,11 +98,13 @@ class DeadLettered(_Answer):
 
 
 class Health(_Answer):
-    status: Literal["ok"]
+    status: Literal["ok", "kafka unreachable"]
     position: int = Field(description="the position every projection has reached")
     head: int = Field(description="the ledger's last notification id")
     projection_lag: int = Field(description="head - position: events not yet projected")
-    ingest_lag: int = Field(description="Kafka end offsets - recorded offsets, all partitions")
+    ingest_lag: int | None = Field(
+        description="Kafka end offsets - recorded offsets, all partitions (null: Kafka down)"
+    )
 
 
 class HistoryEvent(_Answer):

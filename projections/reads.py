@@ -131,6 +131,20 @@ def profile_changes(row: tuple[Any, ...] | None) -> tuple[int, int, list[str]]:
     return int(row[0]), int(row[1]), list(row[2])
 
 
+def position_and_head_query() -> tuple[str, tuple[Any, ...]]:
+    """The projections' position and the ledger's head, in one statement (`ledger serve`'s
+    wait for `min_position`); `position_and_head` reads its row."""
+    return (
+        f"SELECT {_POSITION}, (SELECT coalesce(max(notification_id), 0) FROM ledger_events)",
+        (list(PROJECTIONS),),
+    )
+
+
+def position_and_head(row: tuple[Any, ...] | None) -> tuple[int, int]:
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 def head(conn: Connection[Any]) -> int:
     """The ledger's last notification id."""
     row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM ledger_events").fetchone()

@@ -189,13 +189,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(settings: Settings) -> Iterator[httpx.Client]:
+def serve(settings: Settings, workers: int = 1) -> Iterator[httpx.Client]:
     """A running `ledger serve` and a client for it; on the way out, the server must have
     logged no traceback (no request ended in an unhandled error)."""
     port = free_port()
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)]
+            + ["--workers", str(workers)],
             env=ledger_env(settings) | ({"LEDGER_API_TOKEN": settings.api_token or ""}),
             stdout=subprocess.DEVNULL,
             stderr=log,
