@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 from uuid import UUID
 
@@ -20,11 +20,14 @@ from eventsourcing.application import Application, LRUCache
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
+from consumers.keystore import KeyStore
 from consumers.store import DeadLetterRow, IndexRow, IngestWrite, OffsetMove
 from domain.aggregates import LedgerStream, stream_id
-from domain.errors import RuleViolation
+from domain.canonical import canonical_bytes
+from domain.errors import CustomerForgotten, RuleViolation
 from domain.interactions import Interaction, RejectedInteraction, parse_interaction
 from domain.recording import record, streams_named
+from domain.shredding import seal, sealed_fields
 
 CACHE_MAXSIZE = 100_000
 """Streams kept in memory per worker: bounds memory, so it stays flat over a long run."""
@@ -69,6 +72,10 @@ class LedgerApplication(Application[UUID]):
     """The event-sourced ledger: customer, card and partner streams."""
 
     name = "Ledger"  # events table: ledger_events
+    keys: KeyStore | None = None
+    """Customers' data keys: personal fields are sealed with them before they are recorded
+    (`domain.shredding`). The composition root sets it; None records them in the clear
+    (the encryption benchmark's baseline)."""
 
     def record_batch(
         self, records: Sequence[InboundRecord], offsets: list[OffsetMove]
@@ -116,6 +123,7 @@ class LedgerApplication(Application[UUID]):
 
     def _decide(self, parsed: list[Parsed], offsets: list[OffsetMove]) -> Decision:
         valid = [item for _, item in parsed if isinstance(item, Interaction)]
+        keys = self._keys_for(valid)
         seen = self.known_digests(ix.event_id for ix in valid)
         streams: dict[str, LedgerStream | None] = self.load_streams(
             {name for ix in valid for name in streams_named(ix)}
@@ -136,7 +144,7 @@ class LedgerApplication(Application[UUID]):
                     self._reject(write, result, rec, item.event_id, "conflict", reason)
                 continue
             try:
-                gained = record(item, streams)
+                gained = record(self._sealed(item, keys), streams)
             except RuleViolation as violation:
                 self._reject(write, result, rec, item.event_id, "rule", violation.reason)
                 continue
@@ -150,6 +158,28 @@ class LedgerApplication(Application[UUID]):
             seen[item.event_id] = item.digest
             result.recorded += 1
         return Decision(list(touched.values()), write, result)
+
+    def _keys_for(self, valid: list[Interaction]) -> dict[str, bytes | None]:
+        """The keys of the customers whose personal data this batch carries."""
+        if self.keys is None:
+            return {}
+        return self.keys.keys(
+            {
+                ix.customer_id
+                for ix in valid
+                if ix.customer_id and sealed_fields(ix.type, ix.payload)
+            }
+        )
+
+    def _sealed(self, ix: Interaction, keys: dict[str, bytes | None]) -> Interaction:
+        """`ix` with its personal fields sealed with its customer's key."""
+        if self.keys is None or not ix.customer_id or not sealed_fields(ix.type, ix.payload):
+            return ix
+        key = keys.get(ix.customer_id)
+        if key is None:
+            raise CustomerForgotten(f"customer {ix.customer_id!r} was forgotten")
+        payload = seal(ix.type, ix.payload, ix.customer_id, key)
+        return replace(ix, payload=payload, canonical=canonical_bytes(payload))
 
     @staticmethod
     def _reject(

@@ -43,3 +43,7 @@ class ContractOutOfOrder(RuleViolation):
 
 class CardHeldByAnother(RuleViolation):
     pass
+
+
+class CustomerForgotten(RuleViolation):
+    """The customer was forgotten (`ledger forget`): nothing more is recorded about them."""

@@ -18,6 +18,8 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from consumers.application import CACHE_MAXSIZE, LedgerApplication
+from consumers.keystore import SCHEMA_SQL as KEYS_SCHEMA
+from consumers.keystore import PostgresKeyStore
 from consumers.relay import DeadLetterRelay
 from consumers.store import SCHEMA_SQL as INGEST_SCHEMA
 from consumers.worker import IngestWorker
@@ -120,6 +122,7 @@ def init_schema(settings: Settings) -> None:
         app.close()
         with connect(settings) as conn:
             conn.execute(INGEST_SCHEMA)  # type: ignore[arg-type]
+            conn.execute(KEYS_SCHEMA)  # type: ignore[arg-type]
             for schema in PROJECTION_SCHEMAS:
                 conn.execute(schema)  # type: ignore[arg-type]
         lock.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
@@ -186,8 +189,10 @@ def ingest_worker(settings: Settings) -> IngestWorker:
         settings.inbound_topic,
         settings.dead_letter_topic,
     )
+    app = ledger_application(settings)
+    app.keys = PostgresKeyStore(settings.database_url)
     return IngestWorker(
-        ledger_application(settings),
+        app,
         consumer,
         relay,
         settings.database_url,

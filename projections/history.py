@@ -16,26 +16,36 @@ from uuid import UUID
 
 from psycopg import Connection
 
+from consumers.keystore import read_keys
 from consumers.transcoding import OrjsonTranscoder
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED, card_stream, customer_stream, partner_stream, stream_id
 from domain.profile import utc_text
+from domain.shredding import ERASED, unseal
 
 _TRANSCODER = OrjsonTranscoder()
 
 
-def events(conn: Connection[Any], streams: list[str]) -> list[dict[str, Any]]:
-    """The recorded events of these streams, in the order the ledger recorded them."""
+def events(
+    conn: Connection[Any], streams: list[str], *, erased: Any = ERASED
+) -> list[dict[str, Any]]:
+    """The recorded events of these streams, in the order the ledger recorded them, with
+    personal fields opened with their customer's key (`erased` once it is destroyed)."""
     names: dict[UUID, str] = {stream_id(name): name for name in streams}
     rows = conn.execute(
         "SELECT originator_id, originator_version, state, notification_id FROM ledger_events "
         "WHERE originator_id = ANY(%s) ORDER BY notification_id",
         (list(names),),
     ).fetchall()
+    decoded = [(o, v, _TRANSCODER.decode(bytes(state)), n) for o, v, state, n in rows]
+    owners = {e["payload"].get("customer_id") for _, _, e, _ in decoded}
+    keys = read_keys(conn, [c for c in owners if c])
     found = []
-    for originator_id, version, state, position in rows:
-        event = _TRANSCODER.decode(bytes(state))
-        payload = event["payload"]
+    for originator_id, version, event, position in decoded:
+        customer_id = event["payload"].get("customer_id")
+        payload = unseal(
+            event["kind"], event["payload"], customer_id, keys.get(customer_id), erased=erased
+        )
         found.append(
             {
                 "position": position,
@@ -54,13 +64,15 @@ def events(conn: Connection[Any], streams: list[str]) -> list[dict[str, Any]]:
     return found
 
 
-def customer_events(conn: Connection[Any], customer_id: str) -> list[dict[str, Any]]:
+def customer_events(
+    conn: Connection[Any], customer_id: str, *, erased: Any = ERASED
+) -> list[dict[str, Any]]:
     """The customer's stream and the streams of the cards it enrolled (empty: unknown)."""
-    own = events(conn, [customer_stream(customer_id)])
+    own = events(conn, [customer_stream(customer_id)], erased=erased)
     cards = sorted({e["payload"]["card_id"] for e in own if e["type"] == "customer_enrolled"})
     if not cards:
         return own
-    return events(conn, [customer_stream(customer_id), *map(card_stream, cards)])
+    return events(conn, [customer_stream(customer_id), *map(card_stream, cards)], erased=erased)
 
 
 def partner_events(conn: Connection[Any], partner_id: str) -> list[dict[str, Any]]:
@@ -73,7 +85,7 @@ def profile_as_of(
     """What the ledger knew of the customer at `moment`: the profile folded from the events
     recorded at or before it (None if none was). A card-only interaction counts once the
     card's claim by this customer was recorded by then."""
-    known = [e for e in customer_events(conn, customer_id) if _at(e) <= moment]
+    known = [e for e in customer_events(conn, customer_id, erased=None) if _at(e) <= moment]
     own = customer_stream(customer_id)
     if not any(e["stream"] == own for e in known):
         return None

@@ -14,10 +14,15 @@ import orjson
 from psycopg import Cursor
 from psycopg.types.json import set_json_loads
 
+from consumers.keystore import read_keys
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED
 from domain.partner import PARTNER_KINDS
+from domain.shredding import sealed_fields, unseal
 from projections.audiences import AudienceBook, jsonb
+
+Item = tuple[int, int, str, dict[str, Any]]
+"""(stream version, position, kind, payload) of one event of a page."""
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -66,6 +71,7 @@ class ProfileProjection:
         ]
         if not items:
             return
+        items = _opened(curs, items)
         claims = {p["card_id"]: p["customer_id"] for _, _, k, p in items if k == CARD_CLAIMED}
         card_only = {p["card_id"] for _, _, k, p in items if k != CARD_CLAIMED and _card_only(p)}
         owners = self._owners(curs, card_only - claims.keys())
@@ -189,6 +195,21 @@ class ProfileProjection:
                     [jsonb(p[3]) for p in parked],
                 ),
             )
+
+
+def _opened(curs: Cursor[Any], items: list[Item]) -> list[Item]:
+    """The page's payloads with their personal fields opened with each customer's key
+    (left null once the key is destroyed: the profile forgets them)."""
+    owners = {p["customer_id"] for _, _, kind, p in items if sealed_fields(kind, p)}
+    if not owners:
+        return items
+    keys = read_keys(curs, owners)
+    return [
+        (v, n, kind, unseal(kind, p, p["customer_id"], keys.get(p["customer_id"])))
+        if p.get("customer_id") in owners
+        else (v, n, kind, p)
+        for v, n, kind, p in items
+    ]
 
 
 def _card_only(payload: dict[str, Any]) -> bool:

@@ -57,16 +57,14 @@ def test_reads_waiting_for_a_position_do_not_hold_up_other_reads(
         answers.append(api.get("/audiences", params={"min_position": head}).status_code)
 
     waiters = [threading.Thread(target=waiter) for _ in range(60)]
-    started = time.monotonic()
     for thread in waiters:
         thread.start()
     assert api.get("/customers/C-1/history").status_code == 200
     assert api.get("/partners/P-nobody").status_code == 404
-    served = time.monotonic() - started
+    assert answers == [], "ordinary reads were answered while every waiter still waited"
     for thread in waiters:
         thread.join()
     assert answers == [503] * 60, "every waiter waited its 5 s, then gave up"
-    assert served < 2.5, f"ordinary reads took {served:.1f} s behind 60 waiting ones"
 
 
 def test_metrics_count_every_worker_process(small: Settings) -> None:

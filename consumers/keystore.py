@@ -1,0 +1,67 @@
+"""Customers' data keys (`domain.shredding`), behind a small interface a KMS could serve.
+
+`PostgresKeyStore` keeps them in their own table, `customer_keys`: one row per customer, the
+key generated on first need, and set to NULL when the customer is forgotten (the row stays,
+so "forgotten" is told apart from "never seen").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import Connection, Cursor
+
+from domain.shredding import new_key
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS customer_keys (
+    customer_id text PRIMARY KEY,
+    key bytea,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    forgotten_at timestamptz
+);
+"""
+
+
+class KeyStore(Protocol):
+    def keys(self, customer_ids: Collection[str]) -> dict[str, bytes | None]:
+        """Each customer's key, created if the customer has none yet; None if forgotten."""
+
+
+class PostgresKeyStore:
+    def __init__(self, database_url: str) -> None:
+        self._conn = psycopg.connect(database_url, autocommit=True)
+
+    def keys(self, customer_ids: Collection[str]) -> dict[str, bytes | None]:
+        """Keys are created in their own transaction before any event uses them, so two
+        workers that need the same new key both get the one that was stored."""
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        found = read_keys(self._conn, ids)
+        missing = [c for c in ids if c not in found]
+        if missing:
+            self._conn.execute(
+                "INSERT INTO customer_keys (customer_id, key) "
+                "SELECT * FROM unnest(%s::text[], %s::bytea[]) ON CONFLICT DO NOTHING",
+                (missing, [new_key() for _ in missing]),
+            )
+            found |= read_keys(self._conn, missing)
+        return found
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def read_keys(
+    conn: Connection[Any] | Cursor[Any], customer_ids: Collection[str]
+) -> dict[str, bytes | None]:
+    """The stored keys of these customers (None: forgotten; absent: never seen)."""
+    rows = conn.execute(
+        "SELECT customer_id, key FROM customer_keys WHERE customer_id = ANY(%s)",
+        (list(customer_ids),),
+    ).fetchall()
+    pairs = [(r["customer_id"], r["key"]) if isinstance(r, dict) else r for r in rows]
+    return {customer: None if key is None else bytes(key) for customer, key in pairs}
