@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_size=16,
         open=False,
         configure=_read_only,
+        check=ConnectionPool.check_connection,  # a restarted PostgreSQL: reconnect, no 500
         name="ledger-api",
     )
     # The hottest read (a profile by id) runs on the event loop with its own async pool;
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_size=8,
         open=False,
         kwargs={"autocommit": True},
+        check=AsyncConnectionPool.check_connection,
         name="ledger-api-async",
     )
     metrics = Metrics(pool, settings)
@@ -214,12 +216,16 @@ def create_app(settings: Settings) -> FastAPI:
         ] = None,
         min_position: MinPosition = None,
     ) -> dict[str, Any]:
-        if name not in {a.name for a in audiences}:
-            raise HTTPException(404, f"no audience {name!r}")
+        known = {a.name for a in audiences}
         page = await read(
             response,
             min_position,
-            lambda c: reads.audience_members(c, name, limit=limit + 1, after=after),
+            lambda c: (
+                reads.audience_members(c, name, limit=limit + 1, after=after)
+                if name in known
+                else None
+            ),
+            f"no audience {name!r}",
         )
         more = len(page) > limit
         page = page[:limit]
@@ -246,9 +252,10 @@ def create_app(settings: Settings) -> FastAPI:
         responses={503: {"model": models.Health, "description": "Kafka cannot be reached"}},
     )
     async def get_health(response: Response) -> Any:
-        health = await read(response, None, metrics.health)
+        ends = await run_in_threadpool(metrics.end_offsets)
+        health = await read(response, None, lambda c: metrics.health(c, ends))
         if health["status"] != "ok":
-            return JSONResponse(health, 503, headers=dict(response.headers))
+            return JSONResponse(health, 503, headers={**response.headers, "Retry-After": "5"})
         return health
 
     @app.get("/metrics", response_class=PlainTextResponse)

@@ -67,11 +67,11 @@ class Metrics(Collector):
         registry.register(self)
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
-    def health(self, conn: Connection[Any]) -> dict[str, Any]:
-        """Positions and lags (contract section 6's `/health`)."""
+    def health(self, conn: Connection[Any], ends: dict[int, int] | None) -> dict[str, Any]:
+        """Positions and lags (contract section 6's `/health`); `ends`: `end_offsets()`,
+        asked before taking `conn`, so a slow Kafka holds no database connection."""
         position, head = reads.position(conn), reads.head(conn)
         recorded = reads.recorded_offsets(conn, self._settings.inbound_topic)
-        ends = self.end_offsets()
         ingest_lag = (
             None
             if ends is None
@@ -113,9 +113,10 @@ class Metrics(Collector):
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
     def collect(self) -> Iterator[Any]:
+        ends = self.end_offsets()
         with self._pool.connection() as conn, conn.transaction():
             recorded, dead = reads.counts(conn, self._settings.inbound_topic)
-            health = self.health(conn)
+            health = self.health(conn, ends)
             batches = reads.batch_sizes(conn)
         yield _batch_histogram(batches)
         by_type = CounterMetricFamily(
