@@ -23,7 +23,16 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from domain.aggregates import card_stream, customer_stream, partner_stream, stream_id
+from domain.aggregates import (
+    Card,
+    Customer,
+    LedgerStream,
+    Partner,
+    card_stream,
+    customer_stream,
+    partner_stream,
+    stream_id,
+)
 from domain.canonical import GENESIS_HASH, chain_hash
 
 
@@ -34,6 +43,7 @@ class Stored:
     version: int
     event: Mapping[str, Any] | None
     error: str | None = None
+    topic: str | None = None  # the store's event class; None: not checked
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,8 @@ def check_stream(
     def finding(kind: str, record: Stored | int, detail: str) -> Finding:
         version = record if isinstance(record, int) else record.version
         event = None if isinstance(record, int) else record.event
-        event_id = (event or {}).get("event_id") or indexed.get(version)
+        given = event.get("event_id") if isinstance(event, Mapping) else None
+        event_id = indexed.get(version) or (given if isinstance(given, str) else None)
         return Finding(kind, str(originator_id), name, version, event_id, detail)
 
     found: list[Finding] = []
@@ -75,8 +86,8 @@ def check_stream(
     link: str | None = GENESIS_HASH  # the hash the next record must carry (None: unknown)
     previous: Stored | None = None
     for record in records:
-        for missing in range(expected_version, record.version):
-            found.append(finding("removed", missing, "this version is missing"))
+        if record.version > expected_version:
+            found += _gap(finding, expected_version, record.version, indexed)
             link = None
         expected_version = record.version + 1
         event = record.event
@@ -92,11 +103,23 @@ def check_stream(
             link = None
             continue
         assert event is not None
+        expected = _topic(name, record.version)
+        if record.topic is not None and record.topic != expected:
+            found.append(
+                finding("edited", record, f"its event class is {record.topic!r}, not {expected!r}")
+            )
+            link = None
+            continue
+        if recomputed == event["hash"] and event["event_id"] != event["payload"].get("event_id"):
+            found.append(finding("edited", record, "its event_id is not the hashed payload's"))
+            link = event["hash"]
+            previous = record
+            continue
         if recomputed != event["hash"]:
             moved = [
                 v
-                for v in range(1, max(versions) + 1)
-                if v != record.version and _hash(name, v, event) == event["hash"]
+                for v in _candidates(record.version, versions)
+                if _hash(name, v, event) == event["hash"]
             ]
             if moved:
                 found.append(
@@ -118,12 +141,37 @@ def check_stream(
     return found
 
 
+MAX_LISTED = 100  # missing versions named one by one; a longer gap is one finding
+MAX_CANDIDATES = 2_000  # versions tried for a record that may have been moved
+
+
+def _gap(finding: Any, first: int, end: int, indexed: Mapping[int, str]) -> list[Finding]:
+    """Findings for versions first..end-1, which are missing."""
+    if end - first <= MAX_LISTED:
+        return [finding("removed", v, "this version is missing") for v in range(first, end)]
+    named = [
+        finding("removed", v, "this version is missing")
+        for v in sorted(indexed)
+        if first <= v < end
+    ]
+    detail = f"versions {first} to {end - 1} are missing ({end - first} versions)"
+    return [*named, finding("removed", first, detail)]
+
+
+def _candidates(version: int, versions: Sequence[int]) -> list[int]:
+    """The versions a moved record may have been recorded at, nearest first: the stream's
+    own versions and the gaps between them, bounded (a record's hash tried at each)."""
+    top = min(max(versions), len(versions) + MAX_LISTED)
+    near = sorted(range(1, top + 1), key=lambda v: abs(v - version))
+    return [v for v in near if v != version][:MAX_CANDIDATES]
+
+
 def stream_name(originator_id: UUID, records: Sequence[Stored]) -> str | None:
     """The stream's name: stored with its first record, else derived from any record's ids
     (the store's id is uuid5 of the name, so a candidate is confirmed or not)."""
     candidates: list[str] = []
     for record in records:
-        event = record.event or {}
+        event = record.event if isinstance(record.event, Mapping) else {}
         if isinstance(event.get("stream"), str):
             candidates.append(event["stream"])
         payload = event.get("payload")
@@ -136,6 +184,23 @@ def stream_name(originator_id: UUID, records: Sequence[Stored]) -> str | None:
                 if isinstance(payload.get(key), str):
                     candidates.append(named(payload[key]))
     return next((c for c in candidates if stream_id(c) == originator_id), None)
+
+
+_STREAMS: dict[str, type[LedgerStream]] = {
+    "customer-": Customer,
+    "card-": Card,
+    "partner-": Partner,
+}
+
+
+def _topic(stream: str, version: int) -> str | None:
+    """The library's topic of the event class a record at `version` of `stream` must have
+    (the class decides how the record is read back, so it is checked like content)."""
+    for prefix, cls in _STREAMS.items():
+        if stream.startswith(prefix):
+            event = cls.Opened if version == 1 else cls.Recorded
+            return f"{event.__module__}:{event.__qualname__}"
+    return None
 
 
 _SHAPE = {"kind": str, "event_id": str, "payload": dict, "prev_hash": str, "hash": str}

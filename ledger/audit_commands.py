@@ -142,9 +142,11 @@ def add_parsers(sub: Any, moment: Callable[[str], Any]) -> None:
 
 def _schema(text: str) -> str:
     """A schema for the replay: a plain lower-case name, never the live `public`."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", text) or text == "public":
+    reserved = text == "public" or text.startswith(("pg_", "information_schema"))
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", text) or reserved:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: give a lower-case name of letters, digits and _, other than public"
+            f"{text!r}: give a lower-case name of letters, digits and _, not public, "
+            "pg_* or information_schema"
         )
     return text
 

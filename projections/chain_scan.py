@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -42,7 +43,8 @@ def check_chains(
     read = 0
     for originator_id, records in _streams(conn):
         absent = missing.pop(originator_id, {})
-        yield from check_stream(originator_id, records, {v: a[0] for v, a in absent.items()})
+        found = check_stream(originator_id, records, {v: a[0] for v, a in absent.items()})
+        yield from _named(conn, found)
         for version, (event_id, stream) in sorted(absent.items()):
             if version > records[-1].version:  # a removed tail
                 yield _removed(originator_id, stream, version, event_id)
@@ -51,6 +53,20 @@ def check_chains(
     for originator_id, versions in missing.items():  # a whole stream removed
         for version, (event_id, stream) in sorted(versions.items()):
             yield _removed(originator_id, stream, version, event_id)
+
+
+def _named(conn: Connection[Any], found: list[Finding]) -> list[Finding]:
+    """Findings with the event_id the interaction index holds where the record gave none."""
+    unnamed = [f for f in found if f.event_id is None]
+    if not unnamed:
+        return found
+    rows = conn.execute(
+        "SELECT originator_version, event_id FROM ledger_interactions "
+        "WHERE originator_id = %s AND originator_version = ANY(%s)",
+        (UUID(unnamed[0].stream_id), [f.version for f in unnamed]),
+    ).fetchall()
+    index = dict(rows)
+    return [replace(f, event_id=index.get(f.version)) if f.event_id is None else f for f in found]
 
 
 def _removed(originator_id: UUID, stream: str | None, version: int, event_id: str) -> Finding:
@@ -68,23 +84,25 @@ def _streams(conn: Connection[Any]) -> Iterator[tuple[UUID, list[Stored]]]:
     """(originator_id, its records in version order), stream by stream."""
     with conn.transaction(), conn.cursor(name="audit_chains") as curs:
         curs.execute(
-            "SELECT originator_id, originator_version, state FROM ledger_events "
+            "SELECT originator_id, originator_version, state, topic FROM ledger_events "
             "ORDER BY originator_id, originator_version"
         )
         current: UUID | None = None
         records: list[Stored] = []
         while rows := curs.fetchmany(BATCH):
-            for originator_id, version, state in rows:
+            for originator_id, version, state, topic in rows:
                 if originator_id != current:
                     if current is not None:
                         yield current, records
                     current, records = originator_id, []
-                records.append(_decode(version, state))
+                records.append(replace(_decode(version, state), topic=topic))
         if current is not None:
             yield current, records
 
 
-def _decode(version: int, state: bytes) -> Stored:
+def _decode(version: int, state: bytes | None) -> Stored:
+    if state is None:
+        return Stored(version, None, "the stored record is empty (NULL)")
     try:
         return Stored(version, orjson.loads(state))
     except orjson.JSONDecodeError as error:
@@ -113,13 +131,13 @@ def digest(conn: Connection[Any], position: int | None = None) -> dict[str, Any]
     return {"position": position, "streams": len(leaves), "root": merkle.root(leaves)}
 
 
-def _head_hash(state: bytes) -> str:
+def _head_hash(state: bytes | None) -> str:
     """The record's chain hash; an unreadable record stands in as the SHA-256 of its bytes
     (it is a finding of the chain check, and changes the root as any change would)."""
     try:
-        found = orjson.loads(state).get("hash")
+        found = orjson.loads(state or b"").get("hash")
     except (orjson.JSONDecodeError, AttributeError):
         found = None
     if isinstance(found, str):
         return found
-    return "unreadable:" + hashlib.sha256(state).hexdigest()
+    return "unreadable:" + hashlib.sha256(state or b"").hexdigest()

@@ -114,7 +114,12 @@ def test_an_untouched_ledger_verifies_clean_and_replays_to_the_live_projections(
     ):
         assert list(differences(one, "ledger_replay", two, "second_replay")) == []
     refused = run_ledger(ledger, "replay", "--schema", "public")
-    assert refused.returncode == 2 and "other than public" in refused.stderr
+    assert refused.returncode == 2 and "not public" in refused.stderr
+    tamper(ledger, "CREATE SCHEMA mine; CREATE TABLE mine.precious (x int)")
+    kept = run_ledger(ledger, "replay", "--schema", "mine")
+    assert kept.returncode == 1 and "holds no earlier replay" in kept.stderr
+    with psycopg.connect(ledger.database_url or "") as conn:
+        assert conn.execute("SELECT to_regclass('mine.precious') IS NOT NULL").fetchone() == (True,)
 
     digest = run_ledger(ledger, "digest")
     assert digest.returncode == 0, digest.stderr
@@ -131,7 +136,7 @@ def test_an_untouched_ledger_verifies_clean_and_replays_to_the_live_projections(
 
 
 def test_verify_names_every_tampering_and_nothing_else(ledger: Settings) -> None:
-    edited, rehashed, removed, swapped, garbled, tail = long_streams(ledger, 6)
+    edited, rehashed, removed, swapped, garbled, tail, listed, flung = long_streams(ledger, 8)
     named: set[tuple[str, str, int, str | None]] = set()
 
     version, event = records(ledger, edited)[2]
@@ -166,7 +171,7 @@ def test_verify_names_every_tampering_and_nothing_else(ledger: Settings) -> None
 
     version, event = records(ledger, garbled)[2]
     write(ledger, garbled, version, b"\x00 not json")
-    named.add(("unreadable", garbled, version, None))
+    named.add(("unreadable", garbled, version, event["event_id"]))
 
     version, event = records(ledger, tail)[-1]
     tamper(
@@ -177,8 +182,28 @@ def test_verify_names_every_tampering_and_nothing_else(ledger: Settings) -> None
     )
     named.add(("removed", tail, version, event["event_id"]))
 
+    version, event = records(ledger, listed)[1]
+    write(ledger, listed, version, b"[1, 2, 3]")  # JSON, but not a record
+    named.add(("unreadable", listed, version, event["event_id"]))
+
+    stored = records(ledger, flung)
+    (version, event), last = stored[1], stored[-1][0]
+    tamper(
+        ledger,
+        "UPDATE ledger_events SET originator_version = 1000000000000 "
+        "WHERE originator_id = %s AND originator_version = %s",
+        stream_id(flung),
+        version,
+    )
+    named |= {
+        ("removed", flung, version, event["event_id"]),
+        ("removed", flung, last + 1, None),
+        ("reordered", flung, 10**12, event["event_id"]),
+    }
+
     untouched = "C-00030"
-    assert customer_stream(untouched) not in {edited, rehashed, removed, swapped, garbled, tail}
+    tampered_streams = {edited, rehashed, removed, swapped, garbled, tail, listed, flung}
+    assert customer_stream(untouched) not in tampered_streams
     tamper(
         ledger,
         "UPDATE profiles SET profile = jsonb_set(profile, '{purchase_count}', '999') "
@@ -194,7 +219,7 @@ def test_verify_names_every_tampering_and_nothing_else(ledger: Settings) -> None
         assert UUID(finding["stream_id"]) == stream_id(finding["stream"])
     profiles = {d["key"] for d in report["differences"] if d["what"] == "profile"}
     assert untouched in profiles, "the edited projection row"
-    tampered = {s.removeprefix("customer-") for s in (edited, removed, garbled, tail)}
+    tampered = {s.removeprefix("customer-") for s in tampered_streams}
     assert profiles <= tampered | {untouched}, "no other profile is reported"
     readable = run_ledger(ledger, "verify")
     assert readable.returncode == 1

@@ -19,7 +19,7 @@ def chain(count: int) -> list[Stored]:
     """A valid stream of `count` purchases (version 1 also names the stream)."""
     records, prev = [], GENESIS_HASH
     for version in range(1, count + 1):
-        payload = {"customer_id": "C-1", "total": f"{version}.00"}
+        payload = {"event_id": f"e{version}", "customer_id": "C-1", "total": f"{version}.00"}
         event: dict[str, Any] = {
             "kind": "purchase",
             "event_id": f"e{version}",
@@ -92,3 +92,20 @@ def test_the_merkle_root_is_recomputable_from_the_documented_rule() -> None:
     assert merkle.root([a, b]) == ab.hex()
     assert merkle.root([a, b, c]) == hashlib.sha256(b"\x01" + ab + c).hexdigest()
     assert merkle.root([]) == hashlib.sha256(b"").hexdigest()
+
+
+def test_records_that_are_not_objects_or_far_out_of_place_are_named_quickly() -> None:
+    records = chain(4)
+    records[1] = Stored(2, [1, 2, 3])  # type: ignore[arg-type]
+    records[3] = Stored(10**12, records[3].event)
+    assert found(records, {2: "e2"}) == [
+        ("unreadable", 2, "e2"),
+        ("removed", 4, None),
+        ("reordered", 10**12, "e4"),
+    ]
+
+
+def test_an_event_id_outside_the_hash_that_was_changed_is_found() -> None:
+    records = chain(3)
+    records[1] = Stored(2, {**(records[1].event or {}), "event_id": "forged"})
+    assert found(records) == [("edited", 2, "forged")]
