@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Path, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from psycopg import Connection, IsolationLevel
+from psycopg import Connection, IsolationLevel, OperationalError
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import AwareDatetime, BeforeValidator
 from starlette.concurrency import run_in_threadpool
@@ -80,7 +80,6 @@ def create_app(settings: Settings) -> FastAPI:
         max_size=8,
         open=False,
         kwargs={"autocommit": True},
-        check=AsyncConnectionPool.check_connection,
         name="ledger-api-async",
     )
     metrics = Metrics(pool, settings)
@@ -108,6 +107,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(Guard, token=settings.api_token, metrics=metrics)
     app.openapi = lambda: document(app, guarded=settings.api_token is not None)  # type: ignore[method-assign]
 
+    async def fetch(query: tuple[str, tuple[Any, ...]]) -> Any:
+        """One row from the async pool. Its connections are not checked on the way out (a
+        round trip per read); a connection PostgreSQL dropped (a restart) is retried once
+        on a fresh one instead: the pool discards the broken one."""
+        for attempt in (1, 2):
+            try:
+                async with fast.connection() as aconn:
+                    cursor = await aconn.execute(*query)
+                    return await cursor.fetchone()
+            except OperationalError:
+                if attempt == 2:
+                    raise
+        return None
+
     async def wait(min_position: int | None) -> None:
         """Wait until the projections reach `min_position` (503 after 5 s), polling
         PostgreSQL (the projections' only signal) on the event loop: a waiting request
@@ -116,9 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
             return
         deadline = time.monotonic() + MIN_POSITION_WAIT
         while True:
-            async with fast.connection() as aconn:
-                cursor = await aconn.execute(*reads.position_and_head_query())
-                reached, head = reads.position_and_head(await cursor.fetchone())
+            reached, head = reads.position_and_head(await fetch(reads.position_and_head_query()))
             if reached >= min_position:
                 return
             # Beyond the ledger's head no projection can get there before new events are
@@ -167,9 +178,7 @@ def create_app(settings: Settings) -> FastAPI:
         if cached is not None:
             return _json(cached, cache.position)
         await wait(min_position)
-        async with fast.connection() as aconn:
-            cursor = await aconn.execute(*reads.profile_with_position_query(customer_id))
-            position, profiles_at, found = reads.profile_with_position(await cursor.fetchone())
+        position, profiles_at, found = await fetch(reads.profile_with_position_query(customer_id))
         profile = models.Profile.model_validate(_found(found, missing, position))
         answer = profile.model_dump_json().encode()
         cache.put(customer_id, answer, profiles_at)
