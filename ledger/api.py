@@ -178,7 +178,8 @@ def create_app(settings: Settings) -> FastAPI:
         if cached is not None:
             return _json(cached, cache.position)
         await wait(min_position)
-        position, profiles_at, found = await fetch(reads.profile_with_position_query(customer_id))
+        row = await fetch(reads.profile_with_position_query(customer_id))
+        position, profiles_at, found = reads.profile_with_position(row)
         profile = models.Profile.model_validate(_found(found, missing, position))
         answer = profile.model_dump_json().encode()
         cache.put(customer_id, answer, profiles_at)
