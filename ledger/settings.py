@@ -48,6 +48,7 @@ class Settings:
             audiences_path=Path(env["LEDGER_AUDIENCES"]) if env.get("LEDGER_AUDIENCES") else None,
             api_token=env.get("LEDGER_API_TOKEN") or None,
             now=_parse_now(now_text) if now_text else None,
+            retention_ms=_retention_ms(env.get("LEDGER_RETENTION_DAYS") or "7"),
         )
         if settings.database_url:
             _check_database_url(settings.database_url)
@@ -85,6 +86,17 @@ def _parse_now(text: str) -> datetime:
     if value.tzinfo is None:
         raise SettingsError(f"LEDGER_NOW {text!r} has no time zone")
     return value.astimezone(UTC)
+
+
+def _retention_ms(days: str) -> int:
+    """`LEDGER_RETENTION_DAYS` (may be fractional) as Kafka's `retention.ms`."""
+    try:
+        value = float(days)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 36500:
+        raise SettingsError(f"LEDGER_RETENTION_DAYS {days!r} is not a number of days in (0, 36500]")
+    return round(value * 24 * 3600 * 1000)
 
 
 def _check_database_url(url: str) -> None:
