@@ -20,6 +20,8 @@ from kafka import KafkaConsumer, TopicPartition
 from consumers.worker import IngestStats
 from ledger import bootstrap
 from ledger.settings import Settings
+from producers.publisher import Publisher
+from producers.simulator import SimulationPlan, simulate
 
 
 def ledger_env(settings: Settings) -> dict[str, str]:
@@ -181,6 +183,17 @@ def ingest(settings: Settings) -> IngestStats:
 
 def project(settings: Settings) -> int:
     return bootstrap.run_projections(settings, threading.Event(), until_idle=True).processed
+
+
+def simulated(settings: Settings, plan: SimulationPlan) -> Settings:
+    """The plan's simulated traffic published, ingested and projected."""
+    publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
+    for obj in simulate(plan):
+        publisher.publish(obj)
+    publisher.flush()
+    ingest(settings)
+    project(settings)
+    return settings
 
 
 def free_port() -> int:

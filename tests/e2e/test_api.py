@@ -27,13 +27,13 @@ from support import (
     publish,
     purchase,
     serve,
+    simulated,
     wait_for,
 )
 
 from ledger import bootstrap
 from ledger.settings import Settings
-from producers.publisher import Publisher
-from producers.simulator import SimulationPlan, simulate
+from producers.simulator import SimulationPlan
 
 PLAN = SimulationPlan(customers=120, partners=6, events=1500, seed=5, faults=True)
 
@@ -41,13 +41,7 @@ PLAN = SimulationPlan(customers=120, partners=6, events=1500, seed=5, faults=Tru
 @pytest.fixture
 def ledger(settings: Settings) -> Settings:
     """Simulated traffic, ingested and projected."""
-    publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
-    for obj in simulate(PLAN):
-        publisher.publish(obj)
-    publisher.flush()
-    ingest(settings)
-    project(settings)
-    return settings
+    return simulated(settings, PLAN)
 
 
 @pytest.fixture

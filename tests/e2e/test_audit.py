@@ -20,15 +20,14 @@ from support import (
     publish,
     purchase,
     run_ledger,
+    simulated,
     wait_for,
 )
 
 from domain.aggregates import customer_stream, partner_stream, stream_id
 from domain.canonical import chain_hash
-from ledger import bootstrap
 from ledger.settings import Settings
-from producers.publisher import Publisher
-from producers.simulator import SimulationPlan, simulate
+from producers.simulator import SimulationPlan
 from projections.compare import differences
 
 PLAN = SimulationPlan(customers=30, partners=4, events=700, seed=11, faults=False)
@@ -36,13 +35,7 @@ PLAN = SimulationPlan(customers=30, partners=4, events=700, seed=11, faults=Fals
 
 @pytest.fixture
 def ledger(settings: Settings) -> Settings:
-    publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
-    for obj in simulate(PLAN):
-        publisher.publish(obj)
-    publisher.flush()
-    ingest(settings)
-    project(settings)
-    return settings
+    return simulated(settings, PLAN)
 
 
 def records(settings: Settings, stream: str) -> list[tuple[int, dict[str, Any]]]:

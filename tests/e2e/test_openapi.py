@@ -7,23 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import ingest, project, serve
+from support import serve, simulated
 
-from ledger import bootstrap
 from ledger.settings import Settings
-from producers.publisher import Publisher
-from producers.simulator import SimulationPlan, simulate
+from producers.simulator import SimulationPlan
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def test_every_answer_matches_the_openapi_document(settings: Settings, tmp_path: Path) -> None:
-    publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
-    for obj in simulate(SimulationPlan(customers=30, partners=3, events=300, seed=3)):
-        publisher.publish(obj)
-    publisher.flush()
-    ingest(settings)
-    project(settings)
+    simulated(settings, SimulationPlan(customers=30, partners=3, events=300, seed=3))
     for client in serve(settings):
         # The schemathesis CLI (its pytest plugin does not load under this pytest).
         run = subprocess.run(
