@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS customer_keys (
 
 
 class KeyStore(Protocol):
+    """What ingest needs of a key store. Forgetting destroys a key in the transaction that
+    records the `customer_forgotten` event (`destroy_key`, on this table); a KMS would
+    destroy it right after that commit instead, and a repeated `ledger forget` would finish
+    the job if the process died in between."""
+
     def keys(self, customer_ids: Collection[str]) -> dict[str, bytes | None]:
         """Each customer's key, created if the customer has none yet; None if forgotten."""
 
@@ -65,3 +70,12 @@ def read_keys(
     ).fetchall()
     pairs = [(r["customer_id"], r["key"]) if isinstance(r, dict) else r for r in rows]
     return {customer: None if key is None else bytes(key) for customer, key in pairs}
+
+
+def destroy_key(curs: Cursor[Any], customer_id: str) -> None:
+    """Forget the customer's key for good (a row with no key: never created again)."""
+    curs.execute(
+        "INSERT INTO customer_keys (customer_id, key, forgotten_at) VALUES (%s, NULL, now()) "
+        "ON CONFLICT (customer_id) DO UPDATE SET key = NULL, forgotten_at = now()",
+        (customer_id,),
+    )

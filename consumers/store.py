@@ -19,12 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
+
+from consumers.keystore import destroy_key
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS ledger_interactions (
@@ -107,14 +110,24 @@ class OffsetMove:
     cluster_id: str
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """A forgotten customer: its key is destroyed, and the dead letters that name it or
+    its cards lose their original bytes and reason."""
+
+    customer_id: str
+    card_ids: list[str]
+
+
 @dataclass
 class IngestWrite:
-    """Everything a batch writes beside its events."""
+    """Everything a batch (or `ledger forget`) writes beside its events."""
 
     index: list[IndexRow] = field(default_factory=list)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     offsets: list[OffsetMove] = field(default_factory=list)
     records: int = 0  # Kafka records the batch consumed (for the batch-size histogram)
+    erasure: Erasure | None = None
 
 
 BATCH_BUCKETS = (1, 10, 100, 500, 1_000, 2_000, 5_000, 10_000)
@@ -152,6 +165,27 @@ RETURNING 1
 """
 
 
+_REDACT_DEAD_LETTERS = """
+UPDATE ledger_dead_letters
+SET key = NULL, value = NULL, headers = '[]', error = 'erased: it named a forgotten customer'
+WHERE key = ANY(%(keys)s::bytea[]) OR EXISTS (
+    SELECT 1 FROM unnest(%(needles)s::bytea[]) AS needle WHERE position(needle IN value) > 0
+)
+"""
+
+
+def erase(curs: Cursor[DictRow], erasure: Erasure) -> None:
+    """Destroy the key, and empty every dead letter whose bytes hold one of the ids as a
+    JSON string, or whose Kafka key is one of them: they were kept in the clear, and their
+    reason may quote a field. The error type and the source position stay."""
+    destroy_key(curs, erasure.customer_id)
+    ids = [erasure.customer_id, *erasure.card_ids]
+    curs.execute(
+        _REDACT_DEAD_LETTERS,
+        {"keys": [i.encode() for i in ids], "needles": [orjson.dumps(i) for i in ids]},
+    )
+
+
 def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
     """Write a batch's offsets (compare-and-set first, so a late writer stops at once),
     index rows, dead letters, and its size in the batch-size histogram (kept in PostgreSQL
@@ -187,6 +221,8 @@ def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
                 [r.originator_version for r in rows],
             ),
         )
+    if write.erasure is not None:
+        erase(curs, write.erasure)
     if write.dead_letters:
         dls = write.dead_letters
         curs.execute(

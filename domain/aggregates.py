@@ -21,6 +21,9 @@ from domain.canonical import GENESIS_HASH, chain_hash
 
 CARD_CLAIMED = "card_claimed"
 """The card stream's record of an enrollment: which customer holds the card from then on."""
+CUSTOMER_FORGOTTEN = "customer_forgotten"
+"""`ledger forget`'s record, on the customer's stream and on each card it holds: nothing
+more is recorded on them (their key is destroyed in the same transaction)."""
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:customer-ledger:stream")
 
@@ -166,20 +169,30 @@ _DISPUTES = _Lifecycle(
 
 
 class Customer(LedgerStream):
-    """A customer's interactions; holds the complaint ids for the complaint rules."""
+    """A customer's interactions; holds the complaint ids for the complaint rules, the
+    cards it enrolled (what `ledger forget` closes with it) and whether it was forgotten."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.complaints: dict[str, bool] = {}  # complaint_id -> resolved
+        self.cards: list[str] = []
+        self.forgotten = False
 
     def evolve(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "complaint_filed":
             self.complaints[payload["complaint_id"]] = False
         elif kind == "complaint_resolved":
             self.complaints[payload["complaint_id"]] = True
+        elif kind == "customer_enrolled" and payload["card_id"] not in self.cards:
+            self.cards.append(payload["card_id"])
+        elif kind == CUSTOMER_FORGOTTEN:
+            self.forgotten = True
 
     @classmethod
     def check(cls, stream: Customer | None, kind: str, payload: dict[str, Any]) -> None:
+        if stream is not None and stream.forgotten:
+            customer_id = stream.stream.removeprefix("customer-")
+            raise errors.CustomerForgotten(f"customer {customer_id!r} was forgotten")
         complaints = stream.complaints if stream is not None else {}
         if kind == "complaint_filed":
             _COMPLAINTS.check_open(complaints, payload["complaint_id"])
@@ -193,13 +206,19 @@ class Card(LedgerStream):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.owner: str | None = None
+        self.forgotten = False
 
     def evolve(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == CARD_CLAIMED:
             self.owner = payload["customer_id"]
+        elif kind == CUSTOMER_FORGOTTEN:
+            self.forgotten = True
 
     @classmethod
     def check(cls, stream: Card | None, kind: str, payload: dict[str, Any]) -> None:
+        if stream is not None and stream.forgotten:
+            card_id = stream.stream.removeprefix("card-")
+            raise errors.CustomerForgotten(f"card {card_id!r} belongs to a forgotten customer")
         owner = stream.owner if stream is not None else None
         if kind == CARD_CLAIMED and owner is not None and owner != payload["customer_id"]:
             raise errors.CardHeldByAnother(

@@ -139,12 +139,17 @@ def _settle(
     return replace(current, tests=verdict.tests, next_flip=verdict.next_flip, inputs=inputs), None
 
 
-def retire(current: Membership, now: datetime, trigger: str) -> tuple[Membership, Change | None]:
-    """An audience no longer defined: a member exits; no row waits on the clock any more.
-    The row stays, so its `seq` goes on if the audience is defined again."""
+ERASED = "erased"
+"""The reason of every exit of a forgotten customer (`ledger forget`)."""
+
+
+def leave(current: Membership, now: datetime, reason: str) -> tuple[Membership, Change | None]:
+    """Out for good, whatever the profile says: an audience no longer defined, or a
+    customer forgotten. A member exits for `reason`; no row waits on the clock any more,
+    and none keeps the profile fields its clock tests read. The row stays, so its `seq`
+    goes on if the audience is defined again."""
     if not current.member:
         return replace(current, next_flip=None, inputs=None), None
-    reason = f"audience no longer defined, by {trigger}"
     row = replace(
         current,
         member=False,

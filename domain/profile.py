@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
+from domain.aggregates import CUSTOMER_FORGOTTEN
 from domain.personal import PROFILE_PERSONAL_FIELDS
 
 State = dict[str, Any]
@@ -79,6 +80,7 @@ def new_state(customer_id: str) -> State:
         "last_interaction_at": None,
         "complaints_total": 0,
         "complaints_resolved": 0,
+        "forgotten": False,
     }
 
 
@@ -98,8 +100,20 @@ def _add(amounts: dict[str, str], key: str, amount: Decimal) -> None:
     amounts[key] = str(_EXACT.add(Decimal(amounts.get(key, "0")), amount))
 
 
+def forgotten(state: State) -> bool:
+    return bool(state.get("forgotten"))
+
+
 def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
-    """Fold one interaction that counts for this customer into its profile state."""
+    """Fold one interaction that counts for this customer into its profile state.
+
+    `customer_forgotten` is not an interaction: it drops the personal fields and the
+    consent, and keeps them out whatever order the rest comes in."""
+    if kind == CUSTOMER_FORGOTTEN:
+        state["forgotten"] = True
+        state["personal"] = {}
+        state["consent"] = None
+        return
     at = instant(payload["occurred_at"])
     event_id = payload["event_id"].lower()  # ties go to the greater UUID, whatever its case
     counts = state["counts"]
@@ -112,6 +126,8 @@ def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
             state["cards"] = sorted([*state["cards"], payload["card_id"]])
         if state["enrolled_at"] is None or at < state["enrolled_at"]:
             state["enrolled_at"] = at
+        if forgotten(state):
+            return
         for name in PROFILE_PERSONAL_FIELDS:
             value = payload.get(name)
             if value is not None and _later(state["personal"].get(name), at, event_id):
@@ -119,7 +135,7 @@ def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
         if _later(state["consent"], at, event_id):
             state["consent"] = [at, event_id, bool(payload.get("marketing_consent", False))]
     elif kind == "consent_changed":
-        if _later(state["consent"], at, event_id):
+        if not forgotten(state) and _later(state["consent"], at, event_id):
             state["consent"] = [at, event_id, payload["marketing_consent"]]
     elif kind == "purchase":
         state["last_purchase_at"] = _max(state["last_purchase_at"], at)

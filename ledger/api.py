@@ -12,18 +12,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, HTTPException, Path, Query, Response
+from fastapi import FastAPI, HTTPException, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg import Connection, IsolationLevel, OperationalError
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
-from pydantic import AwareDatetime, BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
 from ledger import bootstrap
 from ledger.api_guard import Guard, document
+from ledger.api_params import FRESH, NOT_FOUND, TEXT, AsOf, Id, MinPosition
+from ledger.api_rights import add_routes
 from ledger.metrics import Metrics
 from ledger.profile_cache import ProfileCache
 from ledger.settings import Settings
@@ -32,31 +32,6 @@ from projections import history, models, reads
 MIN_POSITION_WAIT = 5.0  # seconds a read with ?min_position waits for the projections
 PROFILE_CACHE_SIZE = 50_000  # profiles each API process keeps in memory (ledger.profile_cache)
 T = TypeVar("T")
-TEXT = r"^[^\x00]*$"  # PostgreSQL text holds any character but NUL
-
-
-def _rfc3339(value: object) -> object:
-    """`as_of` is RFC 3339 text, not a number of seconds (pydantic would take both)."""
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError("give an RFC 3339 time, e.g. 2026-06-01T00:00:00Z") from None
-
-
-Id = Annotated[str, Path(min_length=1, max_length=200, pattern=TEXT)]
-MinPosition = Annotated[
-    int | None, Query(ge=0, description="wait (up to 5 s) until the projections reach it")
-]
-AsOf = Annotated[
-    AwareDatetime | None,
-    BeforeValidator(_rfc3339),
-    Query(description="RFC 3339 (URL-encode a '+'): the profile from the events recorded by then"),
-]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": models.Problem, "description": "not in the ledger (yet)"},
-    503: {"model": models.Problem, "description": "min_position not reached within 5 s"},
-}
-FRESH: dict[int | str, dict[str, Any]] = {503: NOT_FOUND[503]}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -196,6 +171,8 @@ def create_app(settings: Settings) -> FastAPI:
             f"no customer {customer_id!r} in the ledger",
         )
         return {"events": found}
+
+    add_routes(app, settings, read, wait)
 
     @app.get("/partners/{partner_id}", response_model=models.PartnerStatus, responses=NOT_FOUND)
     async def get_partner(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from domain.membership import fingerprint
-from ledger import audit_commands, bootstrap, embedded
+from ledger import audit_commands, bootstrap, embedded, rights
 from ledger.output import answer, show, show_rows
 from ledger.settings import Settings
 from producers.jsonlines import read_lines
@@ -285,4 +285,5 @@ COMMANDS: dict[str, Command] = {
     "serve": cmd_serve,
     "schema": cmd_schema,
     **audit_commands.COMMANDS,
+    **rights.COMMANDS,
 }

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 
 from domain.audiences import Audience
-from domain.membership import Membership, fingerprint, retire, step
+from domain.membership import Membership, fingerprint, leave, step
 from projections.audiences import COLUMNS, AudienceBook, write
 
 TRIGGER = "definition change"
@@ -72,7 +72,8 @@ def _retire(conn: Connection[Any], names: list[str], now: Any) -> int:
             "AND (member OR next_flip IS NOT NULL)",
             (names,),
         )
-        results = [retire(Membership(**r), now, TRIGGER) for r in curs.fetchall()]
+        reason = f"audience no longer defined, by {TRIGGER}"
+        results = [leave(Membership(**r), now, reason) for r in curs.fetchall()]
         changes = [change for _, change in results if change is not None]
         write(curs, [row for row, _ in results], changes)
     return len(changes)

@@ -11,7 +11,7 @@ membership change; `projections.audience_relay` publishes it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,7 @@ from psycopg import Connection, Cursor
 from psycopg.types.json import Jsonb, set_json_loads
 
 from domain.audiences import Audience
-from domain.membership import Change, Membership, step, tick
+from domain.membership import ERASED, Change, Membership, leave, step, tick
 from domain.profile import utc_text
 
 SCHEMA_SQL = """
@@ -99,20 +99,31 @@ class AudienceBook:
         profiles: dict[str, dict[str, Any]],
         before: dict[str, dict[str, Any]],
         triggers: dict[str, str],
+        erased: Collection[str] = (),
     ) -> int:
         """Re-evaluate every audience for these changed profiles (`before`: as they were,
-        for the customers that had one); return how many memberships changed."""
+        for the customers that had one); return how many memberships changed. Forgotten
+        customers (`erased`) leave every audience, defined or not, with reason `erased`."""
         if not profiles or not self.audiences:
             return 0
         now = self.now()
         curs.execute(
             f"SELECT {COLUMNS} FROM audience_members WHERE customer_id = ANY(%s) "
-            "AND audience = ANY(%s)",
-            (list(profiles), list(self._by_name)),
+            "AND (audience = ANY(%s) OR customer_id = ANY(%s))",
+            (list(profiles), list(self._by_name), list(erased)),
         )
         stored = {(r["audience"], r["customer_id"]): Membership(**r) for r in curs.fetchall()}
-        rows, changes = [], []
+        rows: list[Membership] = []
+        changes: list[Change] = []
+        for (_, customer_id), current in stored.items():
+            if customer_id in erased:
+                left, exit_ = leave(current, now, ERASED)
+                rows.append(left)
+                if exit_ is not None:
+                    changes.append(exit_)
         for customer_id, profile in profiles.items():
+            if customer_id in erased:
+                continue
             for audience in self.audiences:
                 row, change = step(
                     audience,

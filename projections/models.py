@@ -129,3 +129,42 @@ class History(_Answer):
 
 class Problem(_Answer):
     detail: str
+
+
+class AudienceStanding(_Answer):
+    audience: str
+    member: bool = Field(description="false: the customer was a member once and left")
+    since: str = Field(description="when the customer last entered or left")
+    reason: str = Field(description="why: the tests that flipped, and what caused it")
+
+
+class ConsentChange(_Answer):
+    marketing_consent: bool
+    occurred_at: str
+    type: Literal["customer_enrolled", "consent_changed"]
+    event_id: str
+
+
+class Export(_Answer):
+    """`ledger export ID` and `GET /customers/{id}/export`: everything the ledger holds about
+    a person (GDPR articles 15 and 20), personal fields opened."""
+
+    customer_id: str
+    position: int = Field(description="the projections' position the profile reflects")
+    profile: Profile | None = Field(description="null: not projected yet")
+    history: list[HistoryEvent] = Field(description="every recorded event, decrypted")
+    audiences: list[AudienceStanding]
+    consent: list[ConsentChange] = Field(description="in the order the changes occurred")
+
+
+class Forgotten(_Answer):
+    """`ledger forget ID --json` and `DELETE /customers/{id}`."""
+
+    customer_id: str
+    event_id: str = Field(description="the customer_forgotten event's id")
+    cards: list[str] = Field(description="the cards closed with the customer")
+    position: int = Field(description="where the ledger recorded the forgetting")
+    first: bool = Field(description="false: the customer had been forgotten before")
+    projected: bool = Field(
+        description="every projection has forgotten the person (else: not within 5 s)"
+    )

@@ -11,13 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from psycopg import Cursor
+from psycopg import Connection, Cursor
+from psycopg.sql import SQL, Identifier
 from psycopg.types.json import set_json_loads
 
 from consumers.keystore import read_keys
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED
 from domain.partner import PARTNER_KINDS
+from domain.personal import PROFILE_PERSONAL_FIELDS
 from domain.shredding import sealed_fields, unseal
 from projections.audiences import AudienceBook, jsonb
 
@@ -116,7 +118,8 @@ class ProfileProjection:
         profiles = {c: fold.render(states[c]) for c in changed}
         self._write(curs, states, profiles, changed, claims, still_parked)
         if self._audiences is not None:
-            self._audiences.on_profiles(curs, profiles, before, triggers)
+            erased = {c for c in changed if fold.forgotten(states[c])}
+            self._audiences.on_profiles(curs, profiles, before, triggers, erased)
 
     @staticmethod
     def _owners(curs: Cursor[Any], cards: set[str]) -> dict[str, str]:
@@ -214,3 +217,32 @@ def _opened(curs: Cursor[Any], items: list[Item]) -> list[Item]:
 
 def _card_only(payload: dict[str, Any]) -> bool:
     return not payload.get("customer_id")
+
+
+_COPIES = """
+SELECT n.nspname FROM pg_namespace n
+WHERE n.nspname <> 'public' AND to_regclass(quote_ident(n.nspname) || '.profiles') IS NOT NULL
+  AND to_regclass(quote_ident(n.nspname) || '.projection_tracking') IS NOT NULL
+"""
+
+
+def scrub_copies(conn: Connection[Any], customer_id: str) -> list[str]:
+    """Null a forgotten customer's personal fields in the projection copies made before
+    (`ledger replay` schemas), which no projector brings up to date; return their names.
+    Their counts and sums stay: they are not personal data once the name is gone."""
+    nulls = jsonb({name: None for name in PROFILE_PERSONAL_FIELDS})
+    schemas = [row[0] for row in conn.execute(_COPIES).fetchall()]
+    for schema in schemas:
+        name = Identifier(schema)
+        conn.execute(
+            SQL(
+                "UPDATE {}.profiles SET profile = profile || %s, "
+                "state = jsonb_set(state, '{{personal}}', '{{}}') WHERE customer_id = %s"
+            ).format(name),
+            (nulls, customer_id),
+        )
+        conn.execute(
+            SQL("UPDATE {}.audience_members SET inputs = NULL WHERE customer_id = %s").format(name),
+            (customer_id,),
+        )
+    return schemas

@@ -1,0 +1,91 @@
+"""The API's personal-data rights routes: `GET /customers/{id}/export` and
+`DELETE /customers/{id}` (`ledger.rights` is the CLI's side of the same).
+
+Forgetting is the API's one write. It always needs the bearer token: a server started
+without `LEDGER_API_TOKEN` refuses it with 403, whatever else it serves openly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Response
+from psycopg import Connection
+from starlette.concurrency import run_in_threadpool
+
+from consumers.forgetting import Forgotten
+from domain.forgetting import REASON_MAX
+from ledger import rights
+from ledger.api_params import Id, MinPosition
+from ledger.settings import Settings
+from projections import models
+from projections.export import CustomerErased, export
+
+Read = Callable[..., Awaitable[Any]]
+Wait = Callable[[int | None], Awaitable[None]]
+
+EXPORT_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: {"model": models.Problem, "description": "not in the ledger"},
+    410: {"model": models.Problem, "description": "the customer was forgotten"},
+    503: {"model": models.Problem, "description": "min_position not reached within 5 s"},
+}
+FORGET_ANSWERS: dict[int | str, dict[str, Any]] = {
+    403: {"model": models.Problem, "description": "the server has no API token set"},
+    404: {"model": models.Problem, "description": "not in the ledger"},
+}
+
+
+def add_routes(app: FastAPI, settings: Settings, read: Read, wait: Wait) -> None:
+    """Add the export and forget routes (`read` and `wait`: the API's snapshot read and
+    its wait for a position)."""
+
+    @app.get(
+        "/customers/{customer_id}/export", response_model=models.Export, responses=EXPORT_ANSWERS
+    )
+    async def get_export(
+        customer_id: Id, response: Response, min_position: MinPosition = None
+    ) -> Any:
+        def document(conn: Connection[Any]) -> dict[str, Any] | None:
+            try:
+                return export(conn, customer_id)
+            except CustomerErased as erased:
+                raise HTTPException(410, str(erased)) from None
+
+        return await read(
+            response, min_position, document, f"no customer {customer_id!r} in the ledger"
+        )
+
+    @app.delete(
+        "/customers/{customer_id}", response_model=models.Forgotten, responses=FORGET_ANSWERS
+    )
+    async def delete_customer(
+        customer_id: Id,
+        response: Response,
+        reason: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=REASON_MAX,
+                pattern=r"^[^\x00\n\r]*\S[^\x00\n\r]*$",
+                description="why (kept in the ledger, in the clear: say why, not who)",
+            ),
+        ],
+    ) -> dict[str, Any]:
+        if settings.api_token is None:
+            raise HTTPException(
+                403, "forgetting a customer needs the API token: set LEDGER_API_TOKEN"
+            )
+        found: Forgotten | None = await run_in_threadpool(
+            rights.forget, settings, customer_id, reason.strip()
+        )
+        if found is None:
+            raise HTTPException(404, f"no customer {customer_id!r} in the ledger")
+        try:
+            await wait(found.position)
+            projected = True
+        except HTTPException:
+            projected = False
+        response.headers["X-Ledger-Position"] = str(found.position)
+        return {**asdict(found), "projected": projected}

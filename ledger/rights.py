@@ -1,0 +1,145 @@
+"""Personal-data rights: `ledger forget` (GDPR art. 17) and `ledger export` (art. 15, 20),
+the same for the CLI and the API (`ledger.api_rights`).
+
+Forgetting is recorded and the key destroyed in one transaction (`consumers.forgetting`);
+the projections forget the person when they reach that event. So that `forget` returns
+with nothing personal left to read, the CLI then brings the projections there: it runs them
+itself when no `ledger project` is running, and otherwise waits for the one that is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+from psycopg import IsolationLevel
+
+from consumers.forgetting import Forgotten, forget_customer
+from domain.forgetting import REASON_MAX
+from ledger import bootstrap
+from ledger.output import answer, show
+from ledger.settings import Settings
+from projections import models, reads
+from projections.export import CustomerErased, export
+from projections.profiles import scrub_copies
+
+PROJECTED_WAIT = 60.0  # seconds `ledger forget` waits for a running projector
+
+
+def forget(settings: Settings, customer_id: str, reason: str) -> Forgotten | None:
+    """Record the forgetting (None: no such customer), then scrub the person from the
+    copies of the projections that replays left."""
+    app = bootstrap.ledger_application(settings)
+    try:
+        found = forget_customer(app, customer_id, reason)
+    finally:
+        app.close()
+    if found is not None:
+        with bootstrap.connect(settings) as conn:
+            scrub_copies(conn, customer_id)
+    return found
+
+
+def reason_text(text: str) -> str:
+    """A reason is one line of text, 1 to 500 characters. Say why, not who: it is kept
+    forever, in the clear, in the ledger."""
+    text = text.strip()
+    if not text or len(text) > REASON_MAX or "\x00" in text or "\n" in text:
+        raise argparse.ArgumentTypeError(f"give 1 to {REASON_MAX} characters on one line")
+    return text
+
+
+def until_projected(settings: Settings, position: int, timeout: float = PROJECTED_WAIT) -> bool:
+    """Whether every projection reached `position`: this process runs them until idle (and
+    publishes the audience exits) unless a `ledger project` holds them, in which case it
+    waits up to `timeout` for that one."""
+    stop, elsewhere, done = threading.Event(), threading.Event(), threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        with bootstrap.connect(settings) as conn:
+            conn.autocommit = True
+            while not done.wait(0.2):
+                if elsewhere.is_set() and (
+                    reads.position(conn) >= position or time.monotonic() > deadline
+                ):
+                    stop.set()
+
+    watcher = threading.Thread(target=watch, name="ledger-forget-watch", daemon=True)
+    watcher.start()
+    try:
+        bootstrap.run_projections(settings, stop, until_idle=True, waiting=elsewhere.set)
+    finally:
+        done.set()
+        watcher.join()
+    with bootstrap.connect(settings) as conn:
+        return reads.position(conn) >= position
+
+
+def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    settings = bootstrap.with_servers(settings)
+    found = forget(settings, args.customer_id, args.reason)
+    if found is None:
+        print(f"ledger forget: no customer {args.customer_id!r} in the ledger", file=sys.stderr)
+        return 1
+    projected = until_projected(settings, found.position)
+    if args.json:
+        print(json.dumps({**asdict(found), "projected": projected}, indent=2))
+        return 0
+    cards = ", ".join(found.cards) or "none"
+    if found.first:
+        print(
+            f"customer {found.customer_id!r} forgotten: key destroyed, customer_forgotten "
+            f"recorded at position {found.position} (cards closed: {cards})"
+        )
+    else:
+        print(f"customer {found.customer_id!r} was already forgotten (position {found.position})")
+    if projected:
+        print("every projection has forgotten the person; their audience exits are published")
+    else:
+        print(
+            f"the projections have not reached position {found.position} yet: the profile "
+            "still shows the person until `ledger project` gets there"
+        )
+    return 0
+
+
+def read_export(settings: Settings, customer_id: str) -> dict[str, Any] | None:
+    with bootstrap.connect(settings) as conn:
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ  # one snapshot for every part
+        return export(conn, customer_id)
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    settings = bootstrap.with_servers(settings)
+    try:
+        found = read_export(settings, args.customer_id)
+    except CustomerErased as erased:
+        print(f"ledger export: {erased}", file=sys.stderr)
+        return 1
+    if found is None:
+        print(f"ledger export: no customer {args.customer_id!r} in the ledger", file=sys.stderr)
+        return 1
+    show(answer(models.Export, found), as_json=True)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    forget_ = sub.add_parser(
+        "forget", help="forget a customer: destroy their key, erase them from every projection"
+    )
+    forget_.add_argument("customer_id")
+    forget_.add_argument(
+        "--reason", required=True, type=reason_text, help="why (kept in the ledger: no names)"
+    )
+    forget_.add_argument("--json", action="store_true")
+    export_ = sub.add_parser("export", help="everything the ledger holds about a customer (JSON)")
+    export_.add_argument("customer_id")
+
+
+COMMANDS = {"forget": cmd_forget, "export": cmd_export}
