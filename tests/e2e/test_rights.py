@@ -1,0 +1,305 @@
+"""Personal-data rights on real servers: `ledger export` shows everything the ledger holds
+about a person, `ledger forget` (and `DELETE /customers/{id}`) leaves nothing personal to
+read anywhere while every hash chain stays valid."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from support import (
+    audience_changes,
+    enrollment,
+    ingest,
+    interaction,
+    keyed,
+    members,
+    profile_rows,
+    project,
+    publish,
+    purchase,
+    run_ledger,
+    serve,
+    simulated,
+)
+
+from domain.interactions import INTERACTION_TYPES
+from domain.partner import PARTNER_KINDS
+from ledger import bootstrap
+from ledger.settings import Settings
+from producers.simulator import SimulationPlan
+
+PLAN = SimulationPlan(customers=20, partners=2, events=300, seed=5, faults=False)
+WHO, CARD = "C-R1", "K-R1"
+NAME, EMAIL, BORN = "Zelda Quintessa", "zelda.quintessa@example.org", "1990-06-20"
+OTHER, OTHER_NAME = "C-R2", "Olaf Other"
+MARKETING = {"new_members", "big_spenders", "bakery_cross_sell", "birthday_this_month"}
+
+
+def person() -> list[dict[str, Any]]:
+    """One interaction of every kind a customer can have, and one invalid message that
+    carries the person's name (a dead letter), for a customer in four marketing audiences."""
+    at = {"occurred_at": "2026-06-02T10:00:00Z"}
+    return [
+        enrollment(
+            WHO,
+            CARD,
+            name=NAME,
+            email=EMAIL,
+            birth_date=BORN,
+            marketing_consent=True,
+            occurred_at="2026-06-01T09:00:00Z",
+        ),
+        interaction("card_swiped", card_id=CARD, store_id="S-1", **at),
+        interaction("card_swiped", card_id=CARD, customer_id=WHO, store_id="S-2", **at),
+        purchase("1200.00", customer_id=WHO, **at),
+        purchase("5.00", card_id=CARD, **at),
+        interaction(
+            "call", customer_id=WHO, direction="inbound", duration_seconds=60, topic="billing", **at
+        ),
+        interaction(
+            "complaint_filed",
+            customer_id=WHO,
+            complaint_id="CP-R1",
+            category="service",
+            severity="low",
+            description=f"{NAME} says the till overcharged",
+            **at,
+        ),
+        interaction(
+            "complaint_resolved", customer_id=WHO, complaint_id="CP-R1", resolution="refund", **at
+        ),
+        interaction("survey_answered", customer_id=WHO, survey_id="SV-1", score=9, **at),
+        interaction("consent_changed", customer_id=WHO, marketing_consent=True, **at),
+        enrollment(WHO, "K-R9", name=NAME, birth_date="not a date"),  # dead-lettered
+        enrollment(OTHER, "K-R2", name=OTHER_NAME, birth_date="not a date either"),
+    ]
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Settings:
+    simulated(settings, PLAN)
+    publish(settings, [keyed(obj) for obj in person()])
+    ingest(settings)
+    project(settings)
+    return settings
+
+
+def ledger_json(settings: Settings, *args: str) -> Any:
+    done = run_ledger(settings, *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def sql(settings: Settings, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(settings.database_url or "") as conn:
+        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def plaintext_rows(settings: Settings, text: str) -> list[str]:
+    """Every column of every table, in any schema, holding `text`: as text, or as raw bytes."""
+    columns = sql(
+        settings,
+        "SELECT c.table_schema, c.table_name, c.column_name, c.data_type "
+        "FROM information_schema.columns c JOIN information_schema.tables t "
+        "USING (table_schema, table_name) WHERE t.table_type = 'BASE TABLE' "
+        "AND c.table_schema NOT IN ('pg_catalog', 'information_schema')",
+    )
+    found = []
+    for schema, table, column, kind in columns:
+        where = f'"{schema}"."{table}" WHERE '
+        if kind == "bytea":
+            query, needle = where + f'position(%s IN "{column}") > 0', text.encode()
+        else:
+            query, needle = where + f'"{column}"::text LIKE %s', f"%{text}%"
+        if sql(settings, "SELECT count(*) FROM " + query, needle)[0][0]:
+            found.append(f"{schema}.{table}.{column}")
+    return found
+
+
+def test_export_holds_every_kind_of_interaction_and_the_consent_history(
+    ledger: Settings,
+) -> None:
+    document = ledger_json(ledger, "export", WHO)
+
+    customer_kinds = set(INTERACTION_TYPES) - PARTNER_KINDS
+    assert {e["type"] for e in document["history"]} == customer_kinds | {"card_claimed"}
+    assert len(document["history"]) == 11  # 10 interactions and the card's claim
+    enrolled = next(e for e in document["history"] if e["type"] == "customer_enrolled")
+    assert enrolled["payload"]["name"] == NAME and enrolled["payload"]["email"] == EMAIL
+    filed = next(e for e in document["history"] if e["type"] == "complaint_filed")
+    assert filed["payload"]["description"] == f"{NAME} says the till overcharged"
+    assert document["profile"]["name"] == NAME
+    assert document["profile"]["interaction_count"] == 10
+    assert {a["audience"] for a in document["audiences"] if a["member"]} == MARKETING
+    assert all(a["reason"] for a in document["audiences"])
+    assert [(c["type"], c["marketing_consent"]) for c in document["consent"]] == [
+        ("customer_enrolled", True),
+        ("consent_changed", True),
+    ]
+    missing = run_ledger(ledger, "export", "C-NOBODY")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "ledger export: no customer 'C-NOBODY' in the ledger"
+
+
+def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) -> None:
+    before = profile_rows(ledger)
+    assert WHO in set.union(*members(ledger).values())
+    assert plaintext_rows(ledger, EMAIL)  # the profile holds it before
+
+    done = run_ledger(ledger, "forget", WHO, "--reason", "erasure request #4411")
+    assert done.returncode == 0, done.stderr
+    assert "forgotten: key destroyed" in done.stdout
+    assert "every projection has forgotten the person" in done.stdout
+
+    # Nothing personal left in any table, in the clear or as raw bytes.
+    for text in (NAME, EMAIL, BORN):
+        assert plaintext_rows(ledger, text) == [], text
+    assert plaintext_rows(ledger, OTHER_NAME)  # another customer's dead letter stays
+
+    # The profile forgets the person; nobody else's profile changed.
+    after = profile_rows(ledger)
+    forgotten = after.pop(WHO)
+    assert (forgotten["name"], forgotten["email"], forgotten["birth_date"]) == (None, None, None)
+    assert forgotten["marketing_consent"] is False
+    assert forgotten["interaction_count"] == 10  # counts are not personal once anonymous
+    before.pop(WHO)
+    assert after == before
+
+    # No audience holds the person, and each exit was published with reason "erased".
+    assert WHO not in set.union(set(), *members(ledger).values())
+    exits = [c for c in audience_changes(ledger) if c["customer_id"] == WHO]
+    erased = {c["audience"] for c in exits if c["change"] == "exited"}
+    assert erased == MARKETING
+    assert {c["reason"] for c in exits if c["change"] == "exited"} == {"erased"}
+
+    # The chains still verify, and a replay rebuilds a profile with nothing personal.
+    verified = run_ledger(ledger, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("no finding")
+    replayed = run_ledger(ledger, "replay", "--schema", "rights_replay")
+    assert replayed.returncode == 0, replayed.stderr
+    ((profile,),) = sql(
+        ledger, "SELECT profile FROM rights_replay.profiles WHERE customer_id=%s", WHO
+    )
+    assert profile == forgotten
+    assert not sql(
+        ledger, "SELECT 1 FROM rights_replay.audience_members WHERE customer_id=%s AND member", WHO
+    )
+
+    # The CLI shows the sealed fields as erased, and refuses an export.
+    history = ledger_json(ledger, "history", WHO, "--json")["events"]
+    enrolled = next(e for e in history if e["type"] == "customer_enrolled")
+    assert enrolled["payload"]["name"] == enrolled["payload"]["email"] == "[erased]"
+    assert history[-1]["type"] == "customer_forgotten"
+    refused = run_ledger(ledger, "export", WHO)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert "was forgotten" in refused.stderr
+
+    again = ledger_json(ledger, "forget", WHO, "--reason", "twice", "--json")
+    assert again["first"] is False and again["cards"] == [CARD]
+
+
+def test_after_forget_every_interaction_naming_the_person_or_a_card_is_a_rule_rejection(
+    ledger: Settings,
+) -> None:
+    assert run_ledger(ledger, "forget", WHO, "--reason", "erasure request").returncode == 0
+    later = [
+        purchase("3.00", customer_id=WHO),
+        interaction("card_swiped", card_id=CARD, store_id="S-1"),
+        interaction("consent_changed", customer_id=WHO, marketing_consent=True),
+        enrollment(WHO, "K-NEW", name=NAME),
+        enrollment("C-NEWCOMER", CARD, name="Somebody Else"),
+    ]
+    publish(ledger, [keyed(obj) for obj in later])
+    stats = ingest(ledger)
+    assert stats.recorded == 0 and stats.rejected == {"rule": len(later)}
+    reasons = dict(
+        sql(
+            ledger,
+            "SELECT event_id, error FROM ledger_dead_letters WHERE event_id = ANY(%s)",
+            [obj["event_id"] for obj in later],
+        )
+    )
+    assert reasons[later[0]["event_id"]] == "customer 'C-R1' was forgotten"
+    assert reasons[later[1]["event_id"]] == "card 'K-R1' belongs to a forgotten customer"
+    assert reasons[later[4]["event_id"]] == "card 'K-R1' belongs to a forgotten customer"
+
+
+@pytest.fixture
+def api(ledger: Settings) -> Iterator[httpx.Client]:
+    yield from serve(replace(ledger, api_token="s3cret"))
+
+
+def test_the_api_exports_and_forgets_with_the_token_only(
+    ledger: Settings, api: httpx.Client
+) -> None:
+    auth = {"Authorization": "Bearer s3cret"}
+    exported = api.get(f"/customers/{WHO}/export", headers=auth)
+    assert exported.status_code == 200
+    assert exported.json() == ledger_json(ledger, "export", WHO) | {
+        "position": exported.json()["position"]
+    }
+
+    assert api.delete(f"/customers/{WHO}", params={"reason": "request"}).status_code == 401
+    blank = api.delete(f"/customers/{WHO}", params={"reason": " "}, headers=auth)
+    assert blank.status_code == 422
+    unknown = api.delete("/customers/C-NOBODY", params={"reason": "request"}, headers=auth)
+    assert unknown.status_code == 404
+
+    stop = threading.Event()
+    projector = threading.Thread(target=bootstrap.run_projections, args=(ledger, stop))
+    projector.start()  # as `ledger project` runs beside the API
+    try:
+        forgot = api.delete(f"/customers/{WHO}", params={"reason": "request"}, headers=auth)
+    finally:
+        stop.set()
+        projector.join()
+    assert forgot.status_code == 200, forgot.text
+    body = forgot.json()
+    assert body["first"] is True and body["projected"] is True and body["cards"] == [CARD]
+    profile = api.get(f"/customers/{WHO}", headers=auth)
+    assert profile.json()["name"] is None and profile.json()["email"] is None
+    gone = api.get(f"/customers/{WHO}/export", headers=auth)
+    assert gone.status_code == 410 and "was forgotten" in gone.json()["detail"]
+    history = api.get(f"/customers/{WHO}/history", headers=auth).json()["events"]
+    assert NAME not in json.dumps(history) and EMAIL not in json.dumps(history)
+    repeat = api.delete(f"/customers/{WHO}", params={"reason": "request"}, headers=auth)
+    assert repeat.status_code == 200 and repeat.json()["first"] is False
+
+
+def test_without_a_token_the_api_refuses_to_forget(ledger: Settings) -> None:
+    for api in serve(ledger):
+        refused = api.delete(f"/customers/{WHO}", params={"reason": "request"})
+        assert refused.status_code == 403
+        assert "LEDGER_API_TOKEN" in refused.json()["detail"]
+        assert api.get(f"/customers/{WHO}").json()["name"] == NAME
+
+
+def test_a_consent_withdrawal_leaves_every_marketing_audience_at_once(
+    ledger: Settings,
+) -> None:
+    withdrawn = interaction(
+        "consent_changed",
+        customer_id=WHO,
+        marketing_consent=False,
+        occurred_at="2026-06-10T10:00:00Z",
+    )
+    publish(ledger, [keyed(withdrawn)])
+    ingest(ledger)
+    project(ledger)
+    assert WHO not in set.union(set(), *members(ledger).values())
+    exits = [c for c in audience_changes(ledger) if c["customer_id"] == WHO]
+    left = {c["audience"] for c in exits if c["change"] == "exited"}
+    assert left == MARKETING
+    assert all(
+        c["reason"].startswith("marketing_consent == true became false")
+        for c in exits
+        if c["change"] == "exited"
+    )
