@@ -11,9 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from psycopg import Connection
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from consumers.forgetting import Forgotten
 from domain.forgetting import REASON_MAX
@@ -40,6 +45,22 @@ FORGET_ANSWERS: dict[int | str, dict[str, Any]] = {
 def add_routes(app: FastAPI, settings: Settings, read: Read, wait: Wait) -> None:
     """Add the export and forget routes (`read` and `wait`: the API's snapshot read and
     its wait for a position)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def allow_every_method(request: Request, error: StarletteHTTPException) -> Any:
+        """A 405's `Allow` lists the methods of every route of the path: Starlette names
+        only the first route's, and `/customers/{id}` has GET and DELETE."""
+        if error.status_code != 405:
+            return await http_exception_handler(request, error)
+        methods = {
+            method
+            for route in app.routes
+            if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods
+        }
+        return JSONResponse(
+            {"detail": error.detail}, 405, headers={"Allow": ", ".join(sorted(methods))}
+        )
 
     @app.get(
         "/customers/{customer_id}/export", response_model=models.Export, responses=EXPORT_ANSWERS
