@@ -56,7 +56,7 @@ def add_routes(app: FastAPI, settings: Settings, read: Read, wait: Wait) -> None
             method
             for route in app.routes
             if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
-            for method in route.methods
+            for method in route.methods or ()
         }
         return JSONResponse(
             {"detail": error.detail}, 405, headers={"Allow": ", ".join(sorted(methods))}
