@@ -116,14 +116,14 @@ def bare_consume(settings: Settings, events: int) -> tuple[int, float]:
     return seen, seconds
 
 
-def ingest(settings: Settings, rss: RssSampler) -> tuple[int, float, float]:
+def ingest(settings: Settings, rss: RssSampler, *, seal: bool = True) -> tuple[int, float, float]:
     """Run the ingest worker until idle; (recorded, raw seconds, seconds of batches).
 
     The second duration runs from the first poll that held records (after the group join
     and the first fetch) to the commit of the last batch: it leaves out the join wait and
     the final idle check.
     """
-    worker = bootstrap.ingest_worker(settings)
+    worker = bootstrap.ingest_worker(settings, seal=seal)
     with rss.running():
         t0 = time.perf_counter()
         stats = worker.run(threading.Event(), until_idle=True)

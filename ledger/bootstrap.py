@@ -169,7 +169,9 @@ def cluster_id(settings: Settings) -> str:
         admin.close()
 
 
-def ingest_worker(settings: Settings) -> IngestWorker:
+def ingest_worker(settings: Settings, *, seal: bool = True) -> IngestWorker:
+    """The ingest worker; `seal=False` records personal fields in the clear (only the
+    encryption benchmark's baseline, `bench/sealing.py`, wants that)."""
     assert settings.database_url and settings.kafka_bootstrap, "call with_servers() first"
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -190,7 +192,7 @@ def ingest_worker(settings: Settings) -> IngestWorker:
         settings.dead_letter_topic,
     )
     app = ledger_application(settings)
-    app.keys = PostgresKeyStore(settings.database_url)
+    app.keys = PostgresKeyStore(settings.database_url) if seal else None
     return IngestWorker(
         app,
         consumer,

@@ -27,6 +27,7 @@ from support import (
     run_ledger,
     serve,
     simulated,
+    wait_for,
 )
 
 from domain.interactions import INTERACTION_TYPES
@@ -230,6 +231,35 @@ def test_after_forget_every_interaction_naming_the_person_or_a_card_is_a_rule_re
     assert reasons[later[0]["event_id"]] == "customer 'C-R1' was forgotten"
     assert reasons[later[1]["event_id"]] == "card 'K-R1' belongs to a forgotten customer"
     assert reasons[later[4]["event_id"]] == "card 'K-R1' belongs to a forgotten customer"
+
+
+def test_a_running_worker_that_cached_the_streams_rejects_what_follows_a_forget(
+    ledger: Settings,
+) -> None:
+    """The worker decided the person's streams from memory; the forgetting, written by
+    another process, makes its next batch fail on the store's version key, and the
+    retry, from the stored streams, dead-letters it."""
+    stop = threading.Event()
+    worker = bootstrap.ingest_worker(ledger)
+    running = threading.Thread(target=worker.run, args=(stop,))
+    running.start()
+    try:
+        warm = purchase("2.00", customer_id=WHO, card_id=CARD)
+        publish(ledger, [keyed(warm)])
+        wait_for(lambda: worker.stats.recorded == 1, what="the warm-up purchase")
+        assert run_ledger(ledger, "forget", WHO, "--reason", "request").returncode == 0
+        later = purchase("3.00", customer_id=WHO)
+        publish(ledger, [keyed(later)])
+        wait_for(lambda: worker.stats.rejected["rule"] == 1, what="the rule rejection")
+    finally:
+        stop.set()
+        running.join()
+    assert worker.stats.recorded == 1
+    assert worker.stats.retries == 1  # the stale decision failed, and was made again
+    ((error,),) = sql(
+        ledger, "SELECT error FROM ledger_dead_letters WHERE event_id = %s", later["event_id"]
+    )
+    assert error == "customer 'C-R1' was forgotten"
 
 
 @pytest.fixture
