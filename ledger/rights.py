@@ -100,7 +100,7 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"customer {found.customer_id!r} was already forgotten (position {found.position})")
     if projected:
-        print("every projection has forgotten the person; their audience exits are published")
+        print("every projection has forgotten the person, who left every audience (erased)")
     else:
         print(
             f"the projections have not reached position {found.position} yet: the profile "
