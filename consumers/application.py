@@ -15,13 +15,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 from uuid import UUID
 
-import orjson
+import cachetools
 from eventsourcing.application import Application, LRUCache
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
 from consumers.keystore import KeyStore
-from consumers.store import DeadLetterRow, IndexRow, IngestWrite, OffsetMove
+from consumers.records import InboundRecord, about_the_forgotten, dead_letter, event_id_of
+from consumers.store import (
+    ERASED_DIGEST,
+    IndexRow,
+    IngestWrite,
+    OffsetMove,
+)
 from domain.aggregates import LedgerStream, stream_id
 from domain.canonical import canonical_bytes
 from domain.errors import CustomerForgotten, RuleViolation
@@ -31,18 +37,6 @@ from domain.shredding import seal, sealed_fields
 
 CACHE_MAXSIZE = 100_000
 """Streams kept in memory per worker: bounds memory, so it stays flat over a long run."""
-
-
-@dataclass(frozen=True)
-class InboundRecord:
-    """One Kafka record, as the ingest worker received it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = ()
 
 
 @dataclass
@@ -76,6 +70,7 @@ class LedgerApplication(Application[UUID]):
     """Customers' data keys: personal fields are sealed with them before they are recorded
     (`domain.shredding`). The composition root sets it; None records them in the clear
     (the encryption benchmark's baseline)."""
+    _key_cache: cachetools.LRUCache[str, bytes] | None = None
 
     def record_batch(
         self, records: Sequence[InboundRecord], offsets: list[OffsetMove]
@@ -91,7 +86,7 @@ class LedgerApplication(Application[UUID]):
             try:
                 parsed.append((rec, parse_interaction(rec.value or b"")))
             except RejectedInteraction as rejection:
-                rejection.event_id = _event_id_of(rec.value)
+                rejection.event_id = event_id_of(rec.value)
                 parsed.append((rec, rejection))
         return parsed
 
@@ -137,7 +132,8 @@ class LedgerApplication(Application[UUID]):
                 continue
             known = seen.get(item.event_id)
             if known is not None:
-                if known == item.digest:
+                # A forgotten customer's digest is gone: what comes again is not recorded.
+                if known in (item.digest, ERASED_DIGEST):
                     result.duplicates += 1
                 else:
                     reason = f"event_id {item.event_id} was already recorded with other content"
@@ -145,6 +141,11 @@ class LedgerApplication(Application[UUID]):
                 continue
             try:
                 gained = record(self._sealed(item, keys), streams)
+            except CustomerForgotten as forgotten:
+                # Nothing about a forgotten person is kept: not even the message's bytes.
+                gone = replace(rec, key=None, value=None, headers=())
+                self._reject(write, result, gone, item.event_id, "rule", forgotten.reason)
+                continue
             except RuleViolation as violation:
                 self._reject(write, result, rec, item.event_id, "rule", violation.reason)
                 continue
@@ -157,19 +158,29 @@ class LedgerApplication(Application[UUID]):
             )
             seen[item.event_id] = item.digest
             result.recorded += 1
+        write.dead_letters = about_the_forgotten(write.dead_letters, self.load_streams)
         return Decision(list(touched.values()), write, result)
 
     def _keys_for(self, valid: list[Interaction]) -> dict[str, bytes | None]:
-        """The keys of the customers whose personal data this batch carries."""
+        """The keys of the customers whose personal data this batch carries: from memory,
+        else in one round trip to the key store.
+
+        A key in memory may have been destroyed since (`ledger forget`, in another
+        process). It cannot reach the store: a sealed payload is only ever recorded on its
+        customer's stream, and the forgetting extended that stream, so the batch fails on
+        the stream's version and is decided again from the stored truth."""
         if self.keys is None:
             return {}
-        return self.keys.keys(
-            {
-                ix.customer_id
-                for ix in valid
-                if ix.customer_id and sealed_fields(ix.type, ix.payload)
-            }
-        )
+        wanted = {
+            ix.customer_id for ix in valid if ix.customer_id and sealed_fields(ix.type, ix.payload)
+        }
+        known = self._known_keys
+        found: dict[str, bytes | None] = {c: known[c] for c in wanted if c in known}
+        if len(found) < len(wanted):
+            fetched = self.keys.keys(wanted - found.keys())
+            known.update((c, k) for c, k in fetched.items() if k is not None)
+            found |= fetched
+        return found
 
     def _sealed(self, ix: Interaction, keys: dict[str, bytes | None]) -> Interaction:
         """`ix` with its personal fields sealed with its customer's key."""
@@ -190,19 +201,7 @@ class LedgerApplication(Application[UUID]):
         error_type: str,
         reason: str,
     ) -> None:
-        write.dead_letters.append(
-            DeadLetterRow(
-                source_topic=rec.topic,
-                source_partition=rec.partition,
-                source_offset=rec.offset,
-                event_id=event_id,
-                error_type=error_type,
-                error=reason,
-                key=rec.key,
-                value=rec.value,
-                headers=[(name, value.hex()) for name, value in rec.headers],
-            )
-        )
+        write.dead_letters.append(dead_letter(rec, event_id, error_type, reason))
         result.rejected[error_type] += 1
 
     def known_digests(self, event_ids: Iterable[str]) -> dict[str, str]:
@@ -235,7 +234,7 @@ class LedgerApplication(Application[UUID]):
                 missing[sid] = name
                 found[name] = None
         if missing:
-            for sid, events in self._select_events(list(missing)).items():
+            for sid, events in self.select_events(list(missing)).items():
                 aggregate: Any = None
                 for event in events:
                     aggregate = event.mutate(aggregate)
@@ -243,7 +242,8 @@ class LedgerApplication(Application[UUID]):
                 found[missing[sid]] = aggregate
         return found
 
-    def _select_events(self, ids: list[UUID]) -> dict[UUID, list[Any]]:
+    def select_events(self, ids: list[UUID]) -> dict[UUID, list[Any]]:
+        """The stored events of these streams, as domain events, in version order."""
         table = sql.Identifier(self.recorder.events_table_name)  # type: ignore[attr-defined]
         query = sql.SQL(
             "SELECT originator_id, originator_version, topic, state FROM {} "
@@ -274,17 +274,14 @@ class LedgerApplication(Application[UUID]):
         assert isinstance(cache, LRUCache), "set AGGREGATE_CACHE_MAXSIZE"
         return cache
 
+    @property
+    def _known_keys(self) -> cachetools.LRUCache[str, bytes]:
+        if self._key_cache is None:
+            self._key_cache = cachetools.LRUCache(maxsize=CACHE_MAXSIZE)
+        return self._key_cache
+
     def reset_cache(self) -> None:
-        """Forget every cached stream (after a failed write or a partition reassignment)."""
+        """Forget every cached stream and key (after a failed write or a partition
+        reassignment)."""
         self.repository.cache = LRUCache(maxsize=CACHE_MAXSIZE)
-
-
-def _event_id_of(value: bytes | None) -> str | None:
-    """The `event_id` of a rejected message, if it is a JSON object with a string one, so
-    that a producer can ask for the fate of what it sent (`GET /interactions/{event_id}`)."""
-    try:
-        obj = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return None
-    event_id = obj.get("event_id") if isinstance(obj, dict) else None
-    return event_id[:200] if isinstance(event_id, str) else None
+        self._key_cache = None

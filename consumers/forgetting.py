@@ -17,11 +17,17 @@ from datetime import UTC, datetime
 from eventsourcing.persistence import IntegrityError
 
 from consumers.application import LedgerApplication
+from consumers.keystore import read_keys
 from consumers.store import Erasure, IndexRow, IngestWrite
 from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, card_stream, customer_stream
 from domain.canonical import canonical_bytes
-from domain.forgetting import forget, forget_event_id
+from domain.forgetting import check_reason, forget, forget_event_id
 from domain.profile import utc_text
+from domain.shredding import unseal
+
+IDENTIFYING = ("name", "email")
+"""The values dead letters are searched for, besides the ids (a birth date or free text
+would match other people's messages too)."""
 
 ATTEMPTS = 20
 
@@ -39,7 +45,8 @@ def forget_customer(
     app: LedgerApplication, customer_id: str, reason: str, now: datetime | None = None
 ) -> Forgotten | None:
     """Forget a customer (None: the ledger holds no customer by that id). Repeating it
-    answers what the first forgetting did."""
+    answers what the first forgetting did. Raises ValueError for a reason that is not one
+    printable line, or that names the person."""
     at = utc_text(now or datetime.now(UTC))
     for _ in range(ATTEMPTS):
         app.reset_cache()  # decide on the stored truth, not on a copy another save left
@@ -49,6 +56,8 @@ def forget_customer(
             return None
         if customer.forgotten:
             return _earlier(app, customer)
+        personal = _identifying(app, customer)
+        reason = check_reason(reason, personal)
         streams = app.load_streams({card_stream(c) for c in customer.cards})
         cards = {c: s for c in customer.cards if isinstance(s := streams[card_stream(c)], Card)}
         done = forget(customer, cards, reason, at)
@@ -60,7 +69,7 @@ def forget_customer(
             customer.id,
             customer.version,
         )
-        write = IngestWrite(index=[row], erasure=Erasure(customer_id, done.card_ids))
+        write = IngestWrite(index=[row], erasure=Erasure(customer_id, done.card_ids, personal))
         try:
             recordings = app.save(*done.streams, ingest=write)
         except IntegrityError:
@@ -85,3 +94,17 @@ def _earlier(app: LedgerApplication, customer: Customer) -> Forgotten:
         )
         row = curs.fetchone()
     return Forgotten(customer_id, event_id, customer.cards, int(row["notification_id"]), False)
+
+
+def _identifying(app: LedgerApplication, customer: Customer) -> list[str]:
+    """The person's names and e-mails, opened while the key still exists."""
+    customer_id = customer.stream.removeprefix("customer-")
+    events = app.select_events([customer.id])
+    with app.recorder.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+        key = read_keys(curs, [customer_id]).get(customer_id)
+    found = set()
+    for event_list in events.values():
+        for event in event_list:
+            opened = unseal(event.kind, event.payload, customer_id, key)
+            found |= {opened[f] for f in IDENTIFYING if isinstance(opened.get(f), str)}
+    return sorted(found)

@@ -25,6 +25,19 @@ CREATE TABLE IF NOT EXISTS customer_keys (
 """
 
 
+_CREATE_OR_READ = """
+WITH wanted AS (SELECT * FROM unnest(%s::text[], %s::bytea[]) AS w(customer_id, key)),
+created AS (
+    INSERT INTO customer_keys (customer_id, key) SELECT * FROM wanted
+    ON CONFLICT DO NOTHING RETURNING customer_id, key
+)
+SELECT customer_id, key FROM created
+UNION ALL
+SELECT k.customer_id, k.key FROM customer_keys k JOIN wanted USING (customer_id)
+"""
+"""New keys are returned by the insert; the statement's snapshot shows the earlier ones."""
+
+
 class KeyStore(Protocol):
     """What ingest needs of a key store. Forgetting destroys a key in the transaction that
     records the `customer_forgotten` event (`destroy_key`, on this table); a KMS would
@@ -41,18 +54,16 @@ class PostgresKeyStore:
 
     def keys(self, customer_ids: Collection[str]) -> dict[str, bytes | None]:
         """Keys are created in their own transaction before any event uses them, so two
-        workers that need the same new key both get the one that was stored."""
+        workers that need the same new key both get the one that was stored. One round
+        trip: the statement inserts the missing keys and reads the others (a key another
+        worker stored while it ran is read again)."""
         ids = sorted(set(customer_ids))
         if not ids:
             return {}
-        found = read_keys(self._conn, ids)
+        rows = self._conn.execute(_CREATE_OR_READ, (ids, [new_key() for _ in ids])).fetchall()
+        found = {customer: None if key is None else bytes(key) for customer, key in rows}
         missing = [c for c in ids if c not in found]
         if missing:
-            self._conn.execute(
-                "INSERT INTO customer_keys (customer_id, key) "
-                "SELECT * FROM unnest(%s::text[], %s::bytea[]) ON CONFLICT DO NOTHING",
-                (missing, [new_key() for _ in missing]),
-            )
             found |= read_keys(self._conn, missing)
         return found
 

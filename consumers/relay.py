@@ -83,6 +83,9 @@ class DeadLetterRelay:
                 ("source_partition", str(partition).encode()),
                 ("source_offset", str(offset).encode()),
             ]
+            if key is None and value is None:
+                # Emptied (a forgotten customer's) or sent with neither: Kafka needs one.
+                value = b""
             futures.append(
                 self._producer.send(
                     self._dlq_topic,

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
@@ -28,6 +27,8 @@ from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
 
 from consumers.keystore import destroy_key
+from domain.aggregates import card_stream, customer_stream
+from domain.forgetting import names_person
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS ledger_interactions (
@@ -112,11 +113,18 @@ class OffsetMove:
 
 @dataclass(frozen=True)
 class Erasure:
-    """A forgotten customer: its key is destroyed, and the dead letters that name it or
-    its cards lose their original bytes and reason."""
+    """A forgotten customer: its key is destroyed, the content digests of its interactions
+    go, and the dead letters about it lose their original bytes and reason."""
 
     customer_id: str
     card_ids: list[str]
+    personal: list[str]  # the person's names and e-mails, to find dead letters by
+
+
+ERASED_DIGEST = "erased"
+"""The content digest of a forgotten customer's interactions: the sha256 of a payload
+with plaintext fields would let anyone check a guess of them."""
+ERASED_ERROR = "erased: it named a forgotten customer"
 
 
 @dataclass
@@ -166,24 +174,48 @@ RETURNING 1
 
 
 _REDACT_DEAD_LETTERS = """
-UPDATE ledger_dead_letters
-SET key = NULL, value = NULL, headers = '[]', error = 'erased: it named a forgotten customer'
-WHERE key = ANY(%(keys)s::bytea[]) OR EXISTS (
-    SELECT 1 FROM unnest(%(needles)s::bytea[]) AS needle WHERE position(needle IN value) > 0
-)
+UPDATE ledger_dead_letters AS d
+SET key = NULL, value = NULL, headers = '[]', error = %s
+FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS h(topic, part, off)
+WHERE (d.source_topic, d.source_partition, d.source_offset) = (h.topic, h.part, h.off)
 """
 
 
 def erase(curs: Cursor[DictRow], erasure: Erasure) -> None:
-    """Destroy the key, and empty every dead letter whose bytes hold one of the ids as a
-    JSON string, or whose Kafka key is one of them: they were kept in the clear, and their
-    reason may quote a field. The error type and the source position stay."""
+    """Destroy the key, drop the digests, and empty every dead letter about the person
+    (`domain.forgetting.names_person`): they were kept in the clear, and their reason may
+    quote a field. Their error type and source position stay."""
     destroy_key(curs, erasure.customer_id)
     ids = [erasure.customer_id, *erasure.card_ids]
+    streams = [customer_stream(erasure.customer_id), *map(card_stream, erasure.card_ids)]
     curs.execute(
-        _REDACT_DEAD_LETTERS,
-        {"keys": [i.encode() for i in ids], "needles": [orjson.dumps(i) for i in ids]},
+        "UPDATE ledger_interactions SET digest = %s WHERE stream = ANY(%s)",
+        (ERASED_DIGEST, streams),
     )
+    curs.execute(
+        "SELECT source_topic, source_partition, source_offset, key, value "
+        "FROM ledger_dead_letters WHERE value IS NOT NULL OR key IS NOT NULL"
+    )
+    about = [
+        row
+        for row in curs.fetchall()
+        if names_person(_bytes(row["value"]), ids, erasure.personal)
+        or _bytes(row["key"]).decode("utf-8", "replace").strip() in ids
+    ]
+    if about:
+        curs.execute(
+            _REDACT_DEAD_LETTERS,
+            (
+                ERASED_ERROR,
+                [r["source_topic"] for r in about],
+                [r["source_partition"] for r in about],
+                [r["source_offset"] for r in about],
+            ),
+        )
+
+
+def _bytes(value: Any) -> bytes:
+    return b"" if value is None else bytes(value)
 
 
 def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:

@@ -32,8 +32,9 @@ from eventsourcing.persistence import IntegrityError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from consumers.application import BatchResult, InboundRecord, LedgerApplication
+from consumers.application import BatchResult, LedgerApplication
 from consumers.offsets import StoredOffset, check_within, read_offsets, resume_at
+from consumers.records import InboundRecord
 from consumers.relay import DeadLetterRelay
 from consumers.store import OffsetConflict, OffsetMove
 

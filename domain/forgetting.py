@@ -10,14 +10,71 @@ earlier events can no longer be opened, while every hash chain stays valid.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
+import orjson
+
 from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, LedgerStream
 
 REASON_MAX = 500
+ID_FIELDS = ("customer_id", "card_id")
+
+
+def check_reason(text: str, personal: Collection[str] = ()) -> str:
+    """The reason, stripped, if it may be kept for ever in the clear: one line of 1 to 500
+    printable characters that names none of the person's `personal` values (name, e-mail).
+    Raises ValueError saying what is wrong."""
+    text = text.strip()
+    if not 1 <= len(text) <= REASON_MAX or not text.isprintable():
+        raise ValueError(f"give a reason of 1 to {REASON_MAX} printable characters on one line")
+    if any(re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text, re.IGNORECASE) for v in personal if v):
+        raise ValueError("the reason names the person: say why, not who (it is kept for ever)")
+    return text
+
+
+def named_ids(value: bytes | None) -> set[str]:
+    """The `customer_id` and `card_id` a raw message names, if it is a JSON object (spaces
+    around an id ignored: a reader would still see whom it is about)."""
+    try:
+        document = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return set()
+    if not isinstance(document, dict):
+        return set()
+    return {document[f].strip() for f in ID_FIELDS if isinstance(document.get(f), str)}
+
+
+def names_person(value: bytes | None, ids: Collection[str], personal: Collection[str]) -> bool:
+    """Whether a raw message (a dead letter's bytes) is about the person: it names one of
+    `ids` (`named_ids`), or any text in it, or its raw bytes when it is not JSON, holds one
+    of the `personal` values."""
+    if not value:
+        return False
+    if named_ids(value) & set(ids):
+        return True
+    needles = [v.casefold() for v in personal if v]
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        text = value.decode("utf-8", "replace").casefold()
+        return any(n in text for n in needles) or any(f'"{i}"'.casefold() in text for i in ids)
+    return any(n in text.casefold() for text in _texts(document) for n in needles)
+
+
+def _texts(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, item in node.items():
+            yield key
+            yield from _texts(item)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _texts(item)
 
 
 def forget_event_id(customer_id: str) -> str:

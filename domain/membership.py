@@ -162,6 +162,14 @@ def leave(current: Membership, now: datetime, reason: str) -> tuple[Membership, 
     return row, Change(current.audience, current.customer_id, "exited", now, reason, row.seq)
 
 
+def erase(current: Membership, now: datetime) -> tuple[Membership, Change | None]:
+    """A forgotten customer's row: out with reason `erased`, and nothing kept that tells
+    anything of the person (the tests' answers and the reason of an earlier change name
+    what the profile was, such as the month of a birth date)."""
+    row, change = leave(current, now, ERASED)
+    return replace(row, tests="", reason=ERASED if row.reason else None), change
+
+
 def fingerprint(audience: Audience) -> str:
     """What decides membership, as a stable text: a changed condition changes it (the
     description does not)."""

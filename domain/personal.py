@@ -11,8 +11,11 @@ from __future__ import annotations
 PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     "customer_enrolled": frozenset({"name", "email", "birth_date"}),
     "complaint_filed": frozenset({"description"}),
+    "complaint_resolved": frozenset({"resolution"}),
+    "call": frozenset({"topic"}),
 }
-"""Interaction type -> the fields of its payload that are personal data."""
+"""Interaction type -> the fields of its payload that are personal data: identifying
+fields, and the free text staff write about a person (it may name anybody)."""
 
 PROFILE_PERSONAL_FIELDS: tuple[str, ...] = ("name", "email", "birth_date")
 """The personal fields a customer profile shows (from the latest enrollment giving each)."""

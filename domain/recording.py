@@ -20,6 +20,7 @@ from domain.aggregates import (
     customer_stream,
     partner_stream,
 )
+from domain.errors import CustomerForgotten
 from domain.interactions import Interaction
 
 _PARTNER_TYPES = {"contract_changed", "dispute_opened", "dispute_resolved"}
@@ -32,6 +33,9 @@ def streams_named(ix: Interaction) -> list[str]:
         return [partner_stream(ix.partner_id)]
     if ix.type == "customer_enrolled":
         assert ix.customer_id is not None and ix.card_id is not None
+        return [customer_stream(ix.customer_id), card_stream(ix.card_id)]
+    if ix.customer_id is not None and ix.card_id is not None:
+        # Recorded on the customer's stream; the card's only says whether it was forgotten.
         return [customer_stream(ix.customer_id), card_stream(ix.card_id)]
     if ix.customer_id is not None:
         return [customer_stream(ix.customer_id)]
@@ -65,7 +69,11 @@ def record(ix: Interaction, streams: Mapping[str, LedgerStream | None]) -> list[
         if card is None or (isinstance(card, Card) and card.owner is None):
             touched.append(_record_on(Card, card_name, streams, CARD_CLAIMED, ix.event_id, claim))
         return touched
-    (name,) = names
+    name = names[0]
+    for other in names[1:]:
+        card = streams[other]
+        if isinstance(card, Card) and card.forgotten:
+            raise CustomerForgotten(f"card {ix.card_id!r} belongs to a forgotten customer")
     cls: type[LedgerStream]
     if ix.type in _PARTNER_TYPES:
         cls = Partner

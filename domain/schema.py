@@ -246,7 +246,7 @@ class Call(_Common):
     customer_id: Id
     direction: Literal["inbound", "outbound"]
     duration_seconds: Count
-    topic: Text
+    topic: Text = Field(json_schema_extra={"x-personal-data": True})
     agent_id: Id = Field(default=_NONE)
 
 
@@ -263,7 +263,7 @@ class ComplaintResolved(_Common):
     type: Literal["complaint_resolved"]
     customer_id: Id
     complaint_id: Id
-    resolution: Text
+    resolution: Text = Field(json_schema_extra={"x-personal-data": True})
     satisfied: bool = Field(default=_NONE)
 
 

@@ -13,15 +13,17 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from psycopg import Connection
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from consumers.forgetting import Forgotten
-from domain.forgetting import REASON_MAX
+from domain.forgetting import REASON_MAX, check_reason
 from ledger import rights
 from ledger.api_params import Id, MinPosition
 from ledger.settings import Settings
@@ -39,6 +41,10 @@ EXPORT_ANSWERS: dict[int | str, dict[str, Any]] = {
 FORGET_ANSWERS: dict[int | str, dict[str, Any]] = {
     403: {"model": models.Problem, "description": "the server has no API token set"},
     404: {"model": models.Problem, "description": "not in the ledger"},
+    422: {
+        "model": models.Problem,
+        "description": "a reason that is not one line, or names the person",
+    },
 }
 
 
@@ -68,15 +74,18 @@ def add_routes(app: FastAPI, settings: Settings, read: Read, wait: Wait) -> None
     async def get_export(
         customer_id: Id, response: Response, min_position: MinPosition = None
     ) -> Any:
-        def document(conn: Connection[Any]) -> dict[str, Any] | None:
+        def document(conn: Connection[Any]) -> dict[str, Any] | CustomerErased | None:
             try:
                 return export(conn, customer_id)
             except CustomerErased as erased:
-                raise HTTPException(410, str(erased)) from None
+                return erased
 
-        return await read(
+        found = await read(
             response, min_position, document, f"no customer {customer_id!r} in the ledger"
         )
+        if isinstance(found, CustomerErased):
+            raise HTTPException(410, str(found), headers=dict(response.headers))
+        return found
 
     @app.delete(
         "/customers/{customer_id}", response_model=models.Forgotten, responses=FORGET_ANSWERS
@@ -86,11 +95,10 @@ def add_routes(app: FastAPI, settings: Settings, read: Read, wait: Wait) -> None
         response: Response,
         reason: Annotated[
             str,
+            AfterValidator(check_reason),
             Query(
-                min_length=1,
                 max_length=REASON_MAX,
-                pattern=r"^[^\x00\n\r]*\S[^\x00\n\r]*$",
-                description="why (kept in the ledger, in the clear: say why, not who)",
+                description="why, on one line (kept in the ledger, in the clear: say why, not who)",
             ),
         ],
     ) -> dict[str, Any]:
@@ -98,9 +106,13 @@ def add_routes(app: FastAPI, settings: Settings, read: Read, wait: Wait) -> None
             raise HTTPException(
                 403, "forgetting a customer needs the API token: set LEDGER_API_TOKEN"
             )
-        found: Forgotten | None = await run_in_threadpool(
-            rights.forget, settings, customer_id, reason.strip()
-        )
+        try:
+            found: Forgotten | None = await run_in_threadpool(
+                rights.forget, settings, customer_id, reason
+            )
+        except ValueError as refused:  # the reason names the person
+            problem = {"loc": ("query", "reason"), "msg": str(refused), "type": "value_error"}
+            raise RequestValidationError([problem]) from None
         if found is None:
             raise HTTPException(404, f"no customer {customer_id!r} in the ledger")
         try:

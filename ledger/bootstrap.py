@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from eventsourcing.postgres import PostgresTrackingRecorder
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from consumers.application import CACHE_MAXSIZE, LedgerApplication
@@ -129,7 +129,8 @@ def init_schema(settings: Settings) -> None:
 
 
 def init_topics(settings: Settings) -> list[str]:
-    """Create the contract's topics (idempotent); return the names created now."""
+    """Create the contract's topics (idempotent), and give the inbound and dead-letter
+    topics the retention of the settings; return the names created now."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="ledger-init")
     try:
         existing = set(admin.list_topics())
@@ -143,6 +144,12 @@ def init_topics(settings: Settings) -> list[str]:
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
+        kept = [t.name for t in wanted[:2] if t.name in existing]
+        if kept:  # `LEDGER_RETENTION_DAYS` may have changed since they were created
+            admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name, configs=config) for name in kept],
+                incremental=True,
+            )
         return [t.name for t in new]
     finally:
         admin.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from domain.membership import fingerprint
+from domain.personal import PERSONAL_FIELDS
 from ledger import audit_commands, bootstrap, embedded, rights
 from ledger.output import answer, show, show_rows
 from ledger.settings import Settings
@@ -24,6 +25,12 @@ from projections import history, models, reads
 from projections.audience_definitions import applied
 
 Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def personal_text(kind: str, payload: dict[str, Any]) -> str:
+    """The personal fields of a recorded event, opened or `[erased]`, for the history table."""
+    fields = sorted(PERSONAL_FIELDS.get(kind, ()))
+    return " ".join(f"{f}={payload[f]}" for f in fields if payload.get(f) is not None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,6 +182,7 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
             "type": e["type"],
             "occurred_at": e["occurred_at"],
             "recorded_at": e["recorded_at"],
+            "personal": personal_text(e["type"], e["payload"]),
             "hash": e["hash"][:16] + "...",
         }
         for e in document["events"]

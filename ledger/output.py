@@ -20,10 +20,11 @@ def show(document: dict[str, Any], *, as_json: bool) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_header=False, box=None)
     for key, value in document.items():
-        table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+        table.add_row(key, Text(value if isinstance(value, str) else json.dumps(value)))
     Console().print(table)
 
 
@@ -34,8 +35,9 @@ def show_rows(rows: list[dict[str, Any]], *, as_json: bool) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(*(rows[0] if rows else ()))
     for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
+        table.add_row(*(Text(str(value)) for value in row.values()))  # no markup: "[erased]"
     Console().print(table)

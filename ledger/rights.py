@@ -20,8 +20,9 @@ from typing import Any
 from psycopg import IsolationLevel
 
 from consumers.forgetting import Forgotten, forget_customer
-from domain.forgetting import REASON_MAX
+from domain.forgetting import check_reason
 from ledger import bootstrap
+from ledger.errors import describe_error
 from ledger.output import answer, show
 from ledger.settings import Settings
 from projections import models, reads
@@ -46,12 +47,11 @@ def forget(settings: Settings, customer_id: str, reason: str) -> Forgotten | Non
 
 
 def reason_text(text: str) -> str:
-    """A reason is one line of text, 1 to 500 characters. Say why, not who: it is kept
-    forever, in the clear, in the ledger."""
-    text = text.strip()
-    if not text or len(text) > REASON_MAX or "\x00" in text or "\n" in text:
-        raise argparse.ArgumentTypeError(f"give 1 to {REASON_MAX} characters on one line")
-    return text
+    """`--reason`: one printable line of 1 to 500 characters, kept for ever in the clear."""
+    try:
+        return check_reason(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def until_projected(settings: Settings, position: int, timeout: float = PROJECTED_WAIT) -> bool:
@@ -83,23 +83,33 @@ def until_projected(settings: Settings, position: int, timeout: float = PROJECTE
 
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     settings = bootstrap.with_servers(settings)
-    found = forget(settings, args.customer_id, args.reason)
+    try:
+        found = forget(settings, args.customer_id, args.reason)
+    except ValueError as refused:
+        print(f"ledger forget: {refused}", file=sys.stderr)
+        return 1
     if found is None:
         print(f"ledger forget: no customer {args.customer_id!r} in the ledger", file=sys.stderr)
         return 1
-    projected = until_projected(settings, found.position)
+    if not args.json:
+        done = "forgotten" if found.first else "was already forgotten"
+        print(
+            f"customer {found.customer_id!r} {done}: key destroyed, customer_forgotten "
+            f"recorded at position {found.position} (cards closed: {', '.join(found.cards)})"
+        )
+    try:
+        projected = until_projected(settings, found.position)
+    except Exception as error:  # the forgetting stands; say what did not happen yet
+        print(
+            f"ledger forget: recorded at position {found.position} and the key destroyed, but "
+            f"the projections could not run ({describe_error(error)}): the profile shows the "
+            "person until `ledger project` runs",
+            file=sys.stderr,
+        )
+        return 1
     if args.json:
         print(json.dumps({**asdict(found), "projected": projected}, indent=2))
-        return 0
-    cards = ", ".join(found.cards) or "none"
-    if found.first:
-        print(
-            f"customer {found.customer_id!r} forgotten: key destroyed, customer_forgotten "
-            f"recorded at position {found.position} (cards closed: {cards})"
-        )
-    else:
-        print(f"customer {found.customer_id!r} was already forgotten (position {found.position})")
-    if projected:
+    elif projected:
         print("every projection has forgotten the person, who left every audience (erased)")
     else:
         print(

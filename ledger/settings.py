@@ -94,8 +94,10 @@ def _retention_ms(days: str) -> int:
         value = float(days)
     except ValueError:
         value = 0.0
-    if not 0 < value <= 36500:
-        raise SettingsError(f"LEDGER_RETENTION_DAYS {days!r} is not a number of days in (0, 36500]")
+    if not 1 / 24 <= value <= 36500:  # at least an hour: ingest must read a message first
+        raise SettingsError(
+            f"LEDGER_RETENTION_DAYS {days!r} is not a number of days from 0.042 (an hour) to 36500"
+        )
     return round(value * 24 * 3600 * 1000)
 
 

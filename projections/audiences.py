@@ -21,7 +21,7 @@ from psycopg import Connection, Cursor
 from psycopg.types.json import Jsonb, set_json_loads
 
 from domain.audiences import Audience
-from domain.membership import ERASED, Change, Membership, leave, step, tick
+from domain.membership import Change, Membership, erase, step, tick
 from domain.profile import utc_text
 
 SCHEMA_SQL = """
@@ -117,7 +117,7 @@ class AudienceBook:
         changes: list[Change] = []
         for (_, customer_id), current in stored.items():
             if customer_id in erased:
-                left, exit_ = leave(current, now, ERASED)
+                left, exit_ = erase(current, now)
                 rows.append(left)
                 if exit_ is not None:
                     changes.append(exit_)

@@ -1,6 +1,7 @@
 """`ledger export ID`: everything the ledger holds about a person, in one document (GDPR
 articles 15 and 20): the profile, every recorded event with its personal fields opened,
-where the person stands in each audience and why, and the history of their consent.
+where the person stands in each audience and why, the history of their consent, and the
+messages about them the ledger rejected (dead letters keep the bytes as sent).
 
 A forgotten customer is refused: the ledger can no longer open their personal data, and
 what it still holds about them (counts and sums under a bare id) is in their profile.
@@ -12,7 +13,8 @@ from typing import Any
 
 from psycopg import Connection
 
-from domain.aggregates import CUSTOMER_FORGOTTEN, customer_stream
+from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN, customer_stream
+from domain.forgetting import names_person
 from domain.profile import instant, utc_text
 from projections import history, reads
 
@@ -56,6 +58,7 @@ def export(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
         "history": events,
         "audiences": _standing(conn, customer_id),
         "consent": consent,
+        "dead_letters": _dead_letters(conn, customer_id, events),
     }
 
 
@@ -69,4 +72,38 @@ def _standing(conn: Connection[Any], customer_id: str) -> list[dict[str, Any]]:
     return [
         {"audience": audience, "member": member, "since": utc_text(since), "reason": reason}
         for audience, member, since, reason in rows
+    ]
+
+
+def _dead_letters(
+    conn: Connection[Any], customer_id: str, events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rejected messages that name the customer or its cards, or hold its name or
+    e-mail (the same test `ledger forget` empties them by)."""
+    ids = {customer_id} | {e["payload"]["card_id"] for e in events if e["type"] == CARD_CLAIMED}
+    personal = {
+        e["payload"][field]
+        for e in events
+        if e["type"] == "customer_enrolled"
+        for field in ("name", "email")
+        if isinstance(e["payload"].get(field), str)
+    }
+    rows = conn.execute(
+        "SELECT source_topic, source_partition, source_offset, event_id, error_type, error, "
+        "value, recorded_at FROM ledger_dead_letters WHERE value IS NOT NULL "
+        "ORDER BY recorded_at, source_topic, source_partition, source_offset"
+    ).fetchall()
+    return [
+        {
+            "source_topic": topic,
+            "source_partition": partition,
+            "source_offset": offset,
+            "event_id": event_id,
+            "error_type": error_type,
+            "error": error,
+            "value": bytes(value).decode("utf-8", "replace"),
+            "recorded_at": utc_text(recorded_at),
+        }
+        for topic, partition, offset, event_id, error_type, error, value, recorded_at in rows
+        if names_person(bytes(value), ids, personal)
     ]

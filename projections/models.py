@@ -145,6 +145,17 @@ class ConsentChange(_Answer):
     event_id: str
 
 
+class RejectedMessage(_Answer):
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    event_id: str | None
+    error_type: str
+    error: str
+    value: str = Field(description="the message as sent (UTF-8)")
+    recorded_at: str
+
+
 class Export(_Answer):
     """`ledger export ID` and `GET /customers/{id}/export`: everything the ledger holds about
     a person (GDPR articles 15 and 20), personal fields opened."""
@@ -155,6 +166,9 @@ class Export(_Answer):
     history: list[HistoryEvent] = Field(description="every recorded event, decrypted")
     audiences: list[AudienceStanding]
     consent: list[ConsentChange] = Field(description="in the order the changes occurred")
+    dead_letters: list[RejectedMessage] = Field(
+        description="rejected messages naming the customer or its cards, or its name or e-mail"
+    )
 
 
 class Forgotten(_Answer):

@@ -18,6 +18,7 @@ from psycopg.types.json import set_json_loads
 from consumers.keystore import read_keys
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED
+from domain.membership import ERASED
 from domain.partner import PARTNER_KINDS
 from domain.personal import PROFILE_PERSONAL_FIELDS
 from domain.shredding import sealed_fields, unseal
@@ -228,8 +229,9 @@ WHERE n.nspname <> 'public' AND to_regclass(quote_ident(n.nspname) || '.profiles
 
 def scrub_copies(conn: Connection[Any], customer_id: str) -> list[str]:
     """Null a forgotten customer's personal fields in the projection copies made before
-    (`ledger replay` schemas), which no projector brings up to date; return their names.
-    Their counts and sums stay: they are not personal data once the name is gone."""
+    (`ledger replay` schemas), which no projector brings up to date, and take it out of
+    their audiences as the live projection does; return their names. Their counts and
+    sums stay: they are not personal data once the name is gone."""
     nulls = jsonb({name: None for name in PROFILE_PERSONAL_FIELDS})
     schemas = [row[0] for row in conn.execute(_COPIES).fetchall()]
     for schema in schemas:
@@ -242,7 +244,11 @@ def scrub_copies(conn: Connection[Any], customer_id: str) -> list[str]:
             (nulls, customer_id),
         )
         conn.execute(
-            SQL("UPDATE {}.audience_members SET inputs = NULL WHERE customer_id = %s").format(name),
-            (customer_id,),
+            SQL(
+                "UPDATE {}.audience_members SET member = false, tests = '', inputs = NULL, "
+                "next_flip = NULL, reason = CASE WHEN reason IS NULL THEN NULL ELSE %s END "
+                "WHERE customer_id = %s"
+            ).format(name),
+            (ERASED, customer_id),
         )
     return schemas

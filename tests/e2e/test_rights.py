@@ -62,7 +62,12 @@ def person() -> list[dict[str, Any]]:
         purchase("1200.00", customer_id=WHO, **at),
         purchase("5.00", card_id=CARD, **at),
         interaction(
-            "call", customer_id=WHO, direction="inbound", duration_seconds=60, topic="billing", **at
+            "call",
+            customer_id=WHO,
+            direction="inbound",
+            duration_seconds=60,
+            topic=f"{NAME} asked about billing",
+            **at,
         ),
         interaction(
             "complaint_filed",
@@ -74,7 +79,11 @@ def person() -> list[dict[str, Any]]:
             **at,
         ),
         interaction(
-            "complaint_resolved", customer_id=WHO, complaint_id="CP-R1", resolution="refund", **at
+            "complaint_resolved",
+            customer_id=WHO,
+            complaint_id="CP-R1",
+            resolution=f"refunded {EMAIL}",
+            **at,
         ),
         interaction("survey_answered", customer_id=WHO, survey_id="SV-1", score=9, **at),
         interaction("consent_changed", customer_id=WHO, marketing_consent=True, **at),
@@ -83,10 +92,18 @@ def person() -> list[dict[str, Any]]:
     ]
 
 
+ODD_DEAD_LETTERS = [
+    # Invalid messages about the person that name it in ways a byte search would miss.
+    b'{"type": "customer_enrolled", "customer_id": "C\\u002dR1", "name": "Zelda Quintessa"}',
+    b'{"type": "customer_enrolled", "customer_id": " C-R1 ", "card_id": "K-R1"}',
+    b'{"type": "call", "note": "call back ZELDA.QUINTESSA@example.org"}',
+]
+
+
 @pytest.fixture
 def ledger(settings: Settings) -> Settings:
     simulated(settings, PLAN)
-    publish(settings, [keyed(obj) for obj in person()])
+    publish(settings, [keyed(obj) for obj in person()] + [(None, v, []) for v in ODD_DEAD_LETTERS])
     ingest(settings)
     project(settings)
     return settings
@@ -144,6 +161,9 @@ def test_export_holds_every_kind_of_interaction_and_the_consent_history(
         ("customer_enrolled", True),
         ("consent_changed", True),
     ]
+    rejected = [d["value"] for d in document["dead_letters"]]
+    assert len(rejected) == 1 + len(ODD_DEAD_LETTERS)  # not the other customer's
+    assert all(d["error_type"] == "invalid" for d in document["dead_letters"])
     missing = run_ledger(ledger, "export", "C-NOBODY")
     assert missing.returncode == 1
     assert missing.stderr.strip() == "ledger export: no customer 'C-NOBODY' in the ledger"
@@ -153,6 +173,12 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     before = profile_rows(ledger)
     assert WHO in set.union(*members(ledger).values())
     assert plaintext_rows(ledger, EMAIL)  # the profile holds it before
+    assert run_ledger(ledger, "replay", "--schema", "early_replay").returncode == 0
+    naming = run_ledger(ledger, "forget", WHO, "--reason", "zelda quintessa asked by phone")
+    assert naming.returncode == 1
+    assert naming.stderr.strip() == (
+        "ledger forget: the reason names the person: say why, not who (it is kept for ever)"
+    )
 
     done = run_ledger(ledger, "forget", WHO, "--reason", "erasure request #4411")
     assert done.returncode == 0, done.stderr
@@ -163,6 +189,24 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     for text in (NAME, EMAIL, BORN):
         assert plaintext_rows(ledger, text) == [], text
     assert plaintext_rows(ledger, OTHER_NAME)  # another customer's dead letter stays
+
+    # No digest of the plaintext is left to check a guess against, and the audience rows
+    # keep neither the tests' answers nor reasons that tell what the profile was.
+    digests = sql(
+        ledger,
+        "SELECT DISTINCT digest FROM ledger_interactions WHERE stream = %s",
+        f"customer-{WHO}",
+    )
+    assert digests == [("erased",)]
+    for schema in ("public", "early_replay"):
+        rows = sql(
+            ledger,
+            f"SELECT member, tests, reason, inputs FROM {schema}.audience_members "
+            "WHERE customer_id = %s",
+            WHO,
+        )
+        assert rows and {(m, t, i) for m, t, _, i in rows} == {(False, "", None)}
+        assert {r for _, _, r, _ in rows} <= {None, "erased"}
 
     # The profile forgets the person; nobody else's profile changed.
     after = profile_rows(ledger)
@@ -195,6 +239,8 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     )
 
     # The CLI shows the sealed fields as erased, and refuses an export.
+    table = run_ledger(ledger, "history", WHO, COLUMNS="300")
+    assert "name=[erased]" in table.stdout and "topic=[erased]" in table.stdout
     history = ledger_json(ledger, "history", WHO, "--json")["events"]
     enrolled = next(e for e in history if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == enrolled["payload"]["email"] == "[erased]"
@@ -217,20 +263,32 @@ def test_after_forget_every_interaction_naming_the_person_or_a_card_is_a_rule_re
         interaction("consent_changed", customer_id=WHO, marketing_consent=True),
         enrollment(WHO, "K-NEW", name=NAME),
         enrollment("C-NEWCOMER", CARD, name="Somebody Else"),
+        purchase("4.00", customer_id="C-00001", card_id=CARD),
     ]
-    publish(ledger, [keyed(obj) for obj in later])
+    invalid = enrollment(WHO, "K-NEW", name=NAME, email=EMAIL, birth_date="soon")
+    publish(ledger, [keyed(obj) for obj in [*later, invalid]])
     stats = ingest(ledger)
-    assert stats.recorded == 0 and stats.rejected == {"rule": len(later)}
+    assert stats.recorded == 0 and stats.rejected == {"rule": len(later), "invalid": 1}
+    # Nothing of what was said about the forgotten person is kept, not even as sent.
+    kept = sql(
+        ledger,
+        "SELECT count(*) FROM ledger_dead_letters WHERE event_id = ANY(%s) AND value IS NULL",
+        [obj["event_id"] for obj in [*later, invalid]],
+    )
+    assert kept == [(len(later) + 1,)]
+    assert plaintext_rows(ledger, EMAIL) == []
     reasons = dict(
         sql(
             ledger,
             "SELECT event_id, error FROM ledger_dead_letters WHERE event_id = ANY(%s)",
-            [obj["event_id"] for obj in later],
+            [obj["event_id"] for obj in [*later, invalid]],
         )
     )
     assert reasons[later[0]["event_id"]] == "customer 'C-R1' was forgotten"
     assert reasons[later[1]["event_id"]] == "card 'K-R1' belongs to a forgotten customer"
     assert reasons[later[4]["event_id"]] == "card 'K-R1' belongs to a forgotten customer"
+    assert reasons[later[5]["event_id"]] == "card 'K-R1' belongs to a forgotten customer"
+    assert reasons[invalid["event_id"]] == "erased: it named a forgotten customer"
 
 
 def test_a_running_worker_that_cached_the_streams_rejects_what_follows_a_forget(
@@ -278,8 +336,9 @@ def test_the_api_exports_and_forgets_with_the_token_only(
     }
 
     assert api.delete(f"/customers/{WHO}", params={"reason": "request"}).status_code == 401
-    blank = api.delete(f"/customers/{WHO}", params={"reason": " "}, headers=auth)
-    assert blank.status_code == 422
+    for bad in (" ", "x\x00y", "two\rlines", f"asked by {EMAIL}"):
+        refused = api.delete(f"/customers/{WHO}", params={"reason": bad}, headers=auth)
+        assert refused.status_code == 422, bad
     unknown = api.delete("/customers/C-NOBODY", params={"reason": "request"}, headers=auth)
     assert unknown.status_code == 404
 
@@ -298,6 +357,7 @@ def test_the_api_exports_and_forgets_with_the_token_only(
     assert profile.json()["name"] is None and profile.json()["email"] is None
     gone = api.get(f"/customers/{WHO}/export", headers=auth)
     assert gone.status_code == 410 and "was forgotten" in gone.json()["detail"]
+    assert int(gone.headers["X-Ledger-Position"]) >= body["position"]
     history = api.get(f"/customers/{WHO}/history", headers=auth).json()["events"]
     assert NAME not in json.dumps(history) and EMAIL not in json.dumps(history)
     repeat = api.delete(f"/customers/{WHO}", params={"reason": "request"}, headers=auth)

@@ -477,7 +477,7 @@ def test_a_card_only_swipe_is_recorded_on_the_card_stream(ledger: Ledger) -> Non
 @pytest.mark.parametrize("make", [purchase, swiped], ids=["purchase", "card_swiped"])
 def test_when_customer_id_is_given_it_decides_the_stream(ledger: Ledger, make: Any) -> None:
     ix = make(customer_id="c-1", card_id="card-7")
-    assert streams_named(ix) == ["customer-c-1"]
+    assert streams_named(ix) == ["customer-c-1", "card-card-7"]  # the card's: only read
     (stream,) = ledger.record(ix)
     assert isinstance(stream, Customer)
     assert ledger.stream(card_stream("card-7")) is None

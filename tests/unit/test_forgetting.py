@@ -83,7 +83,8 @@ def test_forget_closes_the_customer_and_every_card_it_holds() -> None:
     ("later", "reason"),
     [
         (lambda: swiped("K-1"), "card 'K-1' belongs to a forgotten customer"),
-        (lambda: swiped("K-1", "C-1"), "customer 'C-1' was forgotten"),
+        (lambda: swiped("K-1", "C-1"), "card 'K-1' belongs to a forgotten customer"),
+        (lambda: swiped("K-1", "C-2"), "card 'K-1' belongs to a forgotten customer"),
         (lambda: enrolled("C-1", "K-9"), "customer 'C-1' was forgotten"),
         (lambda: enrolled("C-2", "K-1"), "card 'K-1' belongs to a forgotten customer"),
     ],
