@@ -77,9 +77,11 @@ def fresh_settings(servers: embedded.EmbeddedServers, home: Path) -> Settings:
     return settings
 
 
-def produce(settings: Settings, events: int) -> float:
-    """Simulate and publish `events` interactions; return the seconds taken."""
-    plan = SimulationPlan(customers=max(1, events // 20), partners=50, events=events, seed=1)
+def produce(settings: Settings, events: int, customers: int | None = None) -> float:
+    """Simulate and publish `events` interactions (for `events // 20` customers unless
+    told); return the seconds taken."""
+    customers = customers or max(1, events // 20)
+    plan = SimulationPlan(customers=customers, partners=50, events=events, seed=1)
     kafka = bootstrap.producer(settings)
     publisher = Publisher(kafka, settings.inbound_topic)
     t0 = time.perf_counter()

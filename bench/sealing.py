@@ -1,7 +1,7 @@
 """Ingest with personal fields sealed (AES-GCM, a key per customer) against the same
 ingest with them in the clear: the same topic, in the same run, rounds alternating.
 
-Run: `python bench/sealing.py [--events 100000] [--rounds 3] [--home DIR]`
+Run: `python bench/sealing.py [--events 100000] [--customers N] [--rounds 3] [--home DIR]`
 (see bench/README.md). The goal: sealing costs less than 10% of the ingest rate.
 """
 
@@ -56,6 +56,9 @@ def sealed_values(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="interactions to simulate")
+    parser.add_argument(
+        "--customers", type=int, help="customers (default events / 20; more: more enrollments)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="ingests of each kind")
     parser.add_argument("--home", type=Path, help="LEDGER_HOME to start or reuse servers in")
     args = parser.parse_args(argv)
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[bool, list[float]] = {False: [], True: []}
     try:
         print(f"producing {n} interactions to {settings.inbound_topic} ...", flush=True)
-        produce(settings, n)
+        produce(settings, n, args.customers)
         consumed, bare_s = bare_consume(settings, n)
         for round_ in range(1, args.rounds + 1):
             for seal in (False, True):
