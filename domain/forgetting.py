@@ -24,16 +24,21 @@ REASON_MAX = 500
 ID_FIELDS = ("customer_id", "card_id")
 
 
+_LINE = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+REASON_PATTERN = rf"^{_LINE}*[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]{_LINE}*$"
+"""One line of text, not blank: no control character, no line or paragraph separator.
+The API's OpenAPI document publishes it as the reason's pattern."""
+
+
 def check_reason(text: str, personal: Collection[str] = ()) -> str:
     """The reason, stripped, if it may be kept for ever in the clear: one line of 1 to 500
-    printable characters that names none of the person's `personal` values (name, e-mail).
-    Raises ValueError saying what is wrong."""
-    text = text.strip()
-    if not 1 <= len(text) <= REASON_MAX or not text.isprintable():
-        raise ValueError(f"give a reason of 1 to {REASON_MAX} printable characters on one line")
+    characters (`REASON_PATTERN`) that names none of the person's `personal` values (name,
+    e-mail). Raises ValueError saying what is wrong."""
+    if len(text) > REASON_MAX or not re.fullmatch(REASON_PATTERN, text):
+        raise ValueError(f"give a reason of 1 to {REASON_MAX} characters on one line")
     if any(re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text, re.IGNORECASE) for v in personal if v):
         raise ValueError("the reason names the person: say why, not who (it is kept for ever)")
-    return text
+    return text.strip()
 
 
 def named_ids(value: bytes | None) -> set[str]:

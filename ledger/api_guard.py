@@ -72,7 +72,12 @@ def document(app: FastAPI, guarded: bool) -> dict[str, Any]:
         for operation in operations.values():
             answers = operation.setdefault("responses", {})
             for status, answer in answers.items():
-                if path not in ("/metrics", "/openapi.json") and status in ("200", "404", "503"):
+                if path not in ("/metrics", "/openapi.json") and status in (
+                    "200",
+                    "404",
+                    "410",
+                    "503",
+                ):
                     answer.setdefault("headers", {}).update(POSITION_HEADER)
                 if status == "503":
                     answer["headers"].update(RETRY_HEADER)
