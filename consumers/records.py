@@ -9,7 +9,7 @@ import orjson
 
 from consumers.store import ERASED_ERROR, DeadLetterRow
 from domain.aggregates import Card, Customer, LedgerStream, card_stream, customer_stream
-from domain.forgetting import named_ids
+from domain.forgetting import mentioned_ids
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def about_the_forgotten(
     """The rows, those naming a forgotten customer or card (an invalid message, say)
     emptied of their bytes and of their reason, which may quote a field. `load` gives the
     named streams as they stand."""
-    named = {i: named_ids(row.value) for i, row in enumerate(rows) if row.value}
+    named = {i: mentioned_ids(row.value) for i, row in enumerate(rows) if row.value}
     names = {n for ids in named.values() for n in _streams(ids)}
     if not names:
         return rows

@@ -24,33 +24,79 @@ REASON_MAX = 500
 ID_FIELDS = ("customer_id", "card_id")
 
 
-_LINE = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
-REASON_PATTERN = rf"^{_LINE}*[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]{_LINE}*$"
-"""One line of text, not blank: no control character, no line or paragraph separator.
-The API's OpenAPI document publishes it as the reason's pattern."""
+_HIDDEN = r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+REASON_PATTERN = rf"^[^{_HIDDEN}]*[^\s{_HIDDEN}][^{_HIDDEN}]*$"
+"""One line of visible text, not blank: no control, format or invisible character, no line
+or paragraph separator. The API's OpenAPI document publishes it as the reason's pattern."""
 
 
 def check_reason(text: str, personal: Collection[str] = ()) -> str:
     """The reason, stripped, if it may be kept for ever in the clear: one line of 1 to 500
-    characters (`REASON_PATTERN`) that names none of the person's `personal` values (name,
-    e-mail). Raises ValueError saying what is wrong."""
+    characters (`REASON_PATTERN`) that names none of the person's `personal` values.
+    Raises ValueError saying what is wrong."""
     if len(text) > REASON_MAX or not re.fullmatch(REASON_PATTERN, text):
-        raise ValueError(f"give a reason of 1 to {REASON_MAX} characters on one line")
-    if any(re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text, re.IGNORECASE) for v in personal if v):
+        raise ValueError(f"give a reason of 1 to {REASON_MAX} visible characters on one line")
+    if any(_names(text, value) for value in personal if value):
         raise ValueError("the reason names the person: say why, not who (it is kept for ever)")
     return text.strip()
 
 
+def _names(text: str, value: str) -> bool:
+    """Whether `text` holds `value`: every word of a name, in any order and spacing, or
+    an e-mail address as it is (in any case)."""
+    if "@" in value:
+        return value.casefold() in text.casefold()
+    words = set(re.findall(r"\w+", text.casefold()))
+    wanted = re.findall(r"\w+", value.casefold())
+    return bool(wanted) and all(w in words for w in wanted)
+
+
+_RAW_ID = re.compile(rb'"(?:customer_id|card_id)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
 def named_ids(value: bytes | None) -> set[str]:
-    """The `customer_id` and `card_id` a raw message names, if it is a JSON object (spaces
-    around an id ignored: a reader would still see whom it is about)."""
+    """The `customer_id` and `card_id` values a raw message names anywhere in it, spaces
+    around them ignored (a reader would still see whom it is about); read from the text
+    when the message is not valid JSON (a truncated one, say)."""
     try:
         document = orjson.loads(value or b"")
     except orjson.JSONDecodeError:
-        return set()
-    if not isinstance(document, dict):
-        return set()
-    return {document[f].strip() for f in ID_FIELDS if isinstance(document.get(f), str)}
+        found = set()
+        for raw in _RAW_ID.findall(value or b""):
+            try:
+                found.add(orjson.loads(b'"' + raw + b'"').strip())
+            except orjson.JSONDecodeError:
+                found.add(raw.decode("utf-8", "replace").strip())
+        return found
+    return set(_ids(document))
+
+
+_QUOTED = re.compile(rb'"([^"\\]{1,200})"')
+
+
+def mentioned_ids(value: bytes | None) -> set[str]:
+    """What might be a customer or card id in a raw message: the ids it names, and for a
+    message that is not JSON every quoted text in it (at most 50), since no field name
+    tells which one is an id."""
+    found = named_ids(value)
+    try:
+        orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        quoted = _QUOTED.findall(value or b"")[:50]
+        found |= {q.decode("utf-8", "replace").strip() for q in quoted}
+    return found
+
+
+def _ids(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, item in node.items():
+            if key in ID_FIELDS and isinstance(item, str):
+                yield item.strip()
+            else:
+                yield from _ids(item)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _ids(item)
 
 
 def names_person(value: bytes | None, ids: Collection[str], personal: Collection[str]) -> bool:

@@ -47,7 +47,7 @@ def forget(settings: Settings, customer_id: str, reason: str) -> Forgotten | Non
 
 
 def reason_text(text: str) -> str:
-    """`--reason`: one printable line of 1 to 500 characters, kept for ever in the clear."""
+    """`--reason`: one line of 1 to 500 visible characters, kept for ever in the clear."""
     try:
         return check_reason(text)
     except ValueError as error:

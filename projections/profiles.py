@@ -251,4 +251,8 @@ def scrub_copies(conn: Connection[Any], customer_id: str) -> list[str]:
             ).format(name),
             (ERASED, customer_id),
         )
+        conn.execute(  # a replay's outbox is never published: it keeps every change
+            SQL("UPDATE {}.audience_outbox SET reason = %s WHERE customer_id = %s").format(name),
+            (ERASED, customer_id),
+        )
     return schemas

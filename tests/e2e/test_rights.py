@@ -207,6 +207,10 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
         )
         assert rows and {(m, t, i) for m, t, _, i in rows} == {(False, "", None)}
         assert {r for _, _, r, _ in rows} <= {None, "erased"}
+    early = sql(
+        ledger, "SELECT reason FROM early_replay.audience_outbox WHERE customer_id = %s", WHO
+    )
+    assert early and set(early) == {("erased",)}  # a replay's outbox is never published
 
     # The profile forgets the person; nobody else's profile changed.
     after = profile_rows(ledger)
@@ -266,9 +270,15 @@ def test_after_forget_every_interaction_naming_the_person_or_a_card_is_a_rule_re
         purchase("4.00", customer_id="C-00001", card_id=CARD),
     ]
     invalid = enrollment(WHO, "K-NEW", name=NAME, email=EMAIL, birth_date="soon")
-    publish(ledger, [keyed(obj) for obj in [*later, invalid]])
+    malformed = [  # not JSON: a truncated enrollment, and a note naming the person's id
+        f'{{"type": "customer_enrolled", "customer_id": "{WHO}", "name": "{NAME}", "bi'.encode(),
+        f'call back "{WHO}", {NAME}'.encode(),
+    ]
+    publish(ledger, [keyed(obj) for obj in [*later, invalid]] + [(None, m, []) for m in malformed])
     stats = ingest(ledger)
-    assert stats.recorded == 0 and stats.rejected == {"rule": len(later), "invalid": 1}
+    assert stats.recorded == 0
+    assert stats.rejected == {"rule": len(later), "invalid": 1, "malformed": 2}
+    assert plaintext_rows(ledger, NAME) == []
     # Nothing of what was said about the forgotten person is kept, not even as sent.
     kept = sql(
         ledger,

@@ -15,7 +15,7 @@ from domain import conditions, errors
 from domain import profile as fold
 from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, card_stream
 from domain.audiences import load_audiences
-from domain.forgetting import forget, forget_event_id
+from domain.forgetting import check_reason, forget, forget_event_id, named_ids
 from domain.interactions import validate_object
 from domain.membership import ERASED, Membership, leave
 from domain.recording import record, streams_named
@@ -157,3 +157,36 @@ def test_every_built_in_marketing_audience_requires_consent() -> None:
         assert any((t.field, t.op, t.value) == ("marketing_consent", "==", True) for t in tests), (
             audience.name
         )
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["Ada  Lovelace", "Lovelace, Ada asked", "ada\u00a0lovelace", "by ADA@EXAMPLE.COM"],
+)
+def test_a_reason_that_names_the_person_is_refused(reason: str) -> None:
+    with pytest.raises(ValueError, match="names the person"):
+        check_reason(reason, ["Ada Lovelace", "ada@example.com"])
+
+
+@pytest.mark.parametrize("reason", ["", " ", "a\rb", "x\x00y", "bidi\u202eevil", "zero\u200bw"])
+def test_a_reason_that_is_not_one_visible_line_is_refused(reason: str) -> None:
+    with pytest.raises(ValueError, match="on one line"):
+        check_reason(reason)
+
+
+def test_a_fair_reason_is_kept_stripped() -> None:
+    assert check_reason("  legal request, ticket 7  ", ["Al Lovelace"]) == (
+        "legal request, ticket 7"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "ids"),
+    [
+        (b'{"customer_id": "C\\u002d1"}', {"C-1"}),
+        (b'{"lines": [{"card_id": " K-1 "}]}', {"K-1"}),
+        (b'{"type": "x", "customer_id": "C-1", "name": "Ad', {"C-1"}),
+    ],
+)
+def test_the_ids_a_raw_message_names(raw: bytes, ids: set[str]) -> None:
+    assert named_ids(raw) == ids
