@@ -20,14 +20,10 @@ from eventsourcing.application import Application, LRUCache
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
+from consumers.erasure import ERASED_DIGEST
 from consumers.keystore import KeyStore
 from consumers.records import InboundRecord, about_the_forgotten, dead_letter, event_id_of
-from consumers.store import (
-    ERASED_DIGEST,
-    IndexRow,
-    IngestWrite,
-    OffsetMove,
-)
+from consumers.store import IndexRow, IngestWrite, OffsetMove
 from domain.aggregates import LedgerStream, stream_id
 from domain.canonical import canonical_bytes
 from domain.errors import CustomerForgotten, RuleViolation

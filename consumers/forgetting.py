@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from eventsourcing.persistence import IntegrityError
 
 from consumers.application import LedgerApplication
+from consumers.erasure import Erasure
 from consumers.keystore import read_keys
-from consumers.store import Erasure, IndexRow, IngestWrite
+from consumers.store import IndexRow, IngestWrite
 from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, card_stream, customer_stream
 from domain.canonical import canonical_bytes
 from domain.forgetting import check_reason, forget, forget_event_id

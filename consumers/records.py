@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 
 import orjson
 
-from consumers.store import ERASED_ERROR, DeadLetterRow
+from consumers.erasure import ERASED_ERROR
+from consumers.store import DeadLetterRow
 from domain.aggregates import Card, Customer, LedgerStream, card_stream, customer_stream
 from domain.forgetting import mentioned_ids
 
