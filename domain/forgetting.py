@@ -11,6 +11,7 @@ earlier events can no longer be opened, while every hash chain stays valid.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,12 +44,18 @@ def check_reason(text: str, personal: Collection[str] = ()) -> str:
 
 def _names(text: str, value: str) -> bool:
     """Whether `text` holds `value`: every word of a name, in any order and spacing, or
-    an e-mail address as it is (in any case)."""
+    an e-mail address as it is; compared in any case, and as Unicode NFKC (a composed and
+    a decomposed `ë` look the same)."""
+    text, value = _plain(text), _plain(value)
     if "@" in value:
-        return value.casefold() in text.casefold()
-    words = set(re.findall(r"\w+", text.casefold()))
-    wanted = re.findall(r"\w+", value.casefold())
+        return value in text
+    words = set(re.findall(r"\w+", text))
+    wanted = re.findall(r"\w+", value)
     return bool(wanted) and all(w in words for w in wanted)
+
+
+def _plain(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 _RAW_ID = re.compile(rb'"(?:customer_id|card_id)"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -71,20 +78,21 @@ def named_ids(value: bytes | None) -> set[str]:
     return set(_ids(document))
 
 
-_QUOTED = re.compile(rb'"([^"\\]{1,200})"')
+_TOKEN = re.compile(rb"[^\s\"',;:{}\[\]()]{1,200}")
 
 
 def mentioned_ids(value: bytes | None) -> set[str]:
     """What might be a customer or card id in a raw message: the ids it names, and for a
-    message that is not JSON every quoted text in it (at most 50), since no field name
-    tells which one is an id."""
-    found = named_ids(value)
+    message that is not a JSON object every word-like token in it (at most 200), since no
+    field name tells which one is an id."""
     try:
-        orjson.loads(value or b"")
+        document = orjson.loads(value or b"")
     except orjson.JSONDecodeError:
-        quoted = _QUOTED.findall(value or b"")[:50]
-        found |= {q.decode("utf-8", "replace").strip() for q in quoted}
-    return found
+        document = None
+    if isinstance(document, dict):
+        return named_ids(value)
+    tokens = _TOKEN.findall(value or b"")[:200]
+    return named_ids(value) | {t.decode("utf-8", "replace") for t in tokens}
 
 
 def _ids(node: Any) -> Iterator[str]:

@@ -232,16 +232,17 @@ def scrub_copies(conn: Connection[Any], customer_id: str) -> list[str]:
     (`ledger replay` schemas), which no projector brings up to date, and take it out of
     their audiences as the live projection does; return their names. Their counts and
     sums stay: they are not personal data once the name is gone."""
-    nulls = jsonb({name: None for name in PROFILE_PERSONAL_FIELDS})
+    nulls = jsonb({**{name: None for name in PROFILE_PERSONAL_FIELDS}, "marketing_consent": False})
+    forgotten = jsonb({"personal": {}, "consent": None, "forgotten": True})  # as the fold does
     schemas = [row[0] for row in conn.execute(_COPIES).fetchall()]
     for schema in schemas:
         name = Identifier(schema)
         conn.execute(
             SQL(
-                "UPDATE {}.profiles SET profile = profile || %s, "
-                "state = jsonb_set(state, '{{personal}}', '{{}}') WHERE customer_id = %s"
+                "UPDATE {}.profiles SET profile = profile || %s, state = state || %s "
+                "WHERE customer_id = %s"
             ).format(name),
-            (nulls, customer_id),
+            (nulls, forgotten, customer_id),
         )
         conn.execute(
             SQL(

@@ -5,6 +5,7 @@ consent."""
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from domain import conditions, errors
 from domain import profile as fold
 from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, card_stream
 from domain.audiences import load_audiences
-from domain.forgetting import check_reason, forget, forget_event_id, named_ids
+from domain.forgetting import check_reason, forget, forget_event_id, mentioned_ids, named_ids
 from domain.interactions import validate_object
 from domain.membership import ERASED, Membership, leave
 from domain.recording import record, streams_named
@@ -190,3 +191,22 @@ def test_a_fair_reason_is_kept_stripped() -> None:
 )
 def test_the_ids_a_raw_message_names(raw: bytes, ids: set[str]) -> None:
     assert named_ids(raw) == ids
+
+
+def test_a_reason_in_decomposed_unicode_is_still_the_name() -> None:
+    decomposed = unicodedata.normalize("NFD", "Zoë Müller asked")
+    with pytest.raises(ValueError, match="names the person"):
+        check_reason(decomposed, ["Zoë Müller"])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json at all: Liam Lopez K-1",
+        b"{not json 'C-1' Liam",
+        b'{bad "customer C-1" Liam',
+        b'"C-1 Liam Lopez"',
+    ],
+)
+def test_a_message_that_is_no_json_object_mentions_every_token(raw: bytes) -> None:
+    assert mentioned_ids(raw) & {"C-1", "K-1"}
