@@ -6,6 +6,10 @@ customer's stream the operator's reason) and return the streams that gained one.
 on the streams' rules refuse every interaction (`CustomerForgotten`); the application
 destroys the customer's key in the same transaction, so the sealed personal fields of the
 earlier events can no longer be opened, while every hash chain stays valid.
+
+Also pure, and here because forgetting needs them: what a reason may say (`check_reason`),
+and which raw messages are about the person (`names_person`, `mentioned_ids`), so that dead
+letters about them can be emptied.
 """
 
 from __future__ import annotations
