@@ -22,13 +22,9 @@ from consumers.keystore import read_keys
 from consumers.store import IndexRow, IngestWrite
 from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, card_stream, customer_stream
 from domain.canonical import canonical_bytes
-from domain.forgetting import check_reason, forget, forget_event_id
+from domain.forgetting import check_reason, forget, forget_event_id, identifying
 from domain.profile import utc_text
 from domain.shredding import unseal
-
-IDENTIFYING = ("name", "email")
-"""The values dead letters are searched for, besides the ids (a birth date or free text
-would match other people's messages too)."""
 
 ATTEMPTS = 20
 
@@ -103,9 +99,10 @@ def _identifying(app: LedgerApplication, customer: Customer) -> list[str]:
     events = app.select_events([customer.id])
     with app.recorder.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
         key = read_keys(curs, [customer_id]).get(customer_id)
-    found = set()
-    for event_list in events.values():
-        for event in event_list:
-            opened = unseal(event.kind, event.payload, customer_id, key)
-            found |= {opened[f] for f in IDENTIFYING if isinstance(opened.get(f), str)}
-    return sorted(found)
+    return sorted(
+        identifying(
+            unseal(event.kind, event.payload, customer_id, key)
+            for stream_events in events.values()
+            for event in stream_events
+        )
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
@@ -27,6 +27,14 @@ from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, LedgerStream
 
 REASON_MAX = 500
 ID_FIELDS = ("customer_id", "card_id")
+IDENTIFYING = ("name", "email")
+"""The values a person is recognised by in free text (reasons, dead letters), besides the
+ids: a birth date or a description would match other people's messages too."""
+
+
+def identifying(payloads: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The names and e-mails these opened payloads give the person."""
+    return {p[f] for p in payloads for f in IDENTIFYING if isinstance(p.get(f), str)}
 
 
 _HIDDEN = r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"

@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import Connection
 
 from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN, customer_stream
-from domain.forgetting import names_person
+from domain.forgetting import identifying, names_person
 from domain.profile import instant, utc_text
 from projections import history, reads
 
@@ -81,13 +81,7 @@ def _dead_letters(
     """The rejected messages that name the customer or its cards, or hold its name or
     e-mail (the same test `ledger forget` empties them by)."""
     ids = {customer_id} | {e["payload"]["card_id"] for e in events if e["type"] == CARD_CLAIMED}
-    personal = {
-        e["payload"][field]
-        for e in events
-        if e["type"] == "customer_enrolled"
-        for field in ("name", "email")
-        if isinstance(e["payload"].get(field), str)
-    }
+    personal = identifying(e["payload"] for e in events if e["type"] == "customer_enrolled")
     rows = conn.execute(
         "SELECT source_topic, source_partition, source_offset, event_id, error_type, error, "
         "value, recorded_at FROM ledger_dead_letters WHERE value IS NOT NULL "

@@ -8,21 +8,22 @@ when the card is claimed.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from psycopg import Connection, Cursor
+from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import set_json_loads
 
 from consumers.keystore import read_keys
 from domain import profile as fold
-from domain.aggregates import CARD_CLAIMED
-from domain.membership import ERASED
+from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN
+from domain.membership import ERASED, Membership, erase
 from domain.partner import PARTNER_KINDS
-from domain.personal import PROFILE_PERSONAL_FIELDS
 from domain.shredding import sealed_fields, unseal
-from projections.audiences import AudienceBook, jsonb
+from projections.audiences import COLUMNS, AudienceBook, jsonb, write
 
 Item = tuple[int, int, str, dict[str, Any]]
 """(stream version, position, kind, payload) of one event of a page."""
@@ -228,32 +229,30 @@ WHERE n.nspname <> 'public' AND to_regclass(quote_ident(n.nspname) || '.profiles
 
 
 def scrub_copies(conn: Connection[Any], customer_id: str) -> list[str]:
-    """Null a forgotten customer's personal fields in the projection copies made before
-    (`ledger replay` schemas), which no projector brings up to date, and take it out of
-    their audiences as the live projection does; return their names. Their counts and
-    sums stay: they are not personal data once the name is gone."""
-    nulls = jsonb({**{name: None for name in PROFILE_PERSONAL_FIELDS}, "marketing_consent": False})
-    forgotten = jsonb({"personal": {}, "consent": None, "forgotten": True})  # as the fold does
+    """Forget a customer in the projection copies made before (`ledger replay` schemas),
+    which no projector brings up to date: the fold's own `customer_forgotten` step on the
+    profile, membership's own `erase` on each audience row, and the reasons of the copy's
+    outbox (never published: it keeps every change); return the copies' names."""
     schemas = [row[0] for row in conn.execute(_COPIES).fetchall()]
+    now = datetime.now(UTC)
     for schema in schemas:
-        name = Identifier(schema)
-        conn.execute(
-            SQL(
-                "UPDATE {}.profiles SET profile = profile || %s, state = state || %s "
-                "WHERE customer_id = %s"
-            ).format(name),
-            (nulls, forgotten, customer_id),
-        )
-        conn.execute(
-            SQL(
-                "UPDATE {}.audience_members SET member = false, tests = '', inputs = NULL, "
-                "next_flip = NULL, reason = CASE WHEN reason IS NULL THEN NULL ELSE %s END "
-                "WHERE customer_id = %s"
-            ).format(name),
-            (ERASED, customer_id),
-        )
-        conn.execute(  # a replay's outbox is never published: it keeps every change
-            SQL("UPDATE {}.audience_outbox SET reason = %s WHERE customer_id = %s").format(name),
-            (ERASED, customer_id),
-        )
+        with conn.cursor(row_factory=dict_row) as curs:
+            set_json_loads(orjson.loads, curs)
+            curs.execute(SQL("SET LOCAL search_path TO {}").format(Identifier(schema)))
+            curs.execute("SELECT state FROM profiles WHERE customer_id = %s", (customer_id,))
+            for row in curs.fetchall():
+                state = row["state"]
+                fold.apply(state, CUSTOMER_FORGOTTEN, {})
+                curs.execute(
+                    "UPDATE profiles SET state = %s, profile = %s WHERE customer_id = %s",
+                    (jsonb(state), jsonb(fold.render(state)), customer_id),
+                )
+            curs.execute(
+                f"SELECT {COLUMNS} FROM audience_members WHERE customer_id = %s", (customer_id,)
+            )
+            write(curs, [erase(Membership(**r), now)[0] for r in curs.fetchall()], [])
+            curs.execute(
+                "UPDATE audience_outbox SET reason = %s WHERE customer_id = %s",
+                (ERASED, customer_id),
+            )
     return schemas
