@@ -22,7 +22,13 @@ from psycopg import sql
 
 from consumers.erasure import ERASED_DIGEST
 from consumers.keystore import KeyStore
-from consumers.records import InboundRecord, about_the_forgotten, dead_letter, event_id_of
+from consumers.records import (
+    InboundRecord,
+    Unforeseen,
+    about_the_forgotten,
+    dead_letter,
+    event_id_of,
+)
 from consumers.store import IndexRow, IngestWrite, OffsetMove
 from domain.aggregates import LedgerStream, stream_id
 from domain.canonical import canonical_bytes
@@ -58,6 +64,15 @@ class Decision:
     result: BatchResult
 
 
+class _Poisoned(Exception):
+    """Record `index` of a batch failed unforeseen while it was being recorded."""
+
+    def __init__(self, index: int, rejection: Unforeseen) -> None:
+        super().__init__(rejection.reason)
+        self.index = index
+        self.rejection = rejection
+
+
 class LedgerApplication(Application[UUID]):
     """The event-sourced ledger: customer, card and partner streams."""
 
@@ -76,7 +91,8 @@ class LedgerApplication(Application[UUID]):
 
     @staticmethod
     def parse(records: Sequence[InboundRecord]) -> list[Parsed]:
-        """Validate each record on its own (pure: no stream, no database)."""
+        """Validate each record on its own (pure: no stream, no database). Whatever goes
+        wrong with one record is that record's fate, never the batch's."""
         parsed: list[Parsed] = []
         for rec in records:
             try:
@@ -84,6 +100,8 @@ class LedgerApplication(Application[UUID]):
             except RejectedInteraction as rejection:
                 rejection.event_id = event_id_of(rec.value)
                 parsed.append((rec, rejection))
+            except Exception as error:  # a bug met by one record: dead-letter it, go on
+                parsed.append((rec, Unforeseen.of(error, event_id_of(rec.value))))
         return parsed
 
     def decide(self, parsed: list[Parsed], offsets: list[OffsetMove]) -> Decision:
@@ -113,6 +131,21 @@ class LedgerApplication(Application[UUID]):
         return decision.result
 
     def _decide(self, parsed: list[Parsed], offsets: list[OffsetMove]) -> Decision:
+        """Decide the batch; a record whose command fails unforeseen is dead-lettered
+        (`internal`) and the batch decided again from the stored streams without it, since
+        the failure may have left its streams half-changed in memory."""
+        poisoned: dict[int, Unforeseen] = {}
+        while True:
+            try:
+                return self._decide_once(parsed, offsets, poisoned)
+            except _Poisoned as poison:
+                self.reset_cache()
+                poisoned[poison.index] = poison.rejection
+
+    def _decide_once(
+        self, parsed: list[Parsed], offsets: list[OffsetMove], poisoned: dict[int, Unforeseen]
+    ) -> Decision:
+        parsed = [(rec, poisoned.get(i, item)) for i, (rec, item) in enumerate(parsed)]
         valid = [item for _, item in parsed if isinstance(item, Interaction)]
         keys = self._keys_for(valid)
         seen = self.known_digests(ix.event_id for ix in valid)
@@ -122,7 +155,7 @@ class LedgerApplication(Application[UUID]):
         result = BatchResult()
         write = IngestWrite(offsets=offsets, records=len(parsed))
         touched: dict[UUID, LedgerStream] = {}
-        for rec, item in parsed:
+        for index, (rec, item) in enumerate(parsed):
             if isinstance(item, RejectedInteraction):
                 self._reject(write, result, rec, item.event_id, item.error_type, item.reason)
                 continue
@@ -145,6 +178,8 @@ class LedgerApplication(Application[UUID]):
             except RuleViolation as violation:
                 self._reject(write, result, rec, item.event_id, "rule", violation.reason)
                 continue
+            except Exception as error:
+                raise _Poisoned(index, Unforeseen.of(error, item.event_id)) from error
             for stream in gained:
                 streams[stream.stream] = stream
                 touched[stream.id] = stream

@@ -4,41 +4,82 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 
 from consumers.erasure import ERASED_ERROR
-from consumers.store import DeadLetterRow
+from consumers.kafka_headers import raw_name
+from consumers.store import DeadLetterRow, Header
 from domain.aggregates import Card, Customer, LedgerStream, card_stream, customer_stream
 from domain.forgetting import mentioned_ids
+from domain.interactions import RejectedInteraction
 
 
 @dataclass(frozen=True)
 class InboundRecord:
-    """One Kafka record, as the ingest worker received it."""
+    """One Kafka record, as the ingest worker received it: its place (the cluster too: a
+    restarted embedded broker reuses offsets) and its bytes, header names included."""
 
+    cluster: str
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = ()
+    headers: Sequence[Header] = ()
+
+
+class Unforeseen(RejectedInteraction):
+    """A record the ledger failed to decide for a reason nobody foresaw (a bug): it is
+    dead-lettered as `internal` with the failure, so that it can be redriven once fixed,
+    and the rest of its batch is recorded."""
+
+    error_type = "internal"
+
+    @classmethod
+    def of(cls, error: BaseException, event_id: str | None) -> Unforeseen:
+        text = f"{type(error).__name__}: {error}"[:300]
+        rejection = cls(f"the ledger failed to decide this message ({text})")
+        rejection.event_id = event_id
+        return rejection
+
+
+def inbound_record(cluster: str, message: Any) -> InboundRecord:
+    """A kafka-python `ConsumerRecord` as the ledger keeps it (header names as bytes)."""
+    return InboundRecord(
+        cluster,
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        message.value,
+        [(raw_name(name), value) for name, value in message.headers or ()],
+    )
 
 
 def dead_letter(
     rec: InboundRecord, event_id: str | None, error_type: str, reason: str
 ) -> DeadLetterRow:
     return DeadLetterRow(
+        source_cluster=rec.cluster,
         source_topic=rec.topic,
         source_partition=rec.partition,
         source_offset=rec.offset,
-        event_id=event_id,
+        event_id=storable_text(event_id) if event_id is not None else None,
         error_type=error_type,
-        error=reason,
+        error=storable_text(reason),
         key=rec.key,
         value=rec.value,
-        headers=[(name, value.hex()) for name, value in rec.headers],
+        headers=list(rec.headers),
     )
+
+
+def storable_text(text: str) -> str:
+    """`text` as PostgreSQL's `text` can hold it: NUL written as `\\x00`, and what is no
+    Unicode scalar (a lone surrogate) replaced. A reason may quote any input."""
+    text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def about_the_forgotten(
@@ -77,4 +118,6 @@ def event_id_of(value: bytes | None) -> str | None:
     except orjson.JSONDecodeError:
         return None
     event_id = obj.get("event_id") if isinstance(obj, dict) else None
-    return event_id[:200] if isinstance(event_id, str) else None
+    if not isinstance(event_id, str) or "\x00" in event_id:
+        return None  # no id anyone could ask about (the API refuses NUL in an id)
+    return event_id[:200]

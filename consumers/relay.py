@@ -6,36 +6,116 @@ publish and the mark would publish again, so before publishing a row that was al
 attempted once (`attempts` > 0), the relay reads the dead-letter topic and skips the rows
 already there (by their `source_*` headers). A session advisory lock lets only one relay
 publish at a time, and is released by PostgreSQL if its holder dies.
+
+What the dead-letter topic cannot take is left out of the published record and named in
+its `omitted` header, and stays whole in `ledger_dead_letters` (see `dlq_record`).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from consumers.store import Header, headers_of
+
 _RELAY_LOCK = 7_042_001  # pg advisory lock key of the relay
 _CHUNK = 2_000
 
+DLQ_MAX_BYTES = 1_000_000
+"""The most key, value and header bytes one dead-letter record carries: under Kafka's
+default limits (the producer's `max.request.size`, 1 MiB, and a topic's
+`max.message.bytes`, 1 MB), with room for the record's own framing."""
+
 _CLAIM = """
 UPDATE ledger_dead_letters SET attempts = attempts + 1
-WHERE (source_topic, source_partition, source_offset) IN (
-    SELECT source_topic, source_partition, source_offset FROM ledger_dead_letters
-    WHERE NOT published AND source_topic = %s
+WHERE (source_cluster, source_topic, source_partition, source_offset) IN (
+    SELECT source_cluster, source_topic, source_partition, source_offset
+    FROM ledger_dead_letters WHERE NOT published AND source_topic = %s
     ORDER BY recorded_at, source_partition, source_offset LIMIT %s)
-RETURNING source_topic, source_partition, source_offset, error_type, error, key, value,
-          headers, attempts
+RETURNING source_cluster, source_topic, source_partition, source_offset, error_type, error,
+          key, value, headers, attempts
 """
 
 _MARK = """
 UPDATE ledger_dead_letters SET published = true
-WHERE source_topic = %s AND (source_partition, source_offset) IN (
-    SELECT * FROM unnest(%s::int[], %s::bigint[]))
+WHERE source_topic = %s AND (source_cluster, source_partition, source_offset) IN (
+    SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[]))
 """
 
-SourceId = tuple[str, int, int]
+SourceId = tuple[str, str, int, int]  # cluster, topic, partition, offset
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """A dead letter as it goes to the dead-letter topic."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def dlq_record(
+    source: SourceId,
+    error_type: str,
+    error: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[Header],
+) -> DeadLetterRecord:
+    """The record publishing one dead letter: the original key, bytes and headers, then
+    the contract's `error`, `error_type` and `source_*` headers, and `source_cluster`.
+
+    What the topic or the client cannot carry is left out and named, in one line, by an
+    `omitted` header: a header whose name is not UTF-8 or whose value is null (kafka-python
+    can send neither), then the value, the original headers and the key, in that order,
+    while the record is over `DLQ_MAX_BYTES`.
+    """
+    cluster, topic, partition, offset = source
+    omitted: list[str] = []
+    kept: list[tuple[str, bytes]] = []
+    for name, header_value in headers:
+        try:
+            text = name.decode("utf-8")
+        except UnicodeDecodeError:
+            omitted.append(f"header {name!r} (its name is not UTF-8)")
+            continue
+        if header_value is None:
+            omitted.append(f"header {text!r} (its value is null)")
+            continue
+        kept.append((text, header_value))
+    ours = [
+        ("error", error.encode()),
+        ("error_type", error_type.encode()),
+        ("source_topic", topic.encode()),
+        ("source_partition", str(partition).encode()),
+        ("source_offset", str(offset).encode()),
+        ("source_cluster", cluster.encode()),
+    ]
+
+    def size() -> int:
+        pairs = kept + ours
+        return len(key or b"") + len(value or b"") + sum(len(n) + len(v) for n, v in pairs)
+
+    if size() > DLQ_MAX_BYTES and value:
+        omitted.append(f"the value ({len(value):,} bytes)")
+        value = b""
+    if size() > DLQ_MAX_BYTES and kept:
+        omitted.append(f"{len(kept)} header(s) ({sum(len(n) + len(v) for n, v in kept):,} bytes)")
+        kept = []
+    if size() > DLQ_MAX_BYTES and key:
+        omitted.append(f"the key ({len(key):,} bytes)")
+        key = b""
+    if omitted:
+        note = "; ".join(omitted) + ": kept whole in the ledger's database (ledger_dead_letters)"
+        ours.append(("omitted", note.encode()))
+    if key is None and value is None:
+        # Emptied (a forgotten customer's) or sent with neither: Kafka needs one.
+        value = b""
+    return DeadLetterRecord(key, value, kept + ours)
 
 
 class DeadLetterRelay:
@@ -70,28 +150,23 @@ class DeadLetterRelay:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_RELAY_LOCK,))
 
     def _publish(self, conn: psycopg.Connection[Any], rows: list[Any]) -> int:
-        already = self._already_published() if any(row[8] > 1 for row in rows) else set()
+        already = self._already_published() if any(row[9] > 1 for row in rows) else set()
         futures = []
-        for topic, partition, offset, error_type, error, key, value, headers, _ in rows:
-            if (topic, partition, offset) in already:
+        for cluster, topic, partition, offset, error_type, error, key, value, headers, _ in rows:
+            source = (cluster, topic, partition, offset)
+            if source in already:
                 continue
-            record_headers = [(name, bytes.fromhex(hex_value)) for name, hex_value in headers]
-            record_headers += [
-                ("error", error.encode()),
-                ("error_type", error_type.encode()),
-                ("source_topic", topic.encode()),
-                ("source_partition", str(partition).encode()),
-                ("source_offset", str(offset).encode()),
-            ]
-            if key is None and value is None:
-                # Emptied (a forgotten customer's) or sent with neither: Kafka needs one.
-                value = b""
+            record = dlq_record(
+                source,
+                error_type,
+                error,
+                None if key is None else bytes(key),
+                None if value is None else bytes(value),
+                headers_of(headers),
+            )
             futures.append(
                 self._producer.send(
-                    self._dlq_topic,
-                    key=bytes(key) if key is not None else None,
-                    value=bytes(value) if value is not None else None,
-                    headers=record_headers,
+                    self._dlq_topic, key=record.key, value=record.value, headers=record.headers
                 )
             )
         self._producer.flush()
@@ -99,7 +174,12 @@ class DeadLetterRelay:
             future.get(timeout=30)  # raise here, before marking, if any send failed
         conn.execute(
             _MARK,
-            (self._source_topic, [row[1] for row in rows], [row[2] for row in rows]),
+            (
+                self._source_topic,
+                [row[0] for row in rows],
+                [row[2] for row in rows],
+                [row[3] for row in rows],
+            ),
         )
         return len(futures)
 
@@ -129,6 +209,9 @@ class DeadLetterRelay:
                         if h.get("source_topic") is not None:
                             found.add(
                                 (
+                                    # Published before dead letters named their cluster:
+                                    # those rows are the cluster '' too.
+                                    (h.get("source_cluster") or b"").decode(),
                                     h["source_topic"].decode(),
                                     int(h["source_partition"]),
                                     int(h["source_offset"]),

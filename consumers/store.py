@@ -4,7 +4,10 @@
   position it was recorded at): duplicates and conflicts are decided against it, and
   `GET /interactions/{event_id}` reads it.
 - `ledger_dead_letters`: the dead-letter outbox, one row per rejected Kafka record
-  (primary key: source topic, partition, offset), published to the DLQ topic by the relay.
+  (primary key: source cluster, topic, partition, offset: a restarted embedded broker, or
+  a topic deleted and created again, reuses offsets), published to the DLQ topic by the
+  relay. Any bytes a Kafka record can carry are kept: key and value as `bytea`, headers
+  as `[{"name": hex, "value": hex or null}]` (header names may hold NUL or be no UTF-8).
 - `ledger_offsets`: the next offset to read per inbound partition, and the id of the Kafka
   cluster it refers to (a restarted embedded broker has a new id and empty topics).
 
@@ -19,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+import psycopg.errors
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
@@ -39,6 +44,7 @@ CREATE TABLE IF NOT EXISTS ledger_interactions (
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS ledger_dead_letters (
+    source_cluster text NOT NULL,
     source_topic text NOT NULL,
     source_partition int NOT NULL,
     source_offset bigint NOT NULL,
@@ -51,8 +57,28 @@ CREATE TABLE IF NOT EXISTS ledger_dead_letters (
     attempts int NOT NULL DEFAULT 0,
     published boolean NOT NULL DEFAULT false,
     recorded_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (source_topic, source_partition, source_offset)
+    PRIMARY KEY (source_cluster, source_topic, source_partition, source_offset)
 );
+DO $$
+BEGIN
+    -- A table made before dead letters named their cluster (and stored header names as
+    -- text): its rows become the cluster '' (unknown), their headers hex.
+    IF NOT EXISTS (
+        SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+        AND table_name = 'ledger_dead_letters' AND column_name = 'source_cluster'
+    ) THEN
+        ALTER TABLE ledger_dead_letters ADD COLUMN source_cluster text NOT NULL DEFAULT '';
+        ALTER TABLE ledger_dead_letters ALTER COLUMN source_cluster DROP DEFAULT;
+        ALTER TABLE ledger_dead_letters DROP CONSTRAINT ledger_dead_letters_pkey;
+        ALTER TABLE ledger_dead_letters
+            ADD PRIMARY KEY (source_cluster, source_topic, source_partition, source_offset);
+        UPDATE ledger_dead_letters SET headers = (
+            SELECT coalesce(jsonb_agg(jsonb_build_object(
+                'name', encode(convert_to(h ->> 0, 'UTF8'), 'hex'), 'value', h -> 1)), '[]')
+            FROM jsonb_array_elements(headers) AS h
+        ) WHERE headers <> '[]';
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS ledger_dead_letters_unpublished
     ON ledger_dead_letters (recorded_at) WHERE NOT published;
 CREATE INDEX IF NOT EXISTS ledger_dead_letters_event_id ON ledger_dead_letters (event_id);
@@ -75,6 +101,24 @@ class OffsetConflict(Exception):
     """The stored offset moved since this worker read it: it lost the partition."""
 
 
+class DeadLetterCollision(Exception):
+    """A second dead letter for one source record: a bug, never ignored."""
+
+
+def refuse_dead_letter_collision(error: BaseException) -> None:
+    """Raise `DeadLetterCollision` if a failed batch's integrity error was a dead letter
+    stored twice (not another writer extending a stream first, which a retry settles)."""
+    cause = error.__cause__
+    if (
+        isinstance(cause, psycopg.errors.UniqueViolation)
+        and cause.diag.constraint_name == "ledger_dead_letters_pkey"
+    ):
+        raise DeadLetterCollision(
+            f"a dead letter was already stored for the same Kafka record "
+            f"({cause.diag.message_detail}): refusing to record the batch"
+        ) from error
+
+
 @dataclass(frozen=True)
 class IndexRow:
     event_id: str
@@ -85,8 +129,14 @@ class IndexRow:
     originator_version: int
 
 
+Header = tuple[bytes, bytes | None]
+"""A Kafka record header as the wire carries it: a name (meant to be UTF-8, not always)
+and a value that may be null."""
+
+
 @dataclass(frozen=True)
 class DeadLetterRow:
+    source_cluster: str
     source_topic: str
     source_partition: int
     source_offset: int
@@ -95,7 +145,7 @@ class DeadLetterRow:
     error: str
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, str]]  # (name, hex of the value bytes)
+    headers: list[Header]
 
 
 @dataclass(frozen=True)
@@ -138,12 +188,33 @@ SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::uuid[],
 
 _INSERT_DEAD_LETTERS = """
 INSERT INTO ledger_dead_letters
-    (source_topic, source_partition, source_offset, event_id, error_type, error, key, value,
-     headers)
-SELECT * FROM unnest(%b::text[], %b::int[], %b::bigint[], %b::text[], %b::text[], %b::text[],
-                     %b::bytea[], %b::bytea[], %b::jsonb[])
-ON CONFLICT DO NOTHING
+    (source_cluster, source_topic, source_partition, source_offset, event_id, error_type,
+     error, key, value, headers)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::int[], %b::bigint[], %b::text[], %b::text[],
+                     %b::text[], %b::bytea[], %b::bytea[], %b::jsonb[])
 """
+# No `ON CONFLICT DO NOTHING`: a record is dead-lettered once, in the transaction that moves
+# its partition's offset past it, so a second row for one source position is a bug, and
+# must fail the batch loudly rather than print a dead letter that was never stored.
+
+
+def stored_headers(headers: Sequence[Header]) -> Jsonb:
+    """Headers as `ledger_dead_letters.headers` keeps them (hex: jsonb holds no NUL)."""
+    return Jsonb(
+        [
+            {"name": name.hex(), "value": None if value is None else value.hex()}
+            for name, value in headers
+        ]
+    )
+
+
+def headers_of(stored: Any) -> list[Header]:
+    """The headers of a stored dead letter, as the Kafka record carried them."""
+    return [
+        (bytes.fromhex(h["name"]), None if h["value"] is None else bytes.fromhex(h["value"]))
+        for h in stored or ()
+    ]
+
 
 _MOVE_OFFSET = """
 INSERT INTO ledger_offsets AS o (topic, partition, next_offset, cluster_id)
@@ -197,6 +268,7 @@ def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
         curs.execute(
             _INSERT_DEAD_LETTERS,
             (
+                [d.source_cluster for d in dls],
                 [d.source_topic for d in dls],
                 [d.source_partition for d in dls],
                 [d.source_offset for d in dls],
@@ -205,7 +277,7 @@ def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
                 [d.error for d in dls],
                 [d.key for d in dls],
                 [d.value for d in dls],
-                [Jsonb(d.headers) for d in dls],
+                [stored_headers(d.headers) for d in dls],
             ),
         )
 

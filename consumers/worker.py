@@ -13,7 +13,9 @@ Responsibilities:
 - a lost partition (offset compare-and-set failed) or a stream extended by another worker
   (integrity error): roll back, re-seek to the stored offsets, go on;
 - stop cleanly on request (SIGTERM) between polls; `until_idle` returns once every
-  partition's stored offset reached the topic's end.
+  partition's stored offset reached the topic's end;
+- notice a stall: owning no partition while records wait and no worker records any
+  (a consumer group stuck on its broker) is said in one line, and ends `until_idle`.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers.application import BatchResult, LedgerApplication
 from consumers.offsets import StoredOffset, check_within, read_offsets, resume_at
-from consumers.records import InboundRecord
+from consumers.records import inbound_record
 from consumers.relay import DeadLetterRelay
-from consumers.store import OffsetConflict, OffsetMove
+from consumers.stall import Progress, StallWatch
+from consumers.store import OffsetConflict, OffsetMove, refuse_dead_letter_collision
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,10 @@ class IngestStats:
     last_commit_at: float | None = None  # time.perf_counter() of the last committed batch
 
 
+class IngestStalled(Exception):
+    """The worker owns no partition while records wait and nobody records them."""
+
+
 class IngestWorker:
     def __init__(
         self,
@@ -64,12 +71,14 @@ class IngestWorker:
         topic: str,
         cluster_id: str,
         max_records: int = 5000,
+        stall_after: float = 30.0,
     ) -> None:
         self._app = app
         self._consumer = consumer
         self._relay = relay
         self._conn = psycopg.connect(database_url)
         self._topic = topic
+        self._group = consumer.config.get("group_id")
         self._cluster_id = cluster_id
         self._max_records = max_records
         self._expected: dict[int, int | None] = {}
@@ -78,6 +87,7 @@ class IngestWorker:
         self._unverified: dict[TopicPartition, int] = {}  # resumed offsets to check
         self._in_flight: tuple[Future[BatchResult], list[OffsetMove]] | None = None
         self._failures = 0  # consecutive failed commits
+        self._stall = StallWatch(stall_after, self._progress)
         self.stats = IngestStats()
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> IngestStats:
@@ -96,6 +106,7 @@ class IngestWorker:
                         self._joined = True
                         continue
                     self._check_resumed_within()
+                    self._watch_for_stall(until_idle)
                     if not polled:
                         self._settle()
                         if until_idle and self._idle():
@@ -105,9 +116,7 @@ class IngestWorker:
                     if self.stats.first_poll_at is None:
                         self.stats.first_poll_at = time.perf_counter()
                     records = [
-                        InboundRecord(
-                            m.topic, m.partition, m.offset, m.key, m.value, m.headers or ()
-                        )
+                        inbound_record(self._cluster_id, m)
                         for messages in polled.values()
                         for m in messages
                     ]
@@ -148,6 +157,7 @@ class IngestWorker:
         try:
             result = future.result()
         except (OffsetConflict, IntegrityError) as lost:
+            refuse_dead_letter_collision(lost)
             self._failures += 1
             self.stats.retries += 1
             if self._failures > MAX_CONSECUTIVE_FAILURES:
@@ -203,6 +213,38 @@ class IngestWorker:
             if high_watermark is not None:
                 check_within(self._topic, tp.partition, offset, high_watermark)
                 del self._unverified[tp]
+
+    def _watch_for_stall(self, until_idle: bool) -> None:
+        """Say so, once, when this worker owns no partition while records wait and no
+        worker records any; with `until_idle`, stop there (it would wait for ever)."""
+        stalled = self._stall.check(bool(self._consumer.assignment()))
+        if stalled is None:
+            return
+        line = (
+            f"ingest stalled: this worker has owned no partition of {self._topic} for "
+            f"{stalled.seconds:.0f} s while {stalled.waiting:,} record(s) wait and no worker "
+            f"recorded any; the consumer group {self._group} is stuck on its broker (see the "
+            "README, 'A stuck consumer group')"
+        )
+        if until_idle:
+            raise IngestStalled(line)
+        log.warning("%s", line)
+
+    def _progress(self) -> Progress:
+        """Records on the inbound topic past the stored offsets (on this cluster), and
+        those offsets."""
+        partitions = sorted(self._consumer.partitions_for_topic(self._topic) or ())
+        if not partitions:
+            return 0, ()
+        tps = [TopicPartition(self._topic, p) for p in partitions]
+        ends = self._consumer.end_offsets(tps)
+        stored = read_offsets(self._conn, self._topic, partitions)
+        done = [
+            (stored[p].next_offset or 0) if stored[p].cluster_id == self._cluster_id else 0
+            for p in partitions
+        ]
+        waiting = sum(max(ends[tp] - d, 0) for tp, d in zip(tps, done, strict=True))
+        return waiting, tuple(done)
 
     def _idle(self) -> bool:
         """True once every partition's stored offset (on this cluster) reached its end."""

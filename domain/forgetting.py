@@ -108,15 +108,19 @@ def mentioned_ids(value: bytes | None) -> set[str]:
 
 
 def _ids(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, item in node.items():
-            if key in ID_FIELDS and isinstance(item, str):
-                yield item.strip()
-            else:
-                yield from _ids(item)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _ids(item)
+    """The id fields' values anywhere in a parsed message: walked with a stack, not by
+    recursion, since a rejected message may nest as deep as its parser allows."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in ID_FIELDS and isinstance(value, str):
+                    yield value.strip()
+                else:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def names_person(value: bytes | None, ids: Collection[str], personal: Collection[str]) -> bool:
@@ -137,15 +141,18 @@ def names_person(value: bytes | None, ids: Collection[str], personal: Collection
 
 
 def _texts(node: Any) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for key, item in node.items():
-            yield key
-            yield from _texts(item)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _texts(item)
+    """Every string (keys too) in a parsed message, walked with a stack (see `_ids`)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                yield key
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def forget_event_id(customer_id: str) -> str:

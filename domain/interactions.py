@@ -119,6 +119,13 @@ def parse_interaction(raw: bytes | bytearray | memoryview | None) -> Interaction
     """Bytes from Kafka -> Interaction, or raise `MalformedInteraction`/`InvalidInteraction`."""
     if not raw:
         raise MalformedInteraction("empty message: expected a JSON object")
+    raw = bytes(raw) if isinstance(raw, memoryview) else raw
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise MalformedInteraction(
+            f"{len(raw):,} bytes: over the {MAX_MESSAGE_BYTES:,}-byte limit of an interaction"
+        )
+    if nested_deeper_than(raw, MAX_DEPTH):
+        raise MalformedInteraction(f"nested deeper than {MAX_DEPTH} levels")
     # orjson parses the common case ~3x faster. It reads integers past 64 bits as floats,
     # so a message with a run of 20 digits goes to the standard parser, as does anything
     # orjson refuses (the standard parser then gives the readable reason).
@@ -142,6 +149,33 @@ def parse_interaction(raw: bytes | bytearray | memoryview | None) -> Interaction
     except RecursionError:
         raise MalformedInteraction("not JSON: nested too deeply") from None
     return validate_object(value)
+
+
+MAX_MESSAGE_BYTES = 1_048_576
+"""The largest inbound message that is decided as an interaction (Kafka's default message
+limit): anything larger is `malformed`, so that its dead letter, stored whole in
+PostgreSQL, is the only copy the ledger must keep of it."""
+MAX_DEPTH = 32
+"""The deepest nesting of arrays and objects an interaction may have (the contract's
+deepest is 3: a purchase's lines). Checked on the bytes before parsing, so that nothing
+downstream (parsers, encoders, scans of rejected messages) meets a recursion limit."""
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def nested_deeper_than(raw: bytes | bytearray, limit: int) -> bool:
+    """Whether JSON text nests arrays and objects more than `limit` deep, brackets inside
+    strings ignored. Iterative, linear, and nearly free for ordinary messages (fewer
+    opening brackets than the limit)."""
+    if raw.count(b"{") + raw.count(b"[") <= limit:
+        return False
+    depth = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub(b"", raw)):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def validate_object(obj: object) -> Interaction:

@@ -18,6 +18,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from consumers.application import CACHE_MAXSIZE, LedgerApplication
+from consumers.kafka_headers import read_undecodable_header_names
 from consumers.keystore import SCHEMA_SQL as KEYS_SCHEMA
 from consumers.keystore import PostgresKeyStore
 from consumers.relay import DeadLetterRelay
@@ -180,6 +181,7 @@ def ingest_worker(settings: Settings, *, seal: bool = True) -> IngestWorker:
     """The ingest worker; `seal=False` records personal fields in the clear (only the
     encryption benchmark's baseline, `bench/sealing.py`, wants that)."""
     assert settings.database_url and settings.kafka_bootstrap, "call with_servers() first"
+    read_undecodable_header_names()  # a header name that is no UTF-8 must not stop ingest
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=settings.ingest_group,
