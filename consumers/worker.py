@@ -222,9 +222,9 @@ class IngestWorker:
             return
         line = (
             f"ingest stalled: this worker has owned no partition of {self._topic} for "
-            f"{stalled.seconds:.0f} s while {stalled.waiting:,} record(s) wait and no worker "
-            f"recorded any; the consumer group {self._group} is stuck on its broker (see the "
-            "README, 'A stuck consumer group')"
+            f"{stalled.seconds:.0f} s while records wait (at least {stalled.waiting:,}) and no "
+            f"worker recorded any; the consumer group {self._group} is stuck on its broker "
+            "(see the README, 'A stuck consumer group')"
         )
         if until_idle:
             raise IngestStalled(line)
