@@ -42,3 +42,37 @@ def test_a_second_dead_letter_for_one_record_fails_loudly(settings: Settings) ->
         refuse_dead_letter_collision(failed.value)
     with psycopg.connect(settings.database_url or "") as conn:
         assert conn.execute("SELECT count(*) FROM ledger_dead_letters").fetchone() == (1,)
+
+
+OLD_TABLE = """
+DROP TABLE ledger_dead_letters;
+CREATE TABLE ledger_dead_letters (
+    source_topic text NOT NULL, source_partition int NOT NULL, source_offset bigint NOT NULL,
+    event_id text, error_type text NOT NULL, error text NOT NULL, key bytea, value bytea,
+    headers jsonb NOT NULL DEFAULT '[]', attempts int NOT NULL DEFAULT 0,
+    published boolean NOT NULL DEFAULT false, recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_topic, source_partition, source_offset)
+);
+INSERT INTO ledger_dead_letters (source_topic, source_partition, source_offset, error_type,
+    error, value, headers)
+VALUES ('t', 0, 5, 'malformed', 'not JSON', 'x', '[["trace-id", "7431"]]'),
+       ('t', 0, 6, 'malformed', 'not JSON', 'y', '[]');
+"""
+
+
+def test_init_migrates_a_table_made_before_dead_letters_named_their_cluster(
+    settings: Settings,
+) -> None:
+    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
+        conn.execute(OLD_TABLE)  # type: ignore[arg-type]
+    bootstrap.init_schema(settings)
+    bootstrap.init_schema(settings)  # idempotent
+    with psycopg.connect(settings.database_url or "") as conn:
+        rows = conn.execute(
+            "SELECT source_cluster, source_offset, headers FROM ledger_dead_letters ORDER BY 2"
+        ).fetchall()
+    assert rows == [
+        ("", 5, [{"name": b"trace-id".hex(), "value": "7431"}]),
+        ("", 6, []),
+    ]
+    _reject(settings, "cluster-a", 0, None)  # offset 0 of the new cluster beside them
