@@ -149,7 +149,11 @@ Date = Annotated[
 SchemaVersion = Annotated[
     int, PlainValidator(_schema_version), WithJsonSchema({"type": "integer", "const": 1})
 ]
-Id = Annotated[str, StringConstraints(min_length=1)]
+ID_MAX = 200
+"""The longest id (customer, card, partner, store, order, ...): ids key projection rows,
+and PostgreSQL's btree index refuses a key over ~2,700 bytes, which would stop the
+projection at that event for ever. Refused at the door instead (`invalid`)."""
+Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX)]
 Text = Annotated[str, StringConstraints(min_length=1)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 EventId = Annotated[

@@ -483,3 +483,40 @@ def test_an_unknown_field_is_recorded_exactly_or_refused_never_altered() -> None
     assert exact.payload["x_id"] == 9007199254740991
     with pytest.raises(InvalidInteraction):
         parse_interaction(text.replace("{", '{"x_big":123456789012345678901234567890,', 1).encode())
+
+
+def test_an_id_longer_than_200_characters_is_invalid() -> None:
+    """Ids key projection rows; PostgreSQL's index refuses a key over ~2,700 bytes."""
+    raw = json.dumps(
+        {
+            "event_id": "123e4567-e89b-12d3-a456-426614174000",
+            "type": "card_swiped",
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "source": "pos",
+            "card_id": "K" * 5000,
+            "store_id": "S-1",
+        }
+    ).encode()
+    with pytest.raises(InvalidInteraction, match="card_id: must be at most 200 characters"):
+        parse_interaction(raw)
+    parse_interaction(raw.replace(b"K" * 5000, b"K" * 200))
+
+
+def test_bounds_at_the_door_are_malformed_with_the_reason() -> None:
+    with pytest.raises(MalformedInteraction, match="nested deeper than 32 levels"):
+        parse_interaction(b'{"a":' * 40 + b"1" + b"}" * 40)
+    with pytest.raises(MalformedInteraction, match="over the 1,048,576-byte limit"):
+        parse_interaction(b" " * 1_048_577)
+    # brackets inside strings are text, not nesting
+    parse_interaction(
+        json.dumps(
+            {
+                "event_id": "123e4567-e89b-12d3-a456-426614174000",
+                "type": "card_swiped",
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "source": "[" * 100,
+                "card_id": "K-1",
+                "store_id": "S-1",
+            }
+        ).encode()
+    )
