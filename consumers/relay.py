@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import InvalidRecordError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from consumers.store import Header, headers_of
 
@@ -48,6 +49,22 @@ WHERE source_topic = %s AND (source_cluster, source_partition, source_offset) IN
 
 SourceId = tuple[str, str, int, int]  # cluster, topic, partition, offset
 
+REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError)
+"""What the client or the broker answers about one record's size or content (a topic's
+`max.message.bytes` may be set lower than Kafka's default): that dead letter goes bare."""
+
+
+def bare(record: DeadLetterRecord, refused: Exception) -> DeadLetterRecord:
+    """Only the ledger's own headers, with `omitted` saying why: a dead letter that Kafka
+    refused must still reach the topic once, or the relay would stop on it for ever."""
+    ours = [(n, v) for n, v in record.ours if n != "omitted"]
+    reason = type(refused).__name__
+    note = (
+        f"the key, the value and the original headers (Kafka refused the record: {reason}): "
+        "kept whole in the ledger's database (ledger_dead_letters)"
+    )
+    return DeadLetterRecord(None, b"", [], [*ours, ("omitted", note.encode())])
+
 
 @dataclass(frozen=True)
 class DeadLetterRecord:
@@ -55,7 +72,12 @@ class DeadLetterRecord:
 
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]]
+    original: list[tuple[str, bytes]]  # the rejected record's own headers
+    ours: list[tuple[str, bytes]]  # `error`, `error_type`, `source_*`, `omitted`
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self.original + self.ours
 
 
 def dlq_record(
@@ -87,7 +109,7 @@ def dlq_record(
             omitted.append(f"header {text!r} (its value is null)")
             continue
         kept.append((text, header_value))
-    ours = [
+    ours: list[tuple[str, bytes]] = [
         ("error", error.encode()),
         ("error_type", error_type.encode()),
         ("source_topic", topic.encode()),
@@ -115,7 +137,7 @@ def dlq_record(
     if key is None and value is None:
         # Emptied (a forgotten customer's) or sent with neither: Kafka needs one.
         value = b""
-    return DeadLetterRecord(key, value, kept + ours)
+    return DeadLetterRecord(key, value, kept, ours)
 
 
 class DeadLetterRelay:
@@ -151,7 +173,7 @@ class DeadLetterRelay:
 
     def _publish(self, conn: psycopg.Connection[Any], rows: list[Any]) -> int:
         already = self._already_published() if any(row[9] > 1 for row in rows) else set()
-        futures = []
+        futures: list[tuple[DeadLetterRecord, Any]] = []
         for cluster, topic, partition, offset, error_type, error, key, value, headers, _ in rows:
             source = (cluster, topic, partition, offset)
             if source in already:
@@ -164,14 +186,13 @@ class DeadLetterRelay:
                 None if value is None else bytes(value),
                 headers_of(headers),
             )
-            futures.append(
-                self._producer.send(
-                    self._dlq_topic, key=record.key, value=record.value, headers=record.headers
-                )
-            )
+            futures.append((record, self._send(record)))
         self._producer.flush()
-        for future in futures:
-            future.get(timeout=30)  # raise here, before marking, if any send failed
+        for record, future in futures:
+            try:
+                future.get(timeout=30)  # raise here, before marking, if any send failed
+            except REFUSED as refused:
+                self._send(bare(record, refused)).get(timeout=30)
         conn.execute(
             _MARK,
             (
@@ -182,6 +203,18 @@ class DeadLetterRelay:
             ),
         )
         return len(futures)
+
+    def _send(self, record: DeadLetterRecord) -> Any:
+        """Send one record; a record the client refuses at once is sent bare instead."""
+        try:
+            return self._producer.send(
+                self._dlq_topic, key=record.key, value=record.value, headers=record.headers
+            )
+        except REFUSED as refused:
+            stripped = bare(record, refused)
+            return self._producer.send(
+                self._dlq_topic, key=stripped.key, value=stripped.value, headers=stripped.headers
+            )
 
     def _already_published(self) -> set[SourceId]:
         """The source ids already on the dead-letter topic (read to its current end).

@@ -7,8 +7,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
+from kafka import KafkaProducer
+from support import read_topic
 
 from consumers.records import InboundRecord
+from consumers.relay import DeadLetterRelay
 from consumers.store import DeadLetterCollision, OffsetMove, refuse_dead_letter_collision
 from ledger import bootstrap
 from ledger.settings import Settings
@@ -76,3 +79,38 @@ def test_init_migrates_a_table_made_before_dead_letters_named_their_cluster(
         ("", 6, []),
     ]
     _reject(settings, "cluster-a", 0, None)  # offset 0 of the new cluster beside them
+
+
+def test_a_dead_letter_kafka_refuses_is_published_bare_once_and_the_relay_goes_on(
+    settings: Settings,
+) -> None:
+    """A topic's `max.message.bytes` may be lower than Kafka's default: the refused dead
+    letter goes bare (the ledger's headers and `omitted`), the next one goes whole."""
+    app = bootstrap.ledger_application(settings)
+    topic = settings.inbound_topic
+    big = InboundRecord("c", topic, 0, 0, b"k", b"x" * 20_000, [(b"trace", b"t")])
+    small = InboundRecord("c", topic, 0, 1, b"k", b"{not json")
+    app.commit(app.decide(app.parse([big, small]), [OffsetMove(topic, 0, None, 2, "c")]))
+    relay = DeadLetterRelay(
+        settings.database_url or "",
+        KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, max_request_size=10_000),
+        settings.kafka_bootstrap or "",
+        topic,
+        settings.dead_letter_topic,
+    )
+    assert relay.publish_pending() == 2
+    assert relay.publish_pending() == 0
+
+    published = sorted(
+        read_topic(settings, settings.dead_letter_topic),
+        key=lambda r: int(dict(r.headers)["source_offset"]),
+    )
+    assert [dict(r.headers)["source_offset"] for r in published] == [b"0", b"1"]
+    refused, whole = published
+    assert refused.key is None and refused.value == b""
+    assert "trace" not in dict(refused.headers)
+    assert dict(refused.headers)["omitted"].startswith(
+        b"the key, the value and the original headers (Kafka refused the record: "
+        b"MessageSizeTooLargeError)"
+    )
+    assert whole.value == b"{not json" and "omitted" not in dict(whole.headers)
