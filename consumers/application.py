@@ -83,12 +83,6 @@ class LedgerApplication(Application[UUID]):
     (the encryption benchmark's baseline)."""
     _key_cache: cachetools.LRUCache[str, bytes] | None = None
 
-    def record_batch(
-        self, records: Sequence[InboundRecord], offsets: list[OffsetMove]
-    ) -> BatchResult:
-        """Decide every record of a batch and write the outcome in one transaction."""
-        return self.commit(self.decide(self.parse(records), offsets))
-
     @staticmethod
     def parse(records: Sequence[InboundRecord]) -> list[Parsed]:
         """Validate each record on its own (pure: no stream, no database). Whatever goes
