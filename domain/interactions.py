@@ -160,7 +160,10 @@ MAX_DEPTH = 32
 deepest is 3: a purchase's lines). Checked on the bytes before parsing, so that nothing
 downstream (parsers, encoders, scans of rejected messages) meets a recursion limit."""
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+"""A JSON string, or an unterminated one to the end: every quote starts a match, so the
+scan is linear (a pattern that must find the closing quote rescans from every quote of an
+unterminated string: quadratic, an hour for a megabyte of `\\"`)."""
 _BRACKET = re.compile(rb"[\[\]{}]")
 
 

@@ -35,8 +35,13 @@ _TIMESTAMP = re.compile(
 )
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _MONEY = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
-_PLAIN_MONEY = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
-"""The common case, >= 0 with at most 2 decimals written: no further checks needed."""
+_PLAIN_MONEY = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,2})?")
+"""The common case, >= 0, under `MONEY_LIMIT`, at most 2 decimals written: no further checks
+needed."""
+MONEY_LIMIT = Decimal(10) ** 15
+"""Every amount is below a quadrillion: the folds add money exactly in 80 digits and trap
+what they would round, so an amount of 1e308 would stop the projection at its event for
+ever. Refused at the door instead (`invalid`)."""
 _EXACT = Context(prec=1000, traps=[Inexact])
 """Decimal arithmetic that raises rather than rounds."""
 
@@ -107,6 +112,8 @@ def _money(value: Any) -> Decimal:
         raise PydanticCustomError("money", "must not be negative")
     if _decimal_places(amount) > 2:
         raise PydanticCustomError("money", "has more than 2 decimal places")
+    if amount >= MONEY_LIMIT:
+        raise PydanticCustomError("money", "must be less than 1,000,000,000,000,000")
     return amount.copy_abs()  # -0 -> 0
 
 
@@ -128,9 +135,10 @@ Money = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
-                {"type": "number", "minimum": 0},
+                {"type": "number", "minimum": 0, "exclusiveMaximum": 10**15},
             ],
-            "description": 'Amount >= 0 with at most 2 decimal places, e.g. "12.50" or 12.5.',
+            "description": "Amount >= 0 and below 10**15 with at most 2 decimal places, e.g. "
+            '"12.50" or 12.5.',
         }
     ),
 ]

@@ -354,9 +354,9 @@ def test_the_total_is_checked_with_exact_decimals() -> None:
         {"sku": "b", "category": "x", "quantity": 1, "unit_price": 0.2},
     ]
     assert validate_object(event(total=0.3, lines=lines)).payload["total"] == "0.30"
-    big = [{"sku": "a", "category": "x", "quantity": 3, "unit_price": "33333333333333333333.33"}]
-    parsed = validate_object(event(total="99999999999999999999.99", lines=big))
-    assert parsed.payload["total"] == "99999999999999999999.99"
+    big = [{"sku": "a", "category": "x", "quantity": 3, "unit_price": "333333333333333.33"}]
+    parsed = validate_object(event(total="999999999999999.99", lines=big))
+    assert parsed.payload["total"] == "999999999999999.99"
 
 
 def test_contract_value_is_normalised() -> None:
@@ -520,3 +520,24 @@ def test_bounds_at_the_door_are_malformed_with_the_reason() -> None:
             }
         ).encode()
     )
+
+
+@pytest.mark.parametrize("amount", [1e308, "1" * 20, 10**15, "1000000000000000.00"])
+def test_an_amount_of_a_quadrillion_or_more_is_invalid(amount: object) -> None:
+    """The folds add money exactly and trap rounding: such an amount would stop them."""
+    ix = {
+        "event_id": "123e4567-e89b-12d3-a456-426614174000",
+        "type": "purchase",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "source": "pos",
+        "customer_id": "C-1",
+        "store_id": "S-1",
+        "order_id": "O-1",
+        "currency": "EUR",
+        "total": amount,
+        "lines": [{"sku": "a", "category": "c", "quantity": 1, "unit_price": amount}],
+    }
+    with pytest.raises(InvalidInteraction, match="must be less than 1,000,000,000,000,000"):
+        parse_interaction(json.dumps(ix).encode())
+    ix["total"] = ix["lines"][0]["unit_price"] = "999999999999999.99"  # type: ignore[index]
+    assert parse_interaction(json.dumps(ix).encode()).payload["total"] == "999999999999999.99"

@@ -490,10 +490,13 @@ def test_times_before_the_year_1000_sort_and_render_as_rfc3339() -> None:
     assert profile["last_interaction_at"] == "2024-01-01T00:00:00Z"
 
 
-def test_total_spend_is_exact_for_amounts_beyond_28_digits() -> None:
-    amount = "12345678901234567890123456789.01"  # valid money: >= 0, 2 places
-    profile = fold("c-42", [bought("2024-01-01T10:00:00Z", "EUR", amount, line("gold", 1, amount))])
-    assert profile["total_spend"] == {"EUR": amount}
+def test_total_spend_is_exact_for_the_largest_amounts() -> None:
+    amount = "999999999999999.99"  # the largest valid money: below 10**15, 2 places
+    purchases = [
+        bought("2024-01-01T10:00:00Z", "EUR", amount, line("gold", 1, amount)) for _ in range(3)
+    ]
+    profile = fold("c-42", purchases)
+    assert profile["total_spend"] == {"EUR": "2999999999999999.97"}  # floats would round
 
 
 def test_every_type_counts_as_an_interaction() -> None:
