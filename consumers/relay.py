@@ -94,21 +94,24 @@ def dlq_record(
     What the topic or the client cannot carry is left out and named, in one line, by an
     `omitted` header: a header whose name is not UTF-8 or whose value is null (kafka-python
     can send neither), then the value, the original headers and the key, in that order,
-    while the record is over `DLQ_MAX_BYTES`.
+    while the record (framing and the `omitted` header counted) is over `DLQ_MAX_BYTES`.
     """
     cluster, topic, partition, offset = source
-    omitted: list[str] = []
+    unsendable: list[str] = []
     kept: list[tuple[str, bytes]] = []
     for name, header_value in headers:
         try:
             text = name.decode("utf-8")
         except UnicodeDecodeError:
-            omitted.append(f"header {name!r} (its name is not UTF-8)")
+            unsendable.append(f"header {_short(name)} (its name is not UTF-8)")
             continue
         if header_value is None:
-            omitted.append(f"header {text!r} (its value is null)")
+            unsendable.append(f"header {_short(text)} (its value is null)")
             continue
         kept.append((text, header_value))
+    omitted = unsendable[:5]
+    if len(unsendable) > 5:
+        omitted.append(f"{len(unsendable) - 5:,} more such header(s)")
     ours: list[tuple[str, bytes]] = [
         ("error", error.encode()),
         ("error_type", error_type.encode()),
@@ -119,14 +122,19 @@ def dlq_record(
     ]
 
     def size() -> int:
+        """Bytes on the wire, as an upper bound: each header's two lengths (varints) and
+        the record's own framing counted, and room for the `omitted` header."""
         pairs = kept + ours
-        return len(key or b"") + len(value or b"") + sum(len(n) + len(v) for n, v in pairs)
+        framing = _RECORD_FRAMING + _HEADER_FRAMING * (len(pairs) + 1) + _NOTE_ROOM
+        body = len(key or b"") + len(value or b"") + sum(len(n) + len(v) for n, v in pairs)
+        return framing + body
 
     if size() > DLQ_MAX_BYTES and value:
         omitted.append(f"the value ({len(value):,} bytes)")
         value = b""
     if size() > DLQ_MAX_BYTES and kept:
-        omitted.append(f"{len(kept)} header(s) ({sum(len(n) + len(v) for n, v in kept):,} bytes)")
+        header_bytes = sum(len(n) + len(v) for n, v in kept)
+        omitted.append(f"{len(kept):,} header(s) ({header_bytes:,} bytes)")
         kept = []
     if size() > DLQ_MAX_BYTES and key:
         omitted.append(f"the key ({len(key):,} bytes)")
@@ -138,6 +146,17 @@ def dlq_record(
         # Emptied (a forgotten customer's) or sent with neither: Kafka needs one.
         value = b""
     return DeadLetterRecord(key, value, kept, ours)
+
+
+_RECORD_FRAMING = 128  # a record's and its batch's own fields
+_HEADER_FRAMING = 10  # a header's name and value lengths (two varints)
+_NOTE_ROOM = 1_024  # the `omitted` header: at most 5 headers named, 60 characters each
+
+
+def _short(name: str | bytes) -> str:
+    """A header name as the `omitted` header names it: its repr, cut at 60 characters."""
+    text = repr(name)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class DeadLetterRelay:

@@ -9,11 +9,12 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kafka.record.default_records import DefaultRecordBatchBuilder
 
 import consumers.application as application
 from consumers.application import LedgerApplication
 from consumers.records import InboundRecord, about_the_forgotten, dead_letter
-from consumers.relay import DLQ_MAX_BYTES, dlq_record
+from consumers.relay import DLQ_MAX_BYTES, DeadLetterRecord, dlq_record
 from consumers.store import headers_of, stored_headers
 from domain.interactions import Interaction, RejectedInteraction
 
@@ -74,9 +75,32 @@ def test_any_record_gets_a_fate_and_a_storable_publishable_dead_letter(
         )
         sent = [(name.encode("utf-8"), value) for name, value in published.headers]
         assert all(isinstance(value, bytes) for _, value in sent)
-        size = len(published.key or b"") + len(published.value or b"")
-        assert size + sum(len(n) + len(v) for n, v in sent) <= DLQ_MAX_BYTES + 1_000
+        assert wire_size(published) <= DLQ_MAX_BYTES
         assert published.key is not None or published.value is not None
+
+
+def wire_size(record: DeadLetterRecord) -> int:
+    """The record's size as kafka-python's producer checks it against max_request_size."""
+    return int(
+        DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, record.value, record.headers)
+    )
+
+
+@pytest.mark.parametrize(
+    "value, headers",
+    [
+        (b"x" * 990_000, [(b"", b"")] * 30_000),  # headers' framing, uncounted, was 50 KB
+        (b"{bad", [(b"\xff" * 100 + str(i).encode(), b"") for i in range(3_000)]),  # a 1.3 MB note
+        (b"v", [(b"h", b"x" * 400_000)] * 3),
+        (b"v" * 600_000, [(b"n", None)] * 50_000),
+    ],
+)
+def test_a_dead_letter_never_exceeds_the_limit_whatever_its_headers(
+    value: bytes, headers: list[tuple[bytes, bytes | None]]
+) -> None:
+    published = dlq_record(("c", "t", 0, 7), "malformed", "r", b"k" * 1000, value, headers)
+    assert wire_size(published) <= DLQ_MAX_BYTES
+    assert len(dict(published.headers)["omitted"]) < 1_024
 
 
 def test_a_record_over_the_topic_limit_is_published_without_its_value_and_says_so() -> None:
