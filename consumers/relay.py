@@ -38,8 +38,10 @@ WHERE (source_cluster, source_topic, source_partition, source_offset) IN (
     FROM ledger_dead_letters WHERE NOT published AND source_topic = %s
     ORDER BY recorded_at, source_partition, source_offset LIMIT %s)
 RETURNING source_cluster, source_topic, source_partition, source_offset, error_type, error,
-          key, value, headers, attempts
+          key, value, headers, attempts, recorded_at
 """
+# RETURNING follows no ORDER BY: the claimed rows are sorted again before publishing, so a
+# key's dead letters reach the topic in the order they were rejected.
 
 _MARK = """
 UPDATE ledger_dead_letters SET published = true
@@ -193,7 +195,8 @@ class DeadLetterRelay:
     def _publish(self, conn: psycopg.Connection[Any], rows: list[Any]) -> int:
         already = self._already_published() if any(row[9] > 1 for row in rows) else set()
         futures: list[tuple[DeadLetterRecord, Any]] = []
-        for cluster, topic, partition, offset, error_type, error, key, value, headers, _ in rows:
+        rows = sorted(rows, key=lambda row: (row[10], row[2], row[3]))
+        for cluster, topic, partition, offset, error_type, error, key, value, headers, *_ in rows:
             source = (cluster, topic, partition, offset)
             if source in already:
                 continue

@@ -114,3 +114,22 @@ def test_a_dead_letter_kafka_refuses_is_published_bare_once_and_the_relay_goes_o
         b"MessageSizeTooLargeError)"
     )
     assert whole.value == b"{not json" and "omitted" not in dict(whole.headers)
+
+
+def test_a_keys_dead_letters_reach_the_topic_in_the_order_they_were_rejected(
+    settings: Settings,
+) -> None:
+    app = bootstrap.ledger_application(settings)
+    topic = settings.inbound_topic
+    batch = [InboundRecord("c", topic, 0, offset, b"C-1", b"{not json") for offset in range(8)]
+    app.commit(app.decide(app.parse(batch), [OffsetMove(topic, 0, None, 8, "c")]))
+    relay = DeadLetterRelay(
+        settings.database_url or "",
+        bootstrap.producer(settings),
+        settings.kafka_bootstrap or "",
+        topic,
+        settings.dead_letter_topic,
+    )
+    assert relay.publish_pending() == 8
+    published = read_topic(settings, settings.dead_letter_topic)  # one key: one partition
+    assert [int(dict(r.headers)["source_offset"]) for r in published] == list(range(8))
