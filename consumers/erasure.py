@@ -34,9 +34,9 @@ ERASED_ERROR = "erased: it named a forgotten customer"
 _REDACT_DEAD_LETTERS = """
 UPDATE ledger_dead_letters AS d
 SET key = NULL, value = NULL, headers = '[]', error = %s
-FROM unnest(%s::text[], %s::text[], %s::int[], %s::bigint[]) AS h(cluster, topic, part, off)
-WHERE (d.source_cluster, d.source_topic, d.source_partition, d.source_offset)
-    = (h.cluster, h.topic, h.part, h.off)
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::bigint[]) AS h(log, topic, part, off)
+WHERE (d.source_log, d.source_topic, d.source_partition, d.source_offset)
+    = (h.log, h.topic, h.part, h.off)
 """
 
 
@@ -52,7 +52,7 @@ def erase(curs: Cursor[DictRow], erasure: Erasure) -> None:
         (ERASED_DIGEST, streams),
     )
     curs.execute(
-        "SELECT source_cluster, source_topic, source_partition, source_offset, key, value "
+        "SELECT source_log, source_topic, source_partition, source_offset, key, value "
         "FROM ledger_dead_letters WHERE value IS NOT NULL OR key IS NOT NULL"
     )
     about = [
@@ -66,7 +66,7 @@ def erase(curs: Cursor[DictRow], erasure: Erasure) -> None:
             _REDACT_DEAD_LETTERS,
             (
                 ERASED_ERROR,
-                [r["source_cluster"] for r in about],
+                [r["source_log"] for r in about],
                 [r["source_topic"] for r in about],
                 [r["source_partition"] for r in about],
                 [r["source_offset"] for r in about],

@@ -2,6 +2,12 @@
 
 Where a worker resumes is decided by PostgreSQL, never by Kafka's committed offsets: the
 stored offset moved in the same transaction as the events it produced.
+
+An offset only means something in one incarnation of the topic: its **log id**,
+`{cluster id}/{topic id}` (just the cluster id where a broker gives no topic ids). A
+restarted embedded broker has a new cluster id, and a topic deleted and created again has
+a new topic id; both start at offset 0 again. Offsets (`ledger_offsets.cluster_id`) and
+dead letters (`ledger_dead_letters.source_log`) are stored with it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import psycopg
 class StoredOffset:
     partition: int
     next_offset: int | None  # as stored (None: no row yet): the compare-and-set's expected value
-    cluster_id: str
+    log_id: str  # the `cluster_id` column: which incarnation of the topic the offset is in
 
 
 class OffsetBeyondEnd(Exception):
@@ -36,10 +42,21 @@ def read_offsets(
     return {p: found.get(p, StoredOffset(p, None, "")) for p in partitions}
 
 
-def resume_at(stored: StoredOffset, cluster_id: str) -> int:
-    """Where to read next: the stored offset, or 0 when it was stored against another
-    cluster (a restarted embedded broker, whose topics start empty)."""
-    if stored.next_offset is None or stored.cluster_id != cluster_id:
+def log_id(cluster_id: str, topic_id: str | None) -> str:
+    """The log id of a topic (see above)."""
+    return f"{cluster_id}/{topic_id}" if topic_id else cluster_id
+
+
+def same_log(stored: str, current: str) -> bool:
+    """Whether an offset stored with log id `stored` refers to the log `current`: the same
+    id, or the same cluster's id alone (stored before topic ids were kept)."""
+    return stored == current or ("/" not in stored and stored == current.split("/", 1)[0])
+
+
+def resume_at(stored: StoredOffset, current: str) -> int:
+    """Where to read next: the stored offset, or 0 when it was stored in another log (a
+    restarted embedded broker, or a topic created again: both start empty)."""
+    if stored.next_offset is None or not same_log(stored.log_id, current):
         return 0
     return stored.next_offset
 

@@ -21,7 +21,7 @@ class InboundRecord:
     """One Kafka record, as the ingest worker received it: its place (the cluster too: a
     restarted embedded broker reuses offsets) and its bytes, header names included."""
 
-    cluster: str
+    log: str  # the inbound topic's log id: `{cluster id}/{topic id}` (see `consumers.offsets`)
     topic: str
     partition: int
     offset: int
@@ -45,10 +45,10 @@ class Unforeseen(RejectedInteraction):
         return rejection
 
 
-def inbound_record(cluster: str, message: Any) -> InboundRecord:
+def inbound_record(log: str, message: Any) -> InboundRecord:
     """A kafka-python `ConsumerRecord` as the ledger keeps it (header names as bytes)."""
     return InboundRecord(
-        cluster,
+        log,
         message.topic,
         message.partition,
         message.offset,
@@ -62,7 +62,7 @@ def dead_letter(
     rec: InboundRecord, event_id: str | None, error_type: str, reason: str
 ) -> DeadLetterRow:
     return DeadLetterRow(
-        source_cluster=rec.cluster,
+        source_log=rec.log,
         source_topic=rec.topic,
         source_partition=rec.partition,
         source_offset=rec.offset,

@@ -33,11 +33,11 @@ default limits (the producer's `max.request.size`, 1 MiB, and a topic's
 
 _CLAIM = """
 UPDATE ledger_dead_letters SET attempts = attempts + 1
-WHERE (source_cluster, source_topic, source_partition, source_offset) IN (
-    SELECT source_cluster, source_topic, source_partition, source_offset
+WHERE (source_log, source_topic, source_partition, source_offset) IN (
+    SELECT source_log, source_topic, source_partition, source_offset
     FROM ledger_dead_letters WHERE NOT published AND source_topic = %s
     ORDER BY recorded_at, source_partition, source_offset LIMIT %s)
-RETURNING source_cluster, source_topic, source_partition, source_offset, error_type, error,
+RETURNING source_log, source_topic, source_partition, source_offset, error_type, error,
           key, value, headers, attempts, recorded_at
 """
 # RETURNING follows no ORDER BY: the claimed rows are sorted again before publishing, so a
@@ -45,11 +45,11 @@ RETURNING source_cluster, source_topic, source_partition, source_offset, error_t
 
 _MARK = """
 UPDATE ledger_dead_letters SET published = true
-WHERE source_topic = %s AND (source_cluster, source_partition, source_offset) IN (
+WHERE source_topic = %s AND (source_log, source_partition, source_offset) IN (
     SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[]))
 """
 
-SourceId = tuple[str, str, int, int]  # cluster, topic, partition, offset
+SourceId = tuple[str, str, int, int]  # log id, topic, partition, offset
 
 REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError)
 """What the client or the broker answers about one record's size or content (a topic's
@@ -91,14 +91,14 @@ def dlq_record(
     headers: list[Header],
 ) -> DeadLetterRecord:
     """The record publishing one dead letter: the original key, bytes and headers, then
-    the contract's `error`, `error_type` and `source_*` headers, and `source_cluster`.
+    the contract's `error`, `error_type` and `source_*` headers, and `source_log`.
 
     What the topic or the client cannot carry is left out and named, in one line, by an
     `omitted` header: a header whose name is not UTF-8 or whose value is null (kafka-python
     can send neither), then the value, the original headers and the key, in that order,
     while the record (framing and the `omitted` header counted) is over `DLQ_MAX_BYTES`.
     """
-    cluster, topic, partition, offset = source
+    log, topic, partition, offset = source
     unsendable: list[str] = []
     kept: list[tuple[str, bytes]] = []
     for name, header_value in headers:
@@ -120,7 +120,7 @@ def dlq_record(
         ("source_topic", topic.encode()),
         ("source_partition", str(partition).encode()),
         ("source_offset", str(offset).encode()),
-        ("source_cluster", cluster.encode()),
+        ("source_log", log.encode()),
     ]
 
     def size() -> int:
@@ -196,8 +196,8 @@ class DeadLetterRelay:
         already = self._already_published() if any(row[9] > 1 for row in rows) else set()
         futures: list[tuple[DeadLetterRecord, Any]] = []
         rows = sorted(rows, key=lambda row: (row[10], row[2], row[3]))
-        for cluster, topic, partition, offset, error_type, error, key, value, headers, *_ in rows:
-            source = (cluster, topic, partition, offset)
+        for log, topic, partition, offset, error_type, error, key, value, headers, *_ in rows:
+            source = (log, topic, partition, offset)
             if source in already:
                 continue
             record = dlq_record(
@@ -266,7 +266,7 @@ class DeadLetterRelay:
                                 (
                                     # Published before dead letters named their cluster:
                                     # those rows are the cluster '' too.
-                                    (h.get("source_cluster") or b"").decode(),
+                                    (h.get("source_log") or b"").decode(),
                                     h["source_topic"].decode(),
                                     int(h["source_partition"]),
                                     int(h["source_offset"]),

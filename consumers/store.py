@@ -4,12 +4,13 @@
   position it was recorded at): duplicates and conflicts are decided against it, and
   `GET /interactions/{event_id}` reads it.
 - `ledger_dead_letters`: the dead-letter outbox, one row per rejected Kafka record
-  (primary key: source cluster, topic, partition, offset: a restarted embedded broker, or
-  a topic deleted and created again, reuses offsets), published to the DLQ topic by the
-  relay. Any bytes a Kafka record can carry are kept: key and value as `bytea`, headers
-  as `[{"name": hex, "value": hex or null}]` (header names may hold NUL or be no UTF-8).
-- `ledger_offsets`: the next offset to read per inbound partition, and the id of the Kafka
-  cluster it refers to (a restarted embedded broker has a new id and empty topics).
+  (primary key: source log id, topic, partition, offset: a restarted embedded broker, or
+  a topic deleted and created again, reuses offsets; see `consumers.offsets`), published
+  to the DLQ topic by the relay. Any bytes a Kafka record can carry are kept: key and
+  value as `bytea`, headers as `[{"name": hex, "value": hex or null}]` (header names may
+  hold NUL or be no UTF-8).
+- `ledger_offsets`: the next offset to read per inbound partition, and the log id it
+  refers to (column `cluster_id`, named when it held only the cluster's id).
 
 `IngestRecorder` is the library's PostgreSQL application recorder with its documented
 hook, `_insert_events(curs, stored_events, **kwargs)`, writing these rows in the same
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS ledger_interactions (
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS ledger_dead_letters (
-    source_cluster text NOT NULL,
+    source_log text NOT NULL,
     source_topic text NOT NULL,
     source_partition int NOT NULL,
     source_offset bigint NOT NULL,
@@ -57,21 +58,21 @@ CREATE TABLE IF NOT EXISTS ledger_dead_letters (
     attempts int NOT NULL DEFAULT 0,
     published boolean NOT NULL DEFAULT false,
     recorded_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (source_cluster, source_topic, source_partition, source_offset)
+    PRIMARY KEY (source_log, source_topic, source_partition, source_offset)
 );
 DO $$
 BEGIN
-    -- A table made before dead letters named their cluster (and stored header names as
-    -- text): its rows become the cluster '' (unknown), their headers hex.
+    -- A table made before dead letters named their log (and stored header names as
+    -- text): its rows get the log '' (unknown), their headers hex.
     IF NOT EXISTS (
         SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
-        AND table_name = 'ledger_dead_letters' AND column_name = 'source_cluster'
+        AND table_name = 'ledger_dead_letters' AND column_name = 'source_log'
     ) THEN
-        ALTER TABLE ledger_dead_letters ADD COLUMN source_cluster text NOT NULL DEFAULT '';
-        ALTER TABLE ledger_dead_letters ALTER COLUMN source_cluster DROP DEFAULT;
+        ALTER TABLE ledger_dead_letters ADD COLUMN source_log text NOT NULL DEFAULT '';
+        ALTER TABLE ledger_dead_letters ALTER COLUMN source_log DROP DEFAULT;
         ALTER TABLE ledger_dead_letters DROP CONSTRAINT ledger_dead_letters_pkey;
         ALTER TABLE ledger_dead_letters
-            ADD PRIMARY KEY (source_cluster, source_topic, source_partition, source_offset);
+            ADD PRIMARY KEY (source_log, source_topic, source_partition, source_offset);
         UPDATE ledger_dead_letters SET headers = (
             SELECT coalesce(jsonb_agg(jsonb_build_object(
                 'name', encode(convert_to(h ->> 0, 'UTF8'), 'hex'), 'value', h -> 1)), '[]')
@@ -136,7 +137,7 @@ and a value that may be null."""
 
 @dataclass(frozen=True)
 class DeadLetterRow:
-    source_cluster: str
+    source_log: str
     source_topic: str
     source_partition: int
     source_offset: int
@@ -156,7 +157,7 @@ class OffsetMove:
     partition: int
     expected: int | None
     next_offset: int
-    cluster_id: str
+    log_id: str
 
 
 @dataclass
@@ -188,7 +189,7 @@ SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::uuid[],
 
 _INSERT_DEAD_LETTERS = """
 INSERT INTO ledger_dead_letters
-    (source_cluster, source_topic, source_partition, source_offset, event_id, error_type,
+    (source_log, source_topic, source_partition, source_offset, event_id, error_type,
      error, key, value, headers)
 SELECT * FROM unnest(%b::text[], %b::text[], %b::int[], %b::bigint[], %b::text[], %b::text[],
                      %b::text[], %b::bytea[], %b::bytea[], %b::jsonb[])
@@ -237,7 +238,7 @@ def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
                 "topic": move.topic,
                 "partition": move.partition,
                 "next": move.next_offset,
-                "cluster": move.cluster_id,
+                "cluster": move.log_id,
                 "expected": move.expected,
             },
         )
@@ -268,7 +269,7 @@ def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
         curs.execute(
             _INSERT_DEAD_LETTERS,
             (
-                [d.source_cluster for d in dls],
+                [d.source_log for d in dls],
                 [d.source_topic for d in dls],
                 [d.source_partition for d in dls],
                 [d.source_offset for d in dls],

@@ -35,7 +35,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers.application import BatchResult, LedgerApplication
-from consumers.offsets import StoredOffset, check_within, read_offsets, resume_at
+from consumers.offsets import StoredOffset, check_within, read_offsets, resume_at, same_log
 from consumers.records import inbound_record
 from consumers.relay import DeadLetterRelay
 from consumers.stall import Progress, StallWatch
@@ -69,7 +69,7 @@ class IngestWorker:
         relay: DeadLetterRelay,
         database_url: str,
         topic: str,
-        cluster_id: str,
+        log_id: str,
         max_records: int = 5000,
         stall_after: float = 30.0,
     ) -> None:
@@ -79,7 +79,7 @@ class IngestWorker:
         self._conn = psycopg.connect(database_url)
         self._topic = topic
         self._group = consumer.config.get("group_id")
-        self._cluster_id = cluster_id
+        self._log_id = log_id  # `consumers.offsets`: cluster and topic incarnation
         self._max_records = max_records
         self._expected: dict[int, int | None] = {}
         self._assignments: queue.SimpleQueue[list[TopicPartition]] = queue.SimpleQueue()
@@ -116,7 +116,7 @@ class IngestWorker:
                     if self.stats.first_poll_at is None:
                         self.stats.first_poll_at = time.perf_counter()
                     records = [
-                        inbound_record(self._cluster_id, m)
+                        inbound_record(self._log_id, m)
                         for messages in polled.values()
                         for m in messages
                     ]
@@ -141,7 +141,7 @@ class IngestWorker:
                 tp.partition,
                 self._expected.get(tp.partition),
                 messages[-1].offset + 1,
-                self._cluster_id,
+                self._log_id,
             )
             for tp, messages in polled.items()
             if messages
@@ -196,7 +196,7 @@ class IngestWorker:
         )
         self._unverified.clear()
         for tp in assigned:
-            offset = resume_at(stored[tp.partition], self._cluster_id)
+            offset = resume_at(stored[tp.partition], self._log_id)
             self._expected[tp.partition] = stored[tp.partition].next_offset
             self._consumer.seek(tp, offset)
             if offset > 0:
@@ -231,7 +231,7 @@ class IngestWorker:
         log.warning("%s", line)
 
     def _progress(self) -> Progress:
-        """Records on the inbound topic past the stored offsets (on this cluster), and
+        """Records on the inbound topic past the stored offsets (in this log), and
         those offsets."""
         partitions = sorted(self._consumer.partitions_for_topic(self._topic) or ())
         if not partitions:
@@ -240,14 +240,14 @@ class IngestWorker:
         ends = self._consumer.end_offsets(tps)
         stored = read_offsets(self._conn, self._topic, partitions)
         done = [
-            (stored[p].next_offset or 0) if stored[p].cluster_id == self._cluster_id else 0
+            (stored[p].next_offset or 0) if same_log(stored[p].log_id, self._log_id) else 0
             for p in partitions
         ]
         waiting = sum(max(ends[tp] - d, 0) for tp, d in zip(tps, done, strict=True))
         return waiting, tuple(done)
 
     def _idle(self) -> bool:
-        """True once every partition's stored offset (on this cluster) reached its end."""
+        """True once every partition's stored offset (in this log) reached its end."""
         partitions = sorted(self._consumer.partitions_for_topic(self._topic) or ())
         if not partitions:
             return False
@@ -263,7 +263,7 @@ class IngestWorker:
             own = self._consumer.highwater(tp) if tp in assigned else None
             end = max(ends[tp], own or 0)
             s = stored[tp.partition]
-            done = s.next_offset if s.cluster_id == self._cluster_id and s.next_offset else 0
+            done = s.next_offset if same_log(s.log_id, self._log_id) and s.next_offset else 0
             if done < end:
                 return False
         return True

@@ -21,6 +21,7 @@ from consumers.application import CACHE_MAXSIZE, LedgerApplication
 from consumers.kafka_headers import read_undecodable_header_names
 from consumers.keystore import SCHEMA_SQL as KEYS_SCHEMA
 from consumers.keystore import PostgresKeyStore
+from consumers.offsets import log_id
 from consumers.relay import DeadLetterRelay
 from consumers.store import SCHEMA_SQL as INGEST_SCHEMA
 from consumers.worker import IngestWorker
@@ -168,11 +169,16 @@ def producer(settings: Settings) -> KafkaProducer:
     )
 
 
-def cluster_id(settings: Settings) -> str:
-    """The Kafka cluster's id: stored with each offset, so a new (empty) broker is noticed."""
+def inbound_log(settings: Settings) -> str:
+    """The inbound topic's log id (`consumers.offsets`): its cluster's id and its own,
+    stored with each offset and dead letter, so a new (empty) broker or a topic created
+    again is noticed."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="ledger")
     try:
-        return str(admin.describe_cluster().get("cluster_id") or "")
+        cluster = str(admin.describe_cluster().get("cluster_id") or "")
+        topics = admin.describe_topics([settings.inbound_topic])
+        topic_id = topics[0].get("topic_id") if topics else None
+        return log_id(cluster, str(topic_id) if topic_id else None)
     finally:
         admin.close()
 
@@ -208,7 +214,7 @@ def ingest_worker(settings: Settings, *, seal: bool = True) -> IngestWorker:
         relay,
         settings.database_url,
         settings.inbound_topic,
-        cluster_id(settings),
+        inbound_log(settings),
     )
 
 

@@ -11,7 +11,8 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from support import dumps, keyed, publish, purchase, read_topic, serve
+from kafka import KafkaAdminClient
+from support import dumps, keyed, publish, purchase, read_topic, run_ledger, serve, wait_for
 
 from ledger.settings import Settings
 
@@ -76,7 +77,7 @@ def test_a_broker_restart_between_two_batches_of_rejections_keeps_every_dead_let
                 "SELECT event_id, source_offset, published FROM ledger_dead_letters"
             ).fetchall()
             clusters = conn.execute(
-                "SELECT count(DISTINCT source_cluster) FROM ledger_dead_letters"
+                "SELECT count(DISTINCT source_log) FROM ledger_dead_letters"
             ).fetchone()
         assert sorted(r[0] for r in rows) == sorted(before + after)
         assert sorted(r[1] for r in rows) == [0, 0, 1, 1, 2, 2]  # the same offsets, twice
@@ -85,7 +86,7 @@ def test_a_broker_restart_between_two_batches_of_rejections_keeps_every_dead_let
 
         published = read_topic(settings, settings.dead_letter_topic)
         assert sorted(r.offset for r in published) == [0, 1, 2]
-        assert len({dict(r.headers)["source_cluster"] for r in published}) == 1
+        assert len({dict(r.headers)["source_log"] for r in published}) == 1
 
         for client in serve(settings):
             for event_id in before + after:
@@ -95,3 +96,29 @@ def test_a_broker_restart_between_two_batches_of_rejections_keeps_every_dead_let
                 assert fate.json()["error_type"] == "invalid"
     finally:
         _ledger(home, "down")
+
+
+def test_a_topic_created_again_is_read_from_its_start_and_keeps_every_dead_letter(
+    settings: Settings,
+) -> None:
+    """On one cluster: a topic deleted and created again starts at offset 0 with a new
+    topic id; nothing in it is skipped as already read."""
+    before = _rejections(settings, 3)
+    assert run_ledger(settings, "consume", "--until-idle").returncode == 0
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        admin.delete_topics([settings.inbound_topic])
+        wait_for(lambda: settings.inbound_topic not in admin.list_topics(), 30, "the delete")
+    finally:
+        admin.close()
+    assert run_ledger(settings, "init").returncode == 0  # the same 6 partitions, offsets from 0
+    after = _rejections(settings, 3)
+
+    done = run_ledger(settings, "consume", "--until-idle")
+    assert done.returncode == 0, done.stderr
+    assert "recorded 1, duplicates 0, dead-lettered: invalid 3" in done.stdout
+    with psycopg.connect(settings.database_url or "") as conn:
+        rows = conn.execute("SELECT event_id FROM ledger_dead_letters").fetchall()
+        recorded = conn.execute("SELECT count(*) FROM ledger_interactions").fetchone()
+    assert sorted(r[0] for r in rows) == sorted(before + after)
+    assert recorded == (2,)

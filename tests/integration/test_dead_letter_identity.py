@@ -32,7 +32,7 @@ def test_the_same_offset_on_another_cluster_is_another_dead_letter(settings: Set
     _reject(settings, "cluster-b", 0, 1)
     with psycopg.connect(settings.database_url or "") as conn:
         rows = conn.execute(
-            "SELECT source_cluster, source_offset FROM ledger_dead_letters ORDER BY 1"
+            "SELECT source_log, source_offset FROM ledger_dead_letters ORDER BY 1"
         ).fetchall()
     assert rows == [("cluster-a", 0), ("cluster-b", 0)]
 
@@ -72,7 +72,7 @@ def test_init_migrates_a_table_made_before_dead_letters_named_their_cluster(
     bootstrap.init_schema(settings)  # idempotent
     with psycopg.connect(settings.database_url or "") as conn:
         rows = conn.execute(
-            "SELECT source_cluster, source_offset, headers FROM ledger_dead_letters ORDER BY 2"
+            "SELECT source_log, source_offset, headers FROM ledger_dead_letters ORDER BY 2"
         ).fetchall()
     assert rows == [
         ("", 5, [{"name": b"trace-id".hex(), "value": "7431"}]),

@@ -46,7 +46,7 @@ def test_arbitrary_records_are_decided_stored_and_published_without_an_exception
         settings.dead_letter_topic,
     )
     topic = settings.inbound_topic
-    cluster = bootstrap.cluster_id(settings)
+    cluster = bootstrap.inbound_log(settings)
     position = {"next": 0, "expected": None, "dead": 0}
 
     @hypothesis_settings(

@@ -66,7 +66,7 @@ def test_any_record_gets_a_fate_and_a_storable_publishable_dead_letter(
         json.dumps(stored_headers(row.headers).obj)
         assert headers_of(stored_headers(row.headers).obj) == row.headers
         published = dlq_record(
-            (row.source_cluster, row.source_topic, row.source_partition, row.source_offset),
+            (row.source_log, row.source_topic, row.source_partition, row.source_offset),
             row.error_type,
             row.error,
             row.key,
@@ -111,7 +111,7 @@ def test_a_record_over_the_topic_limit_is_published_without_its_value_and_says_s
     assert published.value == b""
     assert got["h"] == b"v"
     assert got["omitted"].decode().startswith("the value (2,000,000 bytes)")
-    assert got["source_offset"] == b"7" and got["source_cluster"] == b"c"
+    assert got["source_offset"] == b"7" and got["source_log"] == b"c"
 
 
 def test_headers_kafka_python_cannot_send_are_named_in_omitted() -> None:

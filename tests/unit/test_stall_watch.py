@@ -51,3 +51,15 @@ def test_an_assignment_ends_the_window() -> None:
     assert watch.check(False) is None  # owning nothing again since 40
     scene.now = 71.0
     assert watch.check(False) == Stalled(31.0, 10)
+
+
+def test_an_offset_counts_only_in_its_own_log() -> None:
+    from consumers.offsets import StoredOffset, log_id, resume_at, same_log
+
+    assert log_id("cl", "t-1") == "cl/t-1" and log_id("cl", None) == "cl"
+    assert same_log("cl/t-1", "cl/t-1")
+    assert not same_log("cl/t-1", "cl/t-2")  # the topic was created again
+    assert not same_log("old/t-1", "cl/t-1")  # a new broker
+    assert same_log("cl", "cl/t-1")  # stored before topic ids were kept
+    assert resume_at(StoredOffset(0, 42, "cl/t-1"), "cl/t-2") == 0
+    assert resume_at(StoredOffset(0, 42, "cl"), "cl/t-2") == 42
