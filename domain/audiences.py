@@ -90,12 +90,21 @@ class Audience:
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_DAYS = 36_525
 """A hundred years: the longest `within_days` or `older_than_days` window accepted."""
+MAX_DEPTH = 64
+"""How deep a condition (all/any/not) and the file's arrays and inline tables may nest:
+far beyond any real audience, and far within what the parser's and the evaluator's
+recursion can take, so a hostile file is refused with a reason, never a RecursionError."""
 _CONDITION_KEYS = ("all", "any", "not")
 _TEST_KEYS = {"field", "op", "value"}
 
 
 def load_audiences(text: str, source: str) -> list[Audience]:
     """Every audience of a TOML document, or AudienceFileError naming `source` and the line."""
+    deep = _too_deep(text)
+    if deep is not None:
+        raise AudienceFileError(
+            f"{source}, line {deep}: arrays and inline tables nested deeper than {MAX_DEPTH} levels"
+        )
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -122,6 +131,32 @@ def load_audiences(text: str, source: str) -> list[Audience]:
     return audiences
 
 
+def _too_deep(text: str) -> int | None:
+    """The line on which brackets and braces outside strings and comments nest deeper than
+    MAX_DEPTH, or None. Checked before `tomllib`, which recurses once per level."""
+    depth, line, at = 0, 1, 0
+    while at < len(text):
+        char = text[at]
+        if char in "\"'":
+            quote = char * 3 if text.startswith(char * 3, at) else char
+            end = at + len(quote)
+            while end < len(text) and not text.startswith(quote, end):
+                end += 2 if char == '"' and text[end] == "\\" else 1
+            line += text.count("\n", at, end)
+            at = end + len(quote)
+            continue
+        if char == "#":
+            at = text.find("\n", at)
+            at = len(text) if at < 0 else at
+            continue
+        line += char == "\n"
+        depth += (char in "[{") - (char in "]}")
+        if depth > MAX_DEPTH:
+            return line
+        at += 1
+    return None
+
+
 class _Problem(Exception):
     """A reason, and patterns (regular expressions) of the line it is on: the line that
     matches them all, else the first that matches the first one."""
@@ -141,11 +176,16 @@ def _audience(name: str, body: Any) -> Audience:
         raise _Problem("needs a description (a non-empty string)", key_pattern("description"))
     rest = {k: v for k, v in body.items() if k != "description"}
     tests: list[Test] = []
-    condition = _condition(rest, tests)
+    condition = _condition(rest, tests, 1)
     return Audience(name, description, condition, tuple(tests))
 
 
-def _condition(spec: Any, tests: list[Test]) -> Node:
+def _condition(spec: Any, tests: list[Test], depth: int) -> Node:
+    """The node of a condition `depth` levels down (1: the audience's own), refusing one
+    nested deeper than MAX_DEPTH before recursing (dotted keys such as `not.not.not...`
+    nest it without any bracket)."""
+    if depth > MAX_DEPTH:
+        raise _Problem(f"the condition nests all/any/not deeper than {MAX_DEPTH} levels")
     if not isinstance(spec, dict):
         raise _Problem(f"a condition must be a table, not {_kind(spec)}", re.escape(str(spec)[:20]))
     keys = set(spec)
@@ -167,10 +207,10 @@ def _condition(spec: Any, tests: list[Test]) -> Node:
     (key,) = keys
     value = spec[key]
     if key == "not":
-        return Not(_condition(value, tests))
+        return Not(_condition(value, tests, depth + 1))
     if not isinstance(value, list) or not value:
         raise _Problem(f"{key} needs a non-empty list of conditions", key_pattern(key))
-    children = tuple(_condition(child, tests) for child in value)
+    children = tuple(_condition(child, tests, depth + 1) for child in value)
     return All(children) if key == "all" else Any_(children)
 
 

@@ -9,12 +9,13 @@ validated by the models of `projections.models`, the ones the CLI's `--json` use
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg import Connection, IsolationLevel, OperationalError
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -30,8 +31,11 @@ from ledger.settings import Settings
 from projections import history, models, reads
 
 MIN_POSITION_WAIT = 5.0  # seconds a read with ?min_position waits for the projections
+POOL_WAIT = 10.0  # seconds a read waits for a connection before answering 503
+DATABASE_RETRY_AFTER = "5"  # seconds a 503 for an unreachable PostgreSQL asks clients to wait
 PROFILE_CACHE_SIZE = 50_000  # profiles each API process keeps in memory (ledger.profile_cache)
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -45,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
         open=False,
         configure=_read_only,
         check=ConnectionPool.check_connection,  # a restarted PostgreSQL: reconnect, no 500
+        timeout=POOL_WAIT,
         name="ledger-api",
     )
     # The hottest read (a profile by id) runs on the event loop with its own async pool;
@@ -55,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_size=8,
         open=False,
         kwargs={"autocommit": True},
+        timeout=POOL_WAIT,
         name="ledger-api-async",
     )
     metrics = Metrics(pool, settings)
@@ -80,12 +86,14 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     app.add_middleware(Guard, token=settings.api_token, metrics=metrics)
+    app.add_exception_handler(OperationalError, _database_unavailable)
     app.openapi = lambda: document(app, guarded=settings.api_token is not None)  # type: ignore[method-assign]
 
     async def fetch(query: tuple[str, tuple[Any, ...]]) -> Any:
         """One row from the async pool. Its connections are not checked on the way out (a
-        round trip per read); a connection PostgreSQL dropped (a restart) is retried once
-        on a fresh one instead: the pool discards the broken one."""
+        round trip per read); when one fails (PostgreSQL restarted and dropped them all),
+        the pool checks every idle one, replacing the broken, and the read is retried once:
+        so the first reads after a restart answer, rather than one 500 per dead connection."""
         for attempt in (1, 2):
             try:
                 async with fast.connection() as aconn:
@@ -94,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
             except OperationalError:
                 if attempt == 2:
                     raise
+                await fast.check()
         return None
 
     async def wait(min_position: int | None) -> None:
@@ -257,6 +266,19 @@ def _read_only(conn: Connection[Any]) -> None:
     conn.isolation_level = IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     conn.autocommit = True  # one statement, one snapshot; `read` opens a transaction
+
+
+async def _database_unavailable(request: Request, error: Exception) -> Response:
+    """503 with Retry-After, not 500, while PostgreSQL cannot be reached (it is down or
+    restarting, or no pooled connection came free within POOL_WAIT): the request was fine
+    and will be answered once the database is back. The cause goes to the log as one line."""
+    why = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    log.warning("answered 503 to %s: PostgreSQL cannot be reached (%s)", request.url.path, why)
+    return JSONResponse(
+        {"detail": "the database did not answer just now; try again shortly"},
+        503,
+        headers={"Retry-After": DATABASE_RETRY_AFTER},
+    )
 
 
 def _json(answer: bytes, position: int) -> Response:

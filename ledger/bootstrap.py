@@ -4,6 +4,7 @@ producers, consumers and applications. Entry points (CLI, workers, HTTP) call in
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import psycopg
 from eventsourcing.postgres import PostgresTrackingRecorder
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from consumers.application import CACHE_MAXSIZE, LedgerApplication
 from consumers.kafka_headers import read_undecodable_header_names
@@ -38,6 +39,8 @@ from projections.profiles import SCHEMA_SQL as PROFILE_SCHEMA
 from projections.profiles import ProfileProjection
 from projections.runner import BatchedRunner
 from projections.upkeep import Upkeep
+
+log = logging.getLogger(__name__)
 
 PROJECTION_SCHEMAS = (PROFILE_SCHEMA, PARTNER_SCHEMA, AUDIENCE_SCHEMA, DEFINITIONS_SCHEMA)
 """The projections' tables (unqualified: created in the first schema on the search path)."""
@@ -132,7 +135,12 @@ def init_schema(settings: Settings) -> None:
 
 def init_topics(settings: Settings) -> list[str]:
     """Create the contract's topics (idempotent), and give the inbound and dead-letter
-    topics the retention of the settings; return the names created now."""
+    topics the retention of the settings; return the names created now.
+
+    A kept topic that does not take the retention is named in one warning line, not a
+    failure: it works all the same, and refusing would stop every command that gets here.
+    kafka-python first checks that the broker lists the key for the topic, and the embedded
+    broker lists none for a topic a producer auto-created ("Unrecognized configs")."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="ledger-init")
     try:
         existing = set(admin.list_topics())
@@ -146,12 +154,24 @@ def init_topics(settings: Settings) -> list[str]:
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
-        kept = [t.name for t in wanted[:2] if t.name in existing]
-        if kept:  # `LEDGER_RETENTION_DAYS` may have changed since they were created
-            admin.alter_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, name, configs=config) for name in kept],
-                incremental=True,
-            )
+        # `LEDGER_RETENTION_DAYS` may have changed since the kept topics were created.
+        for name in [t.name for t in wanted[:2] if t.name in existing]:
+            try:
+                answer = admin.alter_configs(
+                    [ConfigResource(ConfigResourceType.TOPIC, name, configs=config)],
+                    incremental=True,
+                )
+                why = str(answer.get("topic", {}).get(name, "OK"))
+            except (ValueError, KafkaError) as error:
+                why = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            if why != "OK":
+                log.warning(
+                    "ledger: could not set retention.ms on topic %s (%s; was it created "
+                    "outside the ledger, e.g. by a producer's auto-create?); it keeps the "
+                    "broker's retention",
+                    name,
+                    why,
+                )
         return [t.name for t in new]
     finally:
         admin.close()

@@ -34,6 +34,18 @@ def positive(text: str) -> int:
     return value
 
 
+def port(text: str) -> int:
+    """A TCP port, 1-65535: the operating system would take 0 as "any free port" and
+    uvicorn would wrap a larger number around, listening where nobody looks."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1 to 65535)")
+    return value
+
+
 def moment(text: str) -> datetime:
     """An RFC 3339 time with a time zone, for --as-of."""
     try:
@@ -90,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     audience.add_argument("--json", action="store_true")
     serve = sub.add_parser("serve", help="run the HTTP read API")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=port, default=8000, help="TCP port, 1 to 65535")
     serve.add_argument(
         "--workers", type=positive, default=1, help="server processes (one per core)"
     )

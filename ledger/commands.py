@@ -7,15 +7,16 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from consumers.worker import IngestStats
 from domain.membership import fingerprint
 from domain.personal import PERSONAL_FIELDS
-from ledger import audit_commands, bootstrap, embedded, rights
+from ledger import api_serve, audit_commands, bootstrap, embedded, reconnect, rights
 from ledger.output import answer, show, show_rows
 from ledger.settings import Settings
 from producers.jsonlines import read_lines
@@ -121,27 +122,48 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     settings = ready(settings)
-    stats = bootstrap.ingest_worker(settings).run(stop_on_signals(), until_idle=args.until_idle)
-    rejected = ", ".join(f"{k} {v}" for k, v in sorted(stats.rejected.items())) or "none"
-    print(f"recorded {stats.recorded}, duplicates {stats.duplicates}, dead-lettered: {rejected}")
+    stop = stop_on_signals()
+    runs: list[IngestStats] = []
+
+    def run() -> None:
+        worker = bootstrap.ingest_worker(settings)
+        runs.append(worker.stats)  # filled batch by batch, kept if the run fails
+        worker.run(stop, until_idle=args.until_idle)
+
+    reconnect.keep_running("consume", settings.database_url or "", run, stop)
+    rejected = sum((stats.rejected for stats in runs), Counter[str]())
+    print(
+        f"recorded {sum(s.recorded for s in runs)}, duplicates {sum(s.duplicates for s in runs)}, "
+        f"dead-lettered: {', '.join(f'{k} {v}' for k, v in sorted(rejected.items())) or 'none'}"
+    )
     return 0
 
 
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     settings = ready(settings)
-    done = bootstrap.run_projections(
-        settings,
-        stop_on_signals(),
-        until_idle=args.until_idle,
-        waiting=lambda: print(
-            "ledger project: another projection runner is working on this database; "
-            "waiting for it to stop",
-            file=sys.stderr,
-        ),
-    )
+    stop = stop_on_signals()
+    tally = reconnect.ProjectionTally()
+
+    def run() -> None:
+        with bootstrap.connect(settings) as conn:
+            tally.starting(reads.position(conn))
+        tally.done(
+            bootstrap.run_projections(
+                settings,
+                stop,
+                until_idle=args.until_idle,
+                waiting=lambda: print(
+                    "ledger project: another projection runner is working on this database; "
+                    "waiting for it to stop",
+                    file=sys.stderr,
+                ),
+            )
+        )
+
+    reconnect.keep_running("project", settings.database_url or "", run, stop)
     print(
-        f"projected {done.processed} event(s); projections at position {done.position}; "
-        f"{done.published} audience change(s) published to {settings.audiences_topic}"
+        f"projected {tally.processed} event(s); projections at position {tally.position}; "
+        f"{tally.published} audience change(s) published to {settings.audiences_topic}"
     )
     return 0
 
@@ -233,32 +255,24 @@ def cmd_audience(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from ledger.api import create_app
 
-    settings = ready(settings)
-    app = create_app(settings)  # refuses a bad audiences file before listening
-    print(f"serving the read API on http://{args.host}:{args.port} (OpenAPI: /openapi.json)")
-    sys.stdout.flush()
-    options: dict[str, Any] = {"log_level": "warning", "access_log": False}
-    if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, **options)
-        return 0
-    # Worker processes build their own app from the environment: hand them the servers,
-    # and a folder where prometheus-client sums their metrics (its multiprocess mode).
-    os.environ["LEDGER_DATABASE_URL"] = settings.database_url or ""
-    os.environ["LEDGER_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
-    with tempfile.TemporaryDirectory(prefix="ledger-metrics-") as shared:
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
-        uvicorn.run(
-            "ledger.api:app_from_env",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            **options,
-        )
+    sock = api_serve.listen(args.host, args.port)  # a port in use: one line, before any work
+    with sock:
+        settings = ready(settings)
+        app = create_app(settings)  # refuses a bad audiences file before listening
+        where = api_serve.address(args.host, args.port)
+        print(f"serving the read API on http://{where} (OpenAPI: /openapi.json)")
+        sys.stdout.flush()
+        if args.workers == 1:
+            if not api_serve.serve_one(app, sock):
+                print("ledger serve: the API did not start (the reason is above)", file=sys.stderr)
+                return 1
+            return 0
+        # Worker processes build their own app from the environment: hand them the servers.
+        os.environ["LEDGER_DATABASE_URL"] = settings.database_url or ""
+        os.environ["LEDGER_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
+        api_serve.serve_many(sock, args.workers, os.environ)
     return 0
 
 

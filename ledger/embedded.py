@@ -98,18 +98,37 @@ def down(home: Path) -> list[str]:
     lines: list[str] = []
     with _locked(home):
         state = _read_state(home)
-        pg = _postgres_pid_port(home)
-        if pg is not None:
-            out = _run_pg("pg_ctl", ["-D", str(home / "postgres"), "-m", "fast", "stop"], home)
-            if out.returncode != 0:
-                raise EmbeddedError(f"pg_ctl stop failed: {_last_lines(out.stdout)}")
-            lines.append(f"stopped PostgreSQL (pid {pg[0]}, port {pg[1]})")
+        stopped = _stop_postgres(home)
+        if stopped is not None:
+            lines.append(stopped)
         if _stop_broker(state):
             lines.append(f"stopped broker (pid {state['broker_pid']}, port {state['broker_port']})")
         for key in ("broker_pid", "broker_create_time", "cluster_id"):
             state.pop(key, None)  # ports stay, so the next up() offers the same URLs
         _write_state(home, state)
     return lines
+
+
+def stop_postgres(home: Path) -> str | None:
+    """Stop only the PostgreSQL under `home` (as down() does); the broker keeps running and
+    its topics stay. With up() after it, this is a database restart on the same port: what
+    an operator's restart or a failover looks like to the ledger's clients, which the tests
+    of reconnecting need. The line saying what was stopped, or None if nothing ran."""
+    home = Path(home).expanduser().resolve()
+    with _locked(home):
+        return _stop_postgres(home)
+
+
+def _stop_postgres(home: Path) -> str | None:
+    """`pg_ctl stop -m fast` (under the lock): open transactions roll back, connections
+    close, and the next start needs no recovery."""
+    pg = _postgres_pid_port(home)
+    if pg is None:
+        return None
+    out = _run_pg("pg_ctl", ["-D", str(home / "postgres"), "-m", "fast", "stop"], home)
+    if out.returncode != 0:
+        raise EmbeddedError(f"pg_ctl stop failed: {_last_lines(out.stdout)}")
+    return f"stopped PostgreSQL (pid {pg[0]}, port {pg[1]})"
 
 
 def running(home: Path) -> EmbeddedServers | None:

@@ -7,6 +7,7 @@ Nothing reads the environment at import time: `Settings.from_env()` is called by
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -52,6 +53,8 @@ class Settings:
         )
         if settings.database_url:
             _check_database_url(settings.database_url)
+        if settings.kafka_bootstrap:
+            _check_bootstrap(settings.kafka_bootstrap)
         return settings
 
     def with_servers(self, database_url: str, kafka_bootstrap: str) -> Settings:
@@ -78,14 +81,33 @@ class Settings:
         return self.now if self.now is not None else datetime.now(UTC)
 
 
+NOW_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
+"""The clocks `LEDGER_NOW` may set, as [from, to): the audience language looks up to a
+hundred years either side of now (`domain.audiences.MAX_DAYS`) and a year ahead, so a clock
+near the calendar's ends (year 1 or 9999) would overflow there instead of here."""
+
+
 def _parse_now(text: str) -> datetime:
+    """`LEDGER_NOW` in UTC; a refusal names the variable, whatever the reason (an
+    out-of-range year, or a conversion to UTC that leaves the calendar)."""
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
-        raise SettingsError(f"LEDGER_NOW {text!r} is not an RFC 3339 time") from None
+    except ValueError as error:  # "year 0 is out of range" says more than "Invalid isoformat"
+        why = "" if str(error).startswith("Invalid isoformat") else f" ({error})"
+        raise SettingsError(f"LEDGER_NOW {text!r} is not an RFC 3339 time{why}") from None
     if value.tzinfo is None:
         raise SettingsError(f"LEDGER_NOW {text!r} has no time zone")
-    return value.astimezone(UTC)
+    outside = SettingsError(
+        f"LEDGER_NOW {text!r} is out of range: it must fall from {NOW_RANGE[0]:%Y-%m-%d} "
+        f"to before {NOW_RANGE[1]:%Y-%m-%d} (UTC)"
+    )
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is a moment before year 1 in UTC
+        raise outside from None
+    if not NOW_RANGE[0] <= value < NOW_RANGE[1]:
+        raise outside
+    return value
 
 
 def _retention_ms(days: str) -> int:
@@ -101,9 +123,39 @@ def _retention_ms(days: str) -> int:
     return round(value * 24 * 3600 * 1000)
 
 
+_ENTRY = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:\[\],/]+):(?P<port>\d{1,5})")
+
+
+def _check_bootstrap(servers: str) -> None:
+    """Each comma-separated entry is host:port (an IPv6 host in brackets), port 1-65535:
+    Kafka clients otherwise fail later with a reason that does not name the variable."""
+    for entry in servers.split(","):
+        found = _ENTRY.fullmatch(entry.strip())
+        if found is None or not 1 <= int(found["port"]) <= 65535:
+            raise SettingsError(
+                f"LEDGER_KAFKA_BOOTSTRAP entry {entry.strip()!r} is not host:port with a port "
+                "from 1 to 65535 (the variable is host:port[,host:port])"
+            )
+
+
 def _check_database_url(url: str) -> None:
+    """The URL's shape, port included; a refusal shows the URL without its password."""
     parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a port that is not a number, or beyond 65535
+        port_ok = False
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not port_ok:
         raise SettingsError(
-            f"LEDGER_DATABASE_URL must look like postgresql://user:pw@host:port/db, not {url!r}"
+            "LEDGER_DATABASE_URL must look like postgresql://user:pw@host:port/db (a port "
+            f"from 1 to 65535), not {_without_password(url)!r}"
         )
+
+
+def _without_password(url: str) -> str:
+    """The URL with `***` for its password: error lines are shown and logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}").geturl()
