@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from ledger import bootstrap
 from ledger.api_guard import Guard, document
 from ledger.api_params import FRESH, NOT_FOUND, TEXT, AsOf, Id, MinPosition
+from ledger.api_pools import SweepingCheck
 from ledger.api_rights import add_routes
 from ledger.metrics import Metrics
 from ledger.profile_cache import ProfileCache
@@ -42,13 +43,14 @@ def create_app(settings: Settings) -> FastAPI:
     """The API over these (reachable) servers; the pool opens with the app's lifespan."""
     assert settings.database_url, "call bootstrap.with_servers() first"
     audiences = bootstrap.audiences(settings)
+    checked = SweepingCheck()
     pool = ConnectionPool(
         settings.database_url,
         min_size=2,
         max_size=16,
         open=False,
         configure=_read_only,
-        check=ConnectionPool.check_connection,  # a restarted PostgreSQL: reconnect, no 500
+        check=checked,  # a restarted PostgreSQL: reconnect, no 500
         timeout=POOL_WAIT,
         name="ledger-api",
     )
@@ -63,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         timeout=POOL_WAIT,
         name="ledger-api-async",
     )
+    checked.pool = pool
     metrics = Metrics(pool, settings)
     cache = ProfileCache(settings.database_url, PROFILE_CACHE_SIZE)
 

@@ -71,7 +71,9 @@ class ProfileCache:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # any failure: stop serving from memory, retry
-                log.warning("profile cache off until PostgreSQL answers again: %s", error)
+                if self.position >= 0:  # said once per outage, in one line
+                    why = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                    log.warning("profile cache off until PostgreSQL answers again: %s", why)
                 self._off()
                 await asyncio.sleep(LOOK_EVERY)
 

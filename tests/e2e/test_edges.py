@@ -10,11 +10,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
+import httpx
 import psycopg
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
@@ -152,6 +154,28 @@ def test_the_api_answers_503_with_retry_after_while_postgresql_is_down(
         down = api.get("/customers/C-1/history")
         assert down.status_code == 503 and down.headers["Retry-After"].isdigit(), down.text
         start_postgres_again(restartable, small)
+        assert api.get("/customers/C-1/history").status_code == 200
+
+
+def _twenty_reads(api: httpx.Client) -> None:
+    for _ in range(20):
+        assert api.get("/partners/P-nobody").status_code == 404
+
+
+def test_a_grown_pool_answers_the_first_read_after_a_postgresql_restart(
+    small: Settings, restartable: Path
+) -> None:
+    """Every pooled connection is dead after a restart; psycopg_pool found them one checkout
+    at a time with a growing pause, so a pool grown by load answered 503 for half a minute."""
+    for api in serve(small):
+        threads = [threading.Thread(target=_twenty_reads, args=(api,)) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        embedded.stop_postgres(restartable)
+        start_postgres_again(restartable, small)
+        assert [api.get("/partners/P-nobody").status_code for _ in range(3)] == [404] * 3
         assert api.get("/customers/C-1/history").status_code == 200
 
 
