@@ -28,6 +28,7 @@ from ledger.bootstrap import ProjectionRun
 
 RETRY_FOR = 60.0  # seconds a worker waits for PostgreSQL after losing it
 POLL_EVERY = 0.5  # seconds between attempts to reach it
+RECOVERED_AFTER = 10.0  # seconds a resumed worker must run before a loss is a new outage
 
 LOST = (
     psycopg.OperationalError,  # psycopg_pool.PoolTimeout is one too
@@ -71,18 +72,18 @@ def answers(database_url: str) -> str | None:
 
 
 def wait_for_database(
-    database_url: str, stop: threading.Event, deadline: float, budget: float = RETRY_FOR
+    database_url: str, stop: threading.Event, deadline: float, since: float
 ) -> bool:
     """Poll until PostgreSQL answers (True) or `stop` is set (False); DatabaseGone once
-    `deadline` (time.monotonic(), `budget` seconds after the loss) has passed."""
+    `deadline` (time.monotonic()) has passed; `since`: when the outage began."""
     while not stop.is_set():
         why = answers(database_url)
         if why is None:
             return True
         if time.monotonic() >= deadline:
             raise DatabaseGone(
-                f"PostgreSQL did not answer again within {budget:.0f} s of losing the "
-                f"connection ({why})"
+                f"PostgreSQL did not answer again within {deadline - since:.0f} s of losing "
+                f"the connection ({why})"
             )
         stop.wait(POLL_EVERY)
     return False
@@ -99,9 +100,10 @@ def keep_running(
     """Call `run` (which builds a fresh worker and runs it) until it returns; after a lost
     PostgreSQL connection, say so on stderr, wait for PostgreSQL, and call it again.
 
-    Losses within `retry_for` seconds of the first one share its time budget, so a worker
-    that keeps failing at once still ends; any other error propagates as it is."""
-    deadline: float | None = None
+    Each outage gets `retry_for` seconds. A loss within `RECOVERED_AFTER` seconds of the
+    last resume counts as the same outage (its budget goes on), so a worker that keeps
+    failing at once still ends; any other error propagates as it is."""
+    deadline = since = resumed = 0.0
     while True:
         try:
             run()
@@ -113,16 +115,22 @@ def keep_running(
             if stop.is_set():
                 return  # asked to stop anyway: what was committed is kept
             now = time.monotonic()
-            if deadline is None or now > deadline:
-                deadline = now + retry_for
+            if not deadline or now - resumed >= RECOVERED_AFTER:  # a new outage
+                deadline, since = now + retry_for, now
+            elif now >= deadline:  # PostgreSQL answers, but the worker keeps losing it
+                raise DatabaseGone(
+                    f"the connection to PostgreSQL kept failing for {now - since:.0f} s "
+                    f"({first_line(lost)})"
+                ) from None
             print(
                 f"ledger {command}: PostgreSQL connection lost ({first_line(lost)}); "
                 f"retrying for up to {deadline - now:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
-            if not wait_for_database(database_url, stop, deadline, retry_for):
+            if not wait_for_database(database_url, stop, deadline, since):
                 return
+            resumed = time.monotonic()
             print(f"ledger {command}: PostgreSQL answers again; resuming", file=sys.stderr)
 
 
