@@ -161,6 +161,21 @@ def _short(name: str | bytes) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _source_of(headers: dict[str, bytes]) -> SourceId | None:
+    """The source a record on the dead-letter topic names, or None for one that names
+    none readably (another writer's): records published before dead letters named their
+    log have the log '' like their rows."""
+    try:
+        return (
+            (headers.get("source_log") or b"").decode(),
+            headers["source_topic"].decode(),
+            int(headers["source_partition"]),
+            int(headers["source_offset"]),
+        )
+    except (KeyError, ValueError):  # a UnicodeDecodeError is a ValueError too
+        return None
+
+
 class DeadLetterRelay:
     def __init__(
         self,
@@ -260,18 +275,9 @@ class DeadLetterRelay:
                     raise TimeoutError(f"could not read {self._dlq_topic} to its end in 120 s")
                 for tp, records in consumer.poll(timeout_ms=1000).items():
                     for rec in records:
-                        h = dict(rec.headers)
-                        if h.get("source_topic") is not None:
-                            found.add(
-                                (
-                                    # Published before dead letters named their cluster:
-                                    # those rows are the cluster '' too.
-                                    (h.get("source_log") or b"").decode(),
-                                    h["source_topic"].decode(),
-                                    int(h["source_partition"]),
-                                    int(h["source_offset"]),
-                                )
-                            )
+                        source = _source_of(dict(rec.headers))
+                        if source is not None:
+                            found.add(source)
                     if consumer.position(tp) >= ends[tp]:
                         remaining.discard(tp)
             return found

@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
@@ -77,50 +78,64 @@ def named_ids(value: bytes | None) -> set[str]:
     """The `customer_id` and `card_id` values a raw message names anywhere in it, spaces
     around them ignored (a reader would still see whom it is about); read from the text
     when the message is not valid JSON (a truncated one, say)."""
+    return set(_named(value))
+
+
+def _named(value: bytes | None) -> Iterator[str]:
     try:
         document = orjson.loads(value or b"")
     except orjson.JSONDecodeError:
-        found = set()
         for raw in _RAW_ID.findall(value or b""):
             try:
-                found.add(orjson.loads(b'"' + raw + b'"').strip())
+                yield orjson.loads(b'"' + raw + b'"').strip()
             except orjson.JSONDecodeError:
-                found.add(raw.decode("utf-8", "replace").strip())
-        return found
-    return set(_ids(document))
+                yield raw.decode("utf-8", "replace").strip()
+        return
+    yield from _ids(document)
 
 
 _TOKEN = re.compile(rb"[^\s\"',;:{}\[\]()]{1,200}")
 
 
+MENTIONED_MAX = 200
+"""The most ids of one rejected message that ingest checks against forgotten customers: an
+interaction names two, and each one checked costs a stream lookup, so a message naming
+36,000 could otherwise hold a worker for seconds. (`ledger forget` itself checks every id
+of every stored dead letter, `names_person`.)"""
+
+
 def mentioned_ids(value: bytes | None) -> set[str]:
     """What might be a customer or card id in a raw message: the ids it names, and for a
-    message that is not a JSON object every word-like token in it (at most 200), since no
-    field name tells which one is an id."""
+    message that is not a JSON object every word-like token in it; at most `MENTIONED_MAX`
+    of each, the first ones, since no field name tells which token is an id."""
     try:
         document = orjson.loads(value or b"")
     except orjson.JSONDecodeError:
         document = None
+    named = set(islice(dict.fromkeys(_named(value)), MENTIONED_MAX))
     if isinstance(document, dict):
-        return named_ids(value)
-    tokens = _TOKEN.findall(value or b"")[:200]
-    return named_ids(value) | {t.decode("utf-8", "replace") for t in tokens}
+        return named
+    tokens = _TOKEN.findall(value or b"")[:MENTIONED_MAX]
+    return named | {t.decode("utf-8", "replace") for t in tokens}
 
 
 def _ids(node: Any) -> Iterator[str]:
-    """The id fields' values anywhere in a parsed message: walked with a stack, not by
-    recursion, since a rejected message may nest as deep as its parser allows."""
-    stack = [node]
+    """The id fields' values anywhere in a parsed message, in document order: walked with a
+    stack of iterators, not by recursion, since a rejected message may nest as deep as its
+    parser allows."""
+    stack: list[Iterator[tuple[Any, Any]]] = [iter([(None, node)])]
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if key in ID_FIELDS and isinstance(value, str):
-                    yield value.strip()
-                else:
-                    stack.append(value)
+        pair = next(stack[-1], None)
+        if pair is None:
+            stack.pop()
+            continue
+        key, item = pair
+        if key in ID_FIELDS and isinstance(item, str):
+            yield item.strip()
+        elif isinstance(item, dict):
+            stack.append(iter(item.items()))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.append((None, element) for element in item)
 
 
 def names_person(value: bytes | None, ids: Collection[str], personal: Collection[str]) -> bool:

@@ -260,7 +260,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     sock = api_serve.listen(args.host, args.port)  # a port in use: one line, before any work
     with sock:
         settings = ready(settings)
-        app = create_app(settings)  # refuses a bad audiences file before listening
+        app = create_app(settings)  # refuses a bad audiences file before serving
         where = api_serve.address(args.host, args.port)
         print(f"serving the read API on http://{where} (OpenAPI: /openapi.json)")
         sys.stdout.flush()

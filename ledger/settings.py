@@ -94,6 +94,9 @@ def _parse_now(text: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError as error:  # "year 0 is out of range" says more than "Invalid isoformat"
         why = "" if str(error).startswith("Invalid isoformat") else f" ({error})"
+        if re.match(r"\s*[+-]?[0-9]{5,}-", text):
+            why = f" (a year of more than 4 digits; it must fall from {NOW_RANGE[0]:%Y-%m-%d} "
+            why += f"to before {NOW_RANGE[1]:%Y-%m-%d})"
         raise SettingsError(f"LEDGER_NOW {text!r} is not an RFC 3339 time{why}") from None
     if value.tzinfo is None:
         raise SettingsError(f"LEDGER_NOW {text!r} has no time zone")
@@ -152,8 +155,13 @@ def _check_database_url(url: str) -> None:
         )
 
 
+_PASSWORD_PARAMETER = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
+
+
 def _without_password(url: str) -> str:
-    """The URL with `***` for its password: error lines are shown and logged."""
+    """The URL with `***` for its password, in the user part, a `password=` query parameter
+    or a `key=value` connection string: error lines are shown and logged."""
+    url = _PASSWORD_PARAMETER.sub(r"\1***", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -5,6 +5,7 @@ consent."""
 from __future__ import annotations
 
 import itertools
+import json
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,3 +211,13 @@ def test_a_reason_in_decomposed_unicode_is_still_the_name() -> None:
 )
 def test_a_message_that_is_no_json_object_mentions_every_token(raw: bytes) -> None:
     assert mentioned_ids(raw) & {"C-1", "K-1"}
+
+
+def test_ingest_checks_at_most_200_ids_of_one_rejected_message() -> None:
+    from domain.forgetting import MENTIONED_MAX, mentioned_ids
+
+    many = json.dumps({"items": [{"customer_id": f"C-{i}"} for i in range(36_000)]}).encode()
+    found = mentioned_ids(many)
+    assert found == {f"C-{i}" for i in range(MENTIONED_MAX)}  # the first 200
+    words = b" ".join(f"w{i}".encode() for i in range(10_000))
+    assert len(mentioned_ids(words)) == 200

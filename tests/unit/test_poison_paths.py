@@ -144,3 +144,14 @@ def test_an_unforeseen_failure_parsing_one_record_dead_letters_only_that_record(
     assert first.reason == "the ledger failed to decide this message (KeyError: 'a bug')"
     assert first.event_id == "e-1"
     assert isinstance(second, RejectedInteraction) and second.error_type == "malformed"
+
+
+def test_the_relay_reads_the_source_of_its_own_records_and_skips_foreign_ones() -> None:
+    from consumers.relay import _source_of
+
+    ours = dict(dlq_record(("c/t", "t", 2, 7), "malformed", "r", b"k", b"v", []).headers)
+    assert _source_of(ours) == ("c/t", "t", 2, 7)
+    older = {k: v for k, v in ours.items() if k != "source_log"}
+    assert _source_of(older) == ("", "t", 2, 7)
+    assert _source_of({**ours, "source_partition": b"two"}) is None
+    assert _source_of({"source_topic": b"\xff"}) is None

@@ -76,3 +76,24 @@ def test_a_database_url_refused_is_shown_without_its_password(url: str) -> None:
     with pytest.raises(SettingsError, match="^LEDGER_DATABASE_URL ") as refused:
         Settings.from_env({"LEDGER_DATABASE_URL": url})
     assert "s3cret" not in str(refused.value) and "app:***@db" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://h:notaport/db?password=secret",
+        "host=h password=secret",
+        "host=h password='sec ret'",
+        "postgresql://u:secret@h:notaport/db",
+    ],
+)
+def test_a_refused_database_url_never_shows_its_password(url: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"LEDGER_DATABASE_URL": url})
+    assert "secret" not in str(refused.value) and "sec ret" not in str(refused.value)
+    assert "***" in str(refused.value)
+
+
+def test_a_clock_with_a_five_digit_year_is_refused_with_the_range() -> None:
+    with pytest.raises(SettingsError, match="a year of more than 4 digits; it must fall from"):
+        Settings.from_env({"LEDGER_NOW": "99999-01-01T00:00:00Z"})
