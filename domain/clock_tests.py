@@ -41,6 +41,15 @@ def _shift(moment: datetime, days: float) -> datetime | None:
         return None
 
 
+def _just_after(end: datetime | None) -> datetime | None:
+    """The first instant after `end`, or None (never) past the calendar's end: a valid
+    time of 9999-12-31 plus N days must not stop a projection."""
+    try:
+        return None if end is None else end + _TICK
+    except OverflowError:
+        return None
+
+
 def within_days(actual: Any, days: float, now: datetime) -> Outcome:
     """now - N days <= field <= now."""
     moment = as_time(actual)
@@ -50,7 +59,7 @@ def within_days(actual: Any, days: float, now: datetime) -> Outcome:
         return (False, moment)
     end = _shift(moment, days)
     if end is None or end >= now:
-        return (True, None if end is None else end + _TICK)
+        return (True, _just_after(end))
     return (False, None)
 
 
@@ -64,7 +73,7 @@ def older_than_days(actual: Any, days: float, now: datetime) -> Outcome:
         return (False, None)
     if end < now:
         return (True, None)
-    return (False, end + _TICK)
+    return (False, _just_after(end))
 
 
 def _month_start(year: int, month: int) -> datetime:

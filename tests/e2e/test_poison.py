@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 from kafka import KafkaProducer
-from support import dumps, enrollment, purchase, read_topic, run_ledger
+from support import dumps, enrollment, keyed, publish, purchase, read_topic, run_ledger
 
 from ledger.settings import Settings
 
@@ -163,3 +163,14 @@ def test_a_poison_record_is_dead_lettered_once_and_ingest_goes_on(
         assert poison.omitted in got["omitted"].decode()
         sendable = [(n, v) for n, v in poison.headers if v is not None and type(n) is str]
         assert all(got[n] == v for n, v in sendable)
+
+
+def test_a_purchase_at_the_calendars_end_does_not_stop_the_projector(settings: Settings) -> None:
+    """Valid, recorded, and once the end of the projector's clock arithmetic (90 days after
+    it is past year 9999): the built-in lapsed_buyers audience must not stop on it."""
+    last = purchase(customer_id="C-END", occurred_at="9999-10-02T23:59:59.999999Z")
+    publish(settings, [keyed(enrollment("C-END", "K-END")), keyed(last)])
+    assert "recorded 2" in run_ledger(settings, "consume", "--until-idle").stdout
+    for _ in range(2):
+        done = run_ledger(settings, "project", "--until-idle")
+        assert done.returncode == 0, done.stderr

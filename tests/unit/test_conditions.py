@@ -586,3 +586,15 @@ def test_day_of_year_within_flips_exactly_when_the_answer_changes(
     held, flip = evaluate(test, profile, now)
     assert flip is not None
     assert evaluate(test, profile, flip)[0] is not held or days >= 364
+
+
+def test_a_time_at_the_calendars_end_never_flips_instead_of_overflowing() -> None:
+    """A purchase at 9999-10-02T23:59:59.999999Z is valid; 90 days later is past year 9999,
+    and the next evaluation time past it: never, rather than a projection stopped for ever."""
+    from datetime import UTC, datetime
+
+    from domain.clock_tests import older_than_days
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert older_than_days("9999-10-02T23:59:59.999999Z", 90, now) == (False, None)
+    assert older_than_days("9999-09-30T00:00:00Z", 90, now)[0] is False
