@@ -18,7 +18,6 @@ import re
 import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
@@ -97,25 +96,24 @@ def _named(value: bytes | None) -> Iterator[str]:
 _TOKEN = re.compile(rb"[^\s\"',;:{}\[\]()]{1,200}")
 
 
-MENTIONED_MAX = 200
-"""The most ids of one rejected message that ingest checks against forgotten customers: an
-interaction names two, and each one checked costs a stream lookup, so a message naming
-36,000 could otherwise hold a worker for seconds. (`ledger forget` itself checks every id
-of every stored dead letter, `names_person`.)"""
+TOKENS_MAX = 200
+"""The most words of a message that is not a JSON object taken for possible ids."""
 
 
 def mentioned_ids(value: bytes | None) -> set[str]:
-    """What might be a customer or card id in a raw message: the ids it names, and for a
-    message that is not a JSON object every word-like token in it; at most `MENTIONED_MAX`
-    of each, the first ones, since no field name tells which token is an id."""
+    """What might be a customer or card id in a raw message: every id it names (all of
+    them: one left unchecked could keep a forgotten person's data; a message of 1 MiB
+    names at most some tens of thousands, checked in well under a second), and for a
+    message that is not a JSON object its first `TOKENS_MAX` word-like tokens, since no
+    field name tells which one is an id."""
     try:
         document = orjson.loads(value or b"")
     except orjson.JSONDecodeError:
         document = None
-    named = set(islice(dict.fromkeys(_named(value)), MENTIONED_MAX))
+    named = named_ids(value)
     if isinstance(document, dict):
         return named
-    tokens = _TOKEN.findall(value or b"")[:MENTIONED_MAX]
+    tokens = _TOKEN.findall(value or b"")[:TOKENS_MAX]
     return named | {t.decode("utf-8", "replace") for t in tokens}
 
 

@@ -174,3 +174,25 @@ def test_a_purchase_at_the_calendars_end_does_not_stop_the_projector(settings: S
     for _ in range(2):
         done = run_ledger(settings, "project", "--until-idle")
         assert done.returncode == 0, done.stderr
+
+
+def test_a_rejected_message_naming_a_forgotten_customer_after_many_others_keeps_no_bytes(
+    settings: Settings,
+) -> None:
+    """Every id of a rejected message is checked, not the first few: decoys cannot smuggle
+    a forgotten person's data into the dead letters."""
+    publish(settings, [keyed(enrollment("FG1", "K-FG1", email="fiona@example.com"))])
+    assert run_ledger(settings, "consume", "--until-idle").returncode == 0
+    forgot = run_ledger(settings, "forget", "FG1", "--reason", "asked to be forgotten")
+    assert forgot.returncode == 0, forgot.stderr
+    decoys = [{"customer_id": f"C-{i}"} for i in range(5_000)]
+    smuggled = {
+        "type": "nope",
+        "items": [*decoys, {"customer_id": "FG1"}],
+        "e": "fiona@example.com",
+    }
+    publish(settings, [(b"C-0", dumps(smuggled), [])])
+    assert run_ledger(settings, "consume", "--until-idle").returncode == 0
+    with psycopg.connect(settings.database_url or "") as conn:
+        rows = conn.execute("SELECT value, error FROM ledger_dead_letters").fetchall()
+    assert rows == [(None, "erased: it named a forgotten customer")]

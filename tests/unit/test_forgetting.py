@@ -213,11 +213,12 @@ def test_a_message_that_is_no_json_object_mentions_every_token(raw: bytes) -> No
     assert mentioned_ids(raw) & {"C-1", "K-1"}
 
 
-def test_ingest_checks_at_most_200_ids_of_one_rejected_message() -> None:
-    from domain.forgetting import MENTIONED_MAX, mentioned_ids
+def test_ingest_checks_every_id_of_a_rejected_message_and_200_words() -> None:
+    """A forgotten person named after 200 decoys must still be found."""
+    from domain.forgetting import mentioned_ids
 
-    many = json.dumps({"items": [{"customer_id": f"C-{i}"} for i in range(36_000)]}).encode()
-    found = mentioned_ids(many)
-    assert found == {f"C-{i}" for i in range(MENTIONED_MAX)}  # the first 200
+    decoys = [{"customer_id": f"C-{i}"} for i in range(36_000)]
+    many = json.dumps({"items": [*decoys, {"customer_id": "FG1"}]}).encode()
+    assert len(mentioned_ids(many)) == 36_001 and "FG1" in mentioned_ids(many)
     words = b" ".join(f"w{i}".encode() for i in range(10_000))
     assert len(mentioned_ids(words)) == 200
