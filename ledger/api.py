@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from ledger import bootstrap
 from ledger.api_guard import Guard, document
 from ledger.api_params import FRESH, NOT_FOUND, TEXT, AsOf, Id, MinPosition
-from ledger.api_pools import SweepingCheck
+from ledger.api_pools import RECONNECT_WITHIN, SweepingCheck
 from ledger.api_rights import add_routes
 from ledger.metrics import Metrics
 from ledger.profile_cache import ProfileCache
@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         configure=_read_only,
         check=checked,  # a restarted PostgreSQL: reconnect, no 500
         timeout=POOL_WAIT,
+        reconnect_timeout=RECONNECT_WITHIN,
         name="ledger-api",
     )
     # The hottest read (a profile by id) runs on the event loop with its own async pool;
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         open=False,
         kwargs={"autocommit": True},
         timeout=POOL_WAIT,
+        reconnect_timeout=RECONNECT_WITHIN,
         name="ledger-api-async",
     )
     checked.pool = pool

