@@ -55,3 +55,14 @@ def new_settings(servers: embedded.EmbeddedServers, home: Path) -> Settings:
 def settings(make_settings: Callable[[], Settings]) -> Settings:
     """A fresh database and topic prefix, with schema and topics created."""
     return make_settings()
+
+
+@pytest.fixture
+def small(settings: Settings) -> Settings:
+    """A fresh ledger holding one customer, C-1 with card K-1 and a purchase, projected."""
+    from support import enrollment, ingest, keyed, project, publish, purchase
+
+    publish(settings, [keyed(enrollment("C-1", "K-1")), keyed(purchase(customer_id="C-1"))])
+    ingest(settings)
+    project(settings)
+    return settings

@@ -12,19 +12,11 @@ from dataclasses import replace
 import httpx
 import pytest
 from psycopg_pool import ConnectionPool
-from support import enrollment, free_port, ingest, keyed, project, publish, purchase, serve
+from support import free_port, ingest, keyed, publish, purchase, serve
 
 from ledger.metrics import Metrics
 from ledger.settings import Settings
 from projections import reads
-
-
-@pytest.fixture
-def small(settings: Settings) -> Settings:
-    publish(settings, [keyed(enrollment("C-1", "K-1")), keyed(purchase(customer_id="C-1"))])
-    ingest(settings)
-    project(settings)
-    return settings
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from support import (
     ingest,
     keyed,
     ledger_env,
-    project,
     publish,
     purchase,
     run_ledger,
@@ -109,14 +108,6 @@ def restartable(postgres_home: Path, settings: Settings) -> Iterator[Path]:
     """The home whose PostgreSQL a test stops; started again whatever the test did."""
     yield postgres_home
     start_postgres_again(postgres_home, settings)
-
-
-@pytest.fixture
-def small(settings: Settings) -> Settings:
-    publish(settings, [keyed(enrollment("C-1", "K-1")), keyed(purchase(customer_id="C-1"))])
-    ingest(settings)
-    project(settings)
-    return settings
 
 
 READS = {
