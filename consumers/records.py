@@ -18,8 +18,9 @@ from domain.interactions import RejectedInteraction
 
 @dataclass(frozen=True)
 class InboundRecord:
-    """One Kafka record, as the ingest worker received it: its place (the cluster too: a
-    restarted embedded broker reuses offsets) and its bytes, header names included."""
+    """One Kafka record, as the ingest worker received it: its place (its log too: a
+    restarted broker or a topic created again reuses offsets) and its bytes, header names
+    included."""
 
     log: str  # the inbound topic's log id: `{cluster id}/{topic id}` (see `consumers.offsets`)
     topic: str

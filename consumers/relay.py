@@ -32,16 +32,20 @@ default limits (the producer's `max.request.size`, 1 MiB, and a topic's
 `max.message.bytes`, 1 MB), with room for the record's own framing."""
 
 _CLAIM = """
-UPDATE ledger_dead_letters SET attempts = attempts + 1
-WHERE (source_log, source_topic, source_partition, source_offset) IN (
-    SELECT source_log, source_topic, source_partition, source_offset
-    FROM ledger_dead_letters WHERE NOT published AND source_topic = %s
-    ORDER BY recorded_at, source_partition, source_offset LIMIT %s)
-RETURNING source_log, source_topic, source_partition, source_offset, error_type, error,
-          key, value, headers, attempts, recorded_at
+WITH claimed AS (
+    UPDATE ledger_dead_letters SET attempts = attempts + 1
+    WHERE (source_log, source_topic, source_partition, source_offset) IN (
+        SELECT source_log, source_topic, source_partition, source_offset
+        FROM ledger_dead_letters WHERE NOT published AND source_topic = %s
+        ORDER BY recorded_at, source_partition, source_offset LIMIT %s)
+    RETURNING *
+)
+SELECT source_log, source_topic, source_partition, source_offset, error_type, error, key,
+       value, headers, attempts
+FROM claimed ORDER BY recorded_at, source_partition, source_offset
 """
-# RETURNING follows no ORDER BY: the claimed rows are sorted again before publishing, so a
-# key's dead letters reach the topic in the order they were rejected.
+# Ordered outside the UPDATE (RETURNING keeps no order), so a key's dead letters reach the
+# topic in the order they were rejected.
 
 _MARK = """
 UPDATE ledger_dead_letters SET published = true
@@ -80,6 +84,11 @@ class DeadLetterRecord:
     @property
     def headers(self) -> list[tuple[str, bytes]]:
         return self.original + self.ours
+
+
+_RECORD_FRAMING = 128  # a record's and its batch's own fields
+_HEADER_FRAMING = 10  # a header's name and value lengths (two varints)
+_NOTE_ROOM = 1_024  # the `omitted` header: at most 5 headers named, 60 characters each
 
 
 def dlq_record(
@@ -150,11 +159,6 @@ def dlq_record(
     return DeadLetterRecord(key, value, kept, ours)
 
 
-_RECORD_FRAMING = 128  # a record's and its batch's own fields
-_HEADER_FRAMING = 10  # a header's name and value lengths (two varints)
-_NOTE_ROOM = 1_024  # the `omitted` header: at most 5 headers named, 60 characters each
-
-
 def _short(name: str | bytes) -> str:
     """A header name as the `omitted` header names it: its repr, cut at 60 characters."""
     text = repr(name)
@@ -210,8 +214,7 @@ class DeadLetterRelay:
     def _publish(self, conn: psycopg.Connection[Any], rows: list[Any]) -> int:
         already = self._already_published() if any(row[9] > 1 for row in rows) else set()
         futures: list[tuple[DeadLetterRecord, Any]] = []
-        rows = sorted(rows, key=lambda row: (row[10], row[2], row[3]))
-        for log, topic, partition, offset, error_type, error, key, value, headers, *_ in rows:
+        for log, topic, partition, offset, error_type, error, key, value, headers, _ in rows:
             source = (log, topic, partition, offset)
             if source in already:
                 continue
@@ -229,7 +232,7 @@ class DeadLetterRelay:
             try:
                 future.get(timeout=30)  # raise here, before marking, if any send failed
             except REFUSED as refused:
-                self._send(bare(record, refused)).get(timeout=30)
+                self._produce(bare(record, refused)).get(timeout=30)
         conn.execute(
             _MARK,
             (
@@ -244,14 +247,14 @@ class DeadLetterRelay:
     def _send(self, record: DeadLetterRecord) -> Any:
         """Send one record; a record the client refuses at once is sent bare instead."""
         try:
-            return self._producer.send(
-                self._dlq_topic, key=record.key, value=record.value, headers=record.headers
-            )
+            return self._produce(record)
         except REFUSED as refused:
-            stripped = bare(record, refused)
-            return self._producer.send(
-                self._dlq_topic, key=stripped.key, value=stripped.value, headers=stripped.headers
-            )
+            return self._produce(bare(record, refused))
+
+    def _produce(self, record: DeadLetterRecord) -> Any:
+        return self._producer.send(
+            self._dlq_topic, key=record.key, value=record.value, headers=record.headers
+        )
 
     def _already_published(self) -> set[SourceId]:
         """The source ids already on the dead-letter topic (read to its current end).

@@ -35,7 +35,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers.application import BatchResult, LedgerApplication
-from consumers.offsets import StoredOffset, check_within, read_offsets, resume_at, same_log
+from consumers.offsets import StoredOffset, check_within, read_offsets, resume_at
 from consumers.records import inbound_record
 from consumers.relay import DeadLetterRelay
 from consumers.stall import Progress, StallWatch
@@ -239,10 +239,7 @@ class IngestWorker:
         tps = [TopicPartition(self._topic, p) for p in partitions]
         ends = self._consumer.end_offsets(tps)
         stored = read_offsets(self._conn, self._topic, partitions)
-        done = [
-            (stored[p].next_offset or 0) if same_log(stored[p].log_id, self._log_id) else 0
-            for p in partitions
-        ]
+        done = [resume_at(stored[p], self._log_id) for p in partitions]
         waiting = sum(max(ends[tp] - d, 0) for tp, d in zip(tps, done, strict=True))
         return waiting, tuple(done)
 
@@ -262,9 +259,7 @@ class IngestWorker:
             # watermark of our own fetches is exact, so take the larger of the two.
             own = self._consumer.highwater(tp) if tp in assigned else None
             end = max(ends[tp], own or 0)
-            s = stored[tp.partition]
-            done = s.next_offset if same_log(s.log_id, self._log_id) and s.next_offset else 0
-            if done < end:
+            if resume_at(stored[tp.partition], self._log_id) < end:
                 return False
         return True
 

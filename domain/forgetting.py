@@ -77,20 +77,33 @@ def named_ids(value: bytes | None) -> set[str]:
     """The `customer_id` and `card_id` values a raw message names anywhere in it, spaces
     around them ignored (a reader would still see whom it is about); read from the text
     when the message is not valid JSON (a truncated one, say)."""
-    return set(_named(value))
+    return set(_named(value, _parsed(value)))
 
 
-def _named(value: bytes | None) -> Iterator[str]:
+_NOT_JSON = object()
+
+
+def _parsed(value: bytes | None) -> Any:
+    """The message's JSON value, or `_NOT_JSON`: parsed once per message by each test."""
     try:
-        document = orjson.loads(value or b"")
+        return orjson.loads(value or b"")
     except orjson.JSONDecodeError:
-        for raw in _RAW_ID.findall(value or b""):
-            try:
-                yield orjson.loads(b'"' + raw + b'"').strip()
-            except orjson.JSONDecodeError:
-                yield raw.decode("utf-8", "replace").strip()
+        return _NOT_JSON
+
+
+def _named(value: bytes | None, document: Any) -> Iterator[str]:
+    if document is not _NOT_JSON:
+        yield from (item.strip() for key, item in _walk(document) if _is_id(key, item))
         return
-    yield from _ids(document)
+    for raw in _RAW_ID.findall(value or b""):
+        try:
+            yield orjson.loads(b'"' + raw + b'"').strip()
+        except orjson.JSONDecodeError:
+            yield raw.decode("utf-8", "replace").strip()
+
+
+def _is_id(key: Any, item: Any) -> bool:
+    return key in ID_FIELDS and isinstance(item, str)
 
 
 _TOKEN = re.compile(rb"[^\s\"',;:{}\[\]()]{1,200}")
@@ -106,31 +119,27 @@ def mentioned_ids(value: bytes | None) -> set[str]:
     names at most some tens of thousands, checked in well under a second), and for a
     message that is not a JSON object its first `TOKENS_MAX` word-like tokens, since no
     field name tells which one is an id."""
-    try:
-        document = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        document = None
-    named = named_ids(value)
+    document = _parsed(value)
+    named = set(_named(value, document))
     if isinstance(document, dict):
         return named
     tokens = _TOKEN.findall(value or b"")[:TOKENS_MAX]
     return named | {t.decode("utf-8", "replace") for t in tokens}
 
 
-def _ids(node: Any) -> Iterator[str]:
-    """The id fields' values anywhere in a parsed message, in document order: walked with a
-    stack of iterators, not by recursion, since a rejected message may nest as deep as its
-    parser allows."""
+def _walk(node: Any) -> Iterator[tuple[Any, Any]]:
+    """Every (key, value) of a parsed message in document order, a list's items with the
+    key None: walked with a stack of iterators, not by recursion, since a rejected message
+    may nest as deep as its parser allows."""
     stack: list[Iterator[tuple[Any, Any]]] = [iter([(None, node)])]
     while stack:
         pair = next(stack[-1], None)
         if pair is None:
             stack.pop()
             continue
-        key, item = pair
-        if key in ID_FIELDS and isinstance(item, str):
-            yield item.strip()
-        elif isinstance(item, dict):
+        yield pair
+        _, item = pair
+        if isinstance(item, dict):
             stack.append(iter(item.items()))
         elif isinstance(item, list):
             stack.append((None, element) for element in item)
@@ -142,30 +151,23 @@ def names_person(value: bytes | None, ids: Collection[str], personal: Collection
     of the `personal` values."""
     if not value:
         return False
-    if named_ids(value) & set(ids):
+    document = _parsed(value)
+    if set(_named(value, document)) & set(ids):
         return True
     needles = [v.casefold() for v in personal if v]
-    try:
-        document = orjson.loads(value)
-    except orjson.JSONDecodeError:
+    if document is _NOT_JSON:
         text = value.decode("utf-8", "replace").casefold()
         return any(n in text for n in needles) or any(f'"{i}"'.casefold() in text for i in ids)
     return any(n in text.casefold() for text in _texts(document) for n in needles)
 
 
 def _texts(node: Any) -> Iterator[str]:
-    """Every string (keys too) in a parsed message, walked with a stack (see `_ids`)."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
+    """Every string of a parsed message, keys too."""
+    for key, item in _walk(node):
+        if isinstance(key, str):
+            yield key
         if isinstance(item, str):
             yield item
-        elif isinstance(item, dict):
-            for key, value in item.items():
-                yield key
-                stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 def forget_event_id(customer_id: str) -> str:

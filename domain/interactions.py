@@ -24,7 +24,7 @@ import rfc8785
 from pydantic import ValidationError
 
 from domain.canonical import canonical_bytes, encode_plain, is_plain
-from domain.schema import ID_MAX, INTERACTION_ADAPTER, MODELS, PurchaseLine, money_text
+from domain.schema import INTERACTION_ADAPTER, MODELS, PurchaseLine, money_text
 
 __all__ = [
     "INTERACTION_TYPES",
@@ -294,7 +294,6 @@ def _has_nul(value: Any) -> bool:
 _MESSAGES = {
     "string_type": "must be a string",
     "string_too_short": "must not be empty",
-    "string_too_long": f"must be at most {ID_MAX} characters",
     "int_type": "must be an integer",
     "bool_type": "must be true or false",
     "list_type": "must be a list",
@@ -324,6 +323,8 @@ def _describe(error: ValidationError) -> str:
             message = _MESSAGES[kind]
         elif kind == "string_pattern_mismatch":
             message = _PATTERNS.get(loc[-1] if loc else "", f"must match {ctx.get('pattern')}")
+        elif kind == "string_too_long":
+            message = f"must be at most {ctx.get('max_length')} characters"
         elif kind == "literal_error":
             message = f"must be one of {ctx.get('expected')}"
         elif kind == "greater_than":

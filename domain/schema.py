@@ -113,7 +113,7 @@ def _money(value: Any) -> Decimal:
     if _decimal_places(amount) > 2:
         raise PydanticCustomError("money", "has more than 2 decimal places")
     if amount >= MONEY_LIMIT:
-        raise PydanticCustomError("money", "must be less than 1,000,000,000,000,000")
+        raise PydanticCustomError("money", f"must be less than {MONEY_LIMIT:,}")
     return amount.copy_abs()  # -0 -> 0
 
 
@@ -135,7 +135,7 @@ Money = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
-                {"type": "number", "minimum": 0, "exclusiveMaximum": 10**15},
+                {"type": "number", "minimum": 0, "exclusiveMaximum": int(MONEY_LIMIT)},
             ],
             "description": "Amount >= 0 and below 10**15 with at most 2 decimal places, e.g. "
             '"12.50" or 12.5.',

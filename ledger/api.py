@@ -26,6 +26,7 @@ from ledger.api_guard import Guard, document
 from ledger.api_params import FRESH, NOT_FOUND, TEXT, AsOf, Id, MinPosition
 from ledger.api_pools import RECONNECT_WITHIN, SweepingCheck
 from ledger.api_rights import add_routes
+from ledger.errors import first_line
 from ledger.metrics import Metrics
 from ledger.profile_cache import ProfileCache
 from ledger.settings import Settings
@@ -277,8 +278,9 @@ async def _database_unavailable(request: Request, error: Exception) -> Response:
     """503 with Retry-After, not 500, while PostgreSQL cannot be reached (it is down or
     restarting, or no pooled connection came free within POOL_WAIT): the request was fine
     and will be answered once the database is back. The cause goes to the log as one line."""
-    why = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    log.warning("answered 503 to %s: PostgreSQL cannot be reached (%s)", request.url.path, why)
+    log.warning(
+        "answered 503 to %s: PostgreSQL cannot be reached (%s)", request.url.path, first_line(error)
+    )
     return JSONResponse(
         {"detail": "the database did not answer just now; try again shortly"},
         503,

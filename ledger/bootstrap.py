@@ -28,6 +28,7 @@ from consumers.store import SCHEMA_SQL as INGEST_SCHEMA
 from consumers.worker import IngestWorker
 from domain.audiences import Audience, AudienceFileError, load_audiences
 from ledger import embedded
+from ledger.errors import first_line
 from ledger.settings import Settings
 from projections.audience_definitions import SCHEMA_SQL as DEFINITIONS_SCHEMA
 from projections.audience_relay import AudienceRelay
@@ -163,7 +164,7 @@ def init_topics(settings: Settings) -> list[str]:
                 )
                 why = str(answer.get("topic", {}).get(name, "OK"))
             except (ValueError, KafkaError) as error:
-                why = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                why = first_line(error)
             if why != "OK":
                 log.warning(
                     "ledger: could not set retention.ms on topic %s (%s; was it created "

@@ -7,6 +7,13 @@ import psycopg.errors
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 
+def first_line(error: BaseException) -> str:
+    """An error's first line, or its type's name when it has no text: what every log line
+    and refusal of the ledger quotes of a library's (often multi-line) message."""
+    lines = str(error).strip().splitlines()
+    return lines[0].strip() if lines else type(error).__name__
+
+
 def describe_error(error: BaseException) -> str:
     if isinstance(error, KafkaTimeoutError) and "bootstrap" in str(error).lower():
         return "no Kafka broker answers at LEDGER_KAFKA_BOOTSTRAP (is it running? try `ledger up`)"
@@ -15,9 +22,7 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, KafkaConnectionError):
         return "no Kafka broker answers at LEDGER_KAFKA_BOOTSTRAP (is it running? try `ledger up`)"
     if isinstance(error, psycopg.OperationalError):
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return f"cannot reach PostgreSQL at LEDGER_DATABASE_URL: {first}"
+        return f"cannot reach PostgreSQL at LEDGER_DATABASE_URL: {first_line(error)}"
     if isinstance(error, KafkaError):
         return f"Kafka: {error}"
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    return first_line(error)

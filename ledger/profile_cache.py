@@ -29,6 +29,7 @@ from typing import Any
 from cachetools import LRUCache
 from psycopg import AsyncConnection
 
+from ledger.errors import first_line
 from projections import reads
 from projections.runner import NOTIFY_CHANNEL
 
@@ -72,8 +73,9 @@ class ProfileCache:
                 raise
             except Exception as error:  # any failure: stop serving from memory, retry
                 if self.position >= 0:  # said once per outage, in one line
-                    why = (str(error).strip().splitlines() or [type(error).__name__])[0]
-                    log.warning("profile cache off until PostgreSQL answers again: %s", why)
+                    log.warning(
+                        "profile cache off until PostgreSQL answers again: %s", first_line(error)
+                    )
                 self._off()
                 await asyncio.sleep(LOOK_EVERY)
 

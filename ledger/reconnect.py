@@ -25,6 +25,7 @@ import eventsourcing.persistence
 import psycopg
 
 from ledger.bootstrap import ProjectionRun
+from ledger.errors import first_line
 
 RETRY_FOR = 60.0  # seconds a worker waits for PostgreSQL after losing it
 POLL_EVERY = 0.5  # seconds between attempts to reach it
@@ -53,12 +54,6 @@ def lost_connection(error: BaseException) -> BaseException | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
-
-
-def first_line(error: BaseException) -> str:
-    """An error's first line, or its type's name when it has no text."""
-    lines = str(error).strip().splitlines()
-    return lines[0].strip() if lines else type(error).__name__
 
 
 def answers(database_url: str) -> str | None:
