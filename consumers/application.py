@@ -21,7 +21,6 @@ from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
 from consumers.erasure import ERASED_DIGEST
-from consumers.keystore import KeyStore
 from consumers.records import (
     InboundRecord,
     Unforeseen,
@@ -36,6 +35,7 @@ from domain.errors import CustomerForgotten, RuleViolation
 from domain.interactions import Interaction, RejectedInteraction, parse_interaction
 from domain.recording import record, streams_named
 from domain.shredding import seal, sealed_fields
+from store.keys import KeyStore
 
 CACHE_MAXSIZE = 100_000
 """Streams kept in memory per worker: bounds memory, so it stays flat over a long run."""

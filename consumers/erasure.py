@@ -10,9 +10,9 @@ from typing import Any
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from consumers.keystore import destroy_key
 from domain.aggregates import card_stream, customer_stream
 from domain.forgetting import names_person
+from store.keys import destroy_key
 
 
 @dataclass(frozen=True)

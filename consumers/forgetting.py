@@ -18,13 +18,13 @@ from eventsourcing.persistence import IntegrityError
 
 from consumers.application import LedgerApplication
 from consumers.erasure import Erasure
-from consumers.keystore import read_keys
 from consumers.store import IndexRow, IngestWrite
 from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, card_stream, customer_stream
 from domain.canonical import canonical_bytes
 from domain.forgetting import check_reason, forget, forget_event_id, identifying
 from domain.profile import utc_text
 from domain.shredding import unseal
+from store.keys import read_keys
 
 ATTEMPTS = 20
 

@@ -22,8 +22,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import InvalidRecordError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from consumers.store import Header, headers_of
+from store.locks import Lock, try_lock, unlock
 
-_RELAY_LOCK = 7_042_001  # pg advisory lock key of the relay
 _CHUNK = 2_000
 
 DLQ_MAX_BYTES = 1_000_000
@@ -199,8 +199,7 @@ class DeadLetterRelay:
         """Publish every unpublished rejection of the source topic; return how many were sent."""
         sent = 0
         with psycopg.connect(self._database_url, autocommit=True) as conn:
-            locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK,)).fetchone()
-            if not locked or not locked[0]:
+            if not try_lock(conn, Lock.DEAD_LETTER_RELAY):
                 return 0  # another relay is publishing; it takes our rows too
             try:
                 while True:
@@ -209,7 +208,7 @@ class DeadLetterRelay:
                         return sent
                     sent += self._publish(conn, rows)
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_RELAY_LOCK,))
+                unlock(conn, Lock.DEAD_LETTER_RELAY)
 
     def _publish(self, conn: psycopg.Connection[Any], rows: list[Any]) -> int:
         already = self._already_published() if any(row[9] > 1 for row in rows) else set()

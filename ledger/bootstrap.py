@@ -20,8 +20,6 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from consumers.application import CACHE_MAXSIZE, LedgerApplication
 from consumers.kafka_headers import read_undecodable_header_names
-from consumers.keystore import SCHEMA_SQL as KEYS_SCHEMA
-from consumers.keystore import PostgresKeyStore
 from consumers.offsets import log_id
 from consumers.relay import DeadLetterRelay
 from consumers.store import SCHEMA_SQL as INGEST_SCHEMA
@@ -40,6 +38,10 @@ from projections.profiles import SCHEMA_SQL as PROFILE_SCHEMA
 from projections.profiles import ProfileProjection
 from projections.runner import BatchedRunner
 from projections.upkeep import Upkeep
+from store import locks
+from store.keys import SCHEMA_SQL as KEYS_SCHEMA
+from store.keys import PostgresKeyStore
+from store.locks import Lock
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ def ledger_application(settings: Settings, *, create_tables: bool = False) -> Le
     assert settings.database_url, "call with_servers() first"
     env = postgres_env(settings.database_url) | {
         "APPLICATION_RECORDER_TOPIC": "consumers.store:IngestRecorder",
-        "TRANSCODER_TOPIC": "consumers.transcoding:OrjsonTranscoder",
+        "TRANSCODER_TOPIC": "store.transcoding:OrjsonTranscoder",
         "CREATE_TABLE": "y" if create_tables else "n",
         "AGGREGATE_CACHE_MAXSIZE": str(CACHE_MAXSIZE),
         "AGGREGATE_CACHE_FASTFORWARD": "n",
@@ -110,9 +112,6 @@ def connect(settings: Settings) -> psycopg.Connection[Any]:
     return psycopg.connect(settings.database_url, autocommit=False)
 
 
-_SCHEMA_LOCK = 4242
-
-
 def init_schema(settings: Settings) -> None:
     """Create the ledger's tables (idempotent).
 
@@ -121,8 +120,10 @@ def init_schema(settings: Settings) -> None:
     refuses to do concurrently ("tuple concurrently updated"): a session advisory lock
     makes the starts take turns.
     """
-    with psycopg.connect(settings.database_url or "", autocommit=True) as lock:
-        lock.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+    with (
+        psycopg.connect(settings.database_url or "", autocommit=True) as session,
+        locks.held(session, Lock.SCHEMA),
+    ):
         app = ledger_application(settings, create_tables=True)
         tracking_recorder(app).create_table()
         app.close()
@@ -131,7 +132,6 @@ def init_schema(settings: Settings) -> None:
             conn.execute(KEYS_SCHEMA)  # type: ignore[arg-type]
             for schema in PROJECTION_SCHEMAS:
                 conn.execute(schema)  # type: ignore[arg-type]
-        lock.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
 
 
 def init_topics(settings: Settings) -> list[str]:
@@ -289,9 +289,6 @@ def upkeep(settings: Settings, book: AudienceBook, *, relay: bool = True) -> Upk
     )
 
 
-_PROJECTION_LOCK = 4243
-
-
 @contextlib.contextmanager
 def projection_lock(
     settings: Settings, stop: threading.Event, waiting: Callable[[], object]
@@ -302,8 +299,7 @@ def projection_lock(
     with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
         told = False
         while True:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_PROJECTION_LOCK,)).fetchone()
-            if row and row[0]:
+            if locks.try_lock(conn, Lock.PROJECTIONS):
                 yield True
                 return
             if stop.is_set():

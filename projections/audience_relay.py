@@ -17,8 +17,8 @@ import psycopg
 from kafka import KafkaProducer
 
 from domain.profile import utc_text
+from store.locks import Lock, try_lock, unlock
 
-_RELAY_LOCK = 7_042_002  # pg advisory lock key of the audience relay
 _CHUNK = 5_000
 
 
@@ -46,8 +46,7 @@ class AudienceRelay:
     def publish_pending(self) -> int:
         """Publish every change in the outbox; return how many were sent."""
         conn = self._connection()
-        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK,)).fetchone()
-        if not locked or not locked[0]:
+        if not try_lock(conn, Lock.AUDIENCE_RELAY):
             return 0  # another relay is publishing; it takes our rows too
         sent = 0
         try:
@@ -71,7 +70,7 @@ class AudienceRelay:
                 )
                 sent += len(rows)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_RELAY_LOCK,))
+            unlock(conn, Lock.AUDIENCE_RELAY)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:

@@ -2,7 +2,7 @@
 the digest covers.
 
 Rows come straight from the store's table through a server-side cursor, in stream and
-version order, and are decoded with orjson (the store's encoding, `consumers.transcoding`)
+version order, and are decoded with orjson (the store's encoding, `store.transcoding`)
 here rather than through the library's mapper: a tampered row must become a finding, and
 the mapper would raise on it, or build an event that hides the change.
 """

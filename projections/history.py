@@ -2,7 +2,7 @@
 past moment, folded from those events with the live projection's own fold.
 
 Events are read straight from the event store's table and decoded with the store's own
-transcoder (`consumers.transcoding`): the stored state is the event's JSON, so no
+transcoder (`store.transcoding`): the stored state is the event's JSON, so no
 application (and no aggregate) is needed to show it. A customer's history is its own stream
 and the streams of the cards it enrolled: card claims and interactions that named only the
 card, which count for the card's holder.
@@ -16,12 +16,12 @@ from uuid import UUID
 
 from psycopg import Connection
 
-from consumers.keystore import read_keys
-from consumers.transcoding import OrjsonTranscoder
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED, card_stream, customer_stream, partner_stream, stream_id
 from domain.profile import utc_text
 from domain.shredding import ERASED, unseal
+from store.keys import read_keys
+from store.transcoding import OrjsonTranscoder
 
 _TRANSCODER = OrjsonTranscoder()
 

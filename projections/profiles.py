@@ -17,13 +17,13 @@ from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import set_json_loads
 
-from consumers.keystore import read_keys
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN
 from domain.membership import ERASED, Membership, erase
 from domain.partner import PARTNER_KINDS
 from domain.shredding import sealed_fields, unseal
 from projections.audiences import COLUMNS, AudienceBook, jsonb, write
+from store.keys import read_keys
 
 Item = tuple[int, int, str, dict[str, Any]]
 """(stream version, position, kind, payload) of one event of a page."""

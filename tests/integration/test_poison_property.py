@@ -12,12 +12,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from support import dumps, enrollment, purchase, read_topic
 
-from consumers.keystore import PostgresKeyStore
 from consumers.records import InboundRecord
 from consumers.relay import DeadLetterRelay
 from consumers.store import OffsetMove
 from ledger import bootstrap
 from ledger.settings import Settings
+from store.keys import PostgresKeyStore
 
 names = st.binary(max_size=10) | st.sampled_from([b"x\x00y", b"\xff\xfe", b"source_topic"])
 headers = st.lists(st.tuples(names, st.none() | st.binary(max_size=20)), max_size=3)
