@@ -12,9 +12,11 @@ from decimal import Decimal
 from typing import Any
 
 from domain.profile import instant, money
+from domain.schema import PARTNER_TYPES
 
 State = dict[str, Any]
-PARTNER_KINDS = frozenset({"contract_changed", "dispute_opened", "dispute_resolved"})
+PARTNER_KINDS = PARTNER_TYPES
+"""The old name of `domain.schema.PARTNER_TYPES`, for callers not yet switched."""
 RENEWAL_WINDOW_DAYS = 60
 
 _STATUS_OF_CHANGE = {
@@ -36,9 +38,9 @@ def new_state(partner_id: str) -> State:
     }
 
 
-def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
-    """Fold the partner's next recorded interaction into its state."""
-    if kind == "contract_changed":
+def apply(state: State, type: str, payload: dict[str, Any]) -> None:
+    """Fold the partner's next recorded interaction (of this `type`) into its state."""
+    if type == "contract_changed":
         contract = state["contracts"].setdefault(
             payload["contract_id"], {"status": "proposed", **dict.fromkeys(_TERMS)}
         )
@@ -51,9 +53,9 @@ def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
             current = state["kind"]
             if current is None or (at, event_id) > (current[0], current[1]):
                 state["kind"] = [at, event_id, payload["partner_kind"]]
-    elif kind == "dispute_opened":
+    elif type == "dispute_opened":
         state["disputes_total"] += 1
-    elif kind == "dispute_resolved":
+    elif type == "dispute_resolved":
         state["disputes_resolved"] += 1
 
 

@@ -1,9 +1,9 @@
 """Pydantic models of the inbound interactions (contract section 4, schema version 1).
 
-One strict model per `type`, joined in a discriminated union on `type`. The models only
-validate: the recorded payload is the producer's own JSON object (unknown fields kept),
-see `domain.interactions`. Money, dates and timestamps are `Annotated` types whose
-validators raise `PydanticCustomError`s with readable messages; the `WithJsonSchema`
+One strict model per `type` (`InteractionType`), joined in a discriminated union on `type`.
+The models only validate: the recorded payload is the producer's own JSON object (unknown
+fields kept), see `domain.interactions`. Money, dates and timestamps are `Annotated` types
+whose validators raise `PydanticCustomError`s with readable messages; the `WithJsonSchema`
 beside each is what a POS team reads in `ledger schema`.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from decimal import Context, Decimal, Inexact
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -44,6 +45,39 @@ what they would round, so an amount of 1e308 would stop the projection at its ev
 ever. Refused at the door instead (`invalid`)."""
 _EXACT = Context(prec=1000, traps=[Inexact])
 """Decimal arithmetic that raises rather than rounds."""
+
+
+class InteractionType(StrEnum):
+    """The `type` of an inbound interaction (contract section 4), one model each below.
+
+    A `StrEnum`: each member is the very string the contract, the stored payloads and the
+    JSON use (`InteractionType.PURCHASE == "purchase"`), so nothing stored or sent changes.
+    The folds and rules compare with the plain strings: on Python 3.11 reading an enum
+    member costs ~100 ns, against ~20 ns for a literal, on the hottest path of ingest.
+    """
+
+    CUSTOMER_ENROLLED = "customer_enrolled"
+    CARD_SWIPED = "card_swiped"
+    PURCHASE = "purchase"
+    CALL = "call"
+    COMPLAINT_FILED = "complaint_filed"
+    COMPLAINT_RESOLVED = "complaint_resolved"
+    SURVEY_ANSWERED = "survey_answered"
+    CONSENT_CHANGED = "consent_changed"
+    CONTRACT_CHANGED = "contract_changed"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_RESOLVED = "dispute_resolved"
+
+
+PARTNER_TYPES = frozenset(
+    {
+        InteractionType.CONTRACT_CHANGED,
+        InteractionType.DISPUTE_OPENED,
+        InteractionType.DISPUTE_RESOLVED,
+    }
+)
+"""The interactions recorded on a partner's stream; every other one is a customer's or a
+card's."""
 
 
 def _timestamp(value: Any) -> datetime:
@@ -190,7 +224,7 @@ class _Common(_Model):
 
 
 class CustomerEnrolled(_Common):
-    type: Literal["customer_enrolled"]
+    type: Literal[InteractionType.CUSTOMER_ENROLLED]
     customer_id: Id
     card_id: Id
     # Personal data (see domain.personal): encrypted per customer by the data-rights work.
@@ -201,7 +235,7 @@ class CustomerEnrolled(_Common):
 
 
 class CardSwiped(_Common):
-    type: Literal["card_swiped"]
+    type: Literal[InteractionType.CARD_SWIPED]
     card_id: Id
     store_id: Id
     customer_id: Id = Field(default=_NONE)
@@ -218,7 +252,7 @@ class Purchase(_Common):
     model_config = ConfigDict(
         json_schema_extra={"anyOf": [{"required": ["customer_id"]}, {"required": ["card_id"]}]}
     )
-    type: Literal["purchase"]
+    type: Literal[InteractionType.PURCHASE]
     customer_id: Id = Field(default=_NONE)
     card_id: Id = Field(default=_NONE)
     store_id: Id
@@ -254,7 +288,7 @@ class Purchase(_Common):
 
 
 class Call(_Common):
-    type: Literal["call"]
+    type: Literal[InteractionType.CALL]
     customer_id: Id
     direction: Literal["inbound", "outbound"]
     duration_seconds: Count
@@ -263,7 +297,7 @@ class Call(_Common):
 
 
 class ComplaintFiled(_Common):
-    type: Literal["complaint_filed"]
+    type: Literal[InteractionType.COMPLAINT_FILED]
     customer_id: Id
     complaint_id: Id
     category: Text
@@ -272,7 +306,7 @@ class ComplaintFiled(_Common):
 
 
 class ComplaintResolved(_Common):
-    type: Literal["complaint_resolved"]
+    type: Literal[InteractionType.COMPLAINT_RESOLVED]
     customer_id: Id
     complaint_id: Id
     resolution: Text = Field(json_schema_extra={"x-personal-data": True})
@@ -280,20 +314,20 @@ class ComplaintResolved(_Common):
 
 
 class SurveyAnswered(_Common):
-    type: Literal["survey_answered"]
+    type: Literal[InteractionType.SURVEY_ANSWERED]
     customer_id: Id
     survey_id: Id
     score: Annotated[int, Field(ge=0, le=10)]
 
 
 class ConsentChanged(_Common):
-    type: Literal["consent_changed"]
+    type: Literal[InteractionType.CONSENT_CHANGED]
     customer_id: Id
     marketing_consent: bool
 
 
 class ContractChanged(_Common):
-    type: Literal["contract_changed"]
+    type: Literal[InteractionType.CONTRACT_CHANGED]
     partner_id: Id
     contract_id: Id
     change: Literal["proposed", "signed", "amended", "renewed", "terminated"]
@@ -305,14 +339,14 @@ class ContractChanged(_Common):
 
 
 class DisputeOpened(_Common):
-    type: Literal["dispute_opened"]
+    type: Literal[InteractionType.DISPUTE_OPENED]
     partner_id: Id
     dispute_id: Id
     reason: Text
 
 
 class DisputeResolved(_Common):
-    type: Literal["dispute_resolved"]
+    type: Literal[InteractionType.DISPUTE_RESOLVED]
     partner_id: Id
     dispute_id: Id
     resolution: Text

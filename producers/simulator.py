@@ -25,6 +25,8 @@ from math import ceil
 from random import Random
 from typing import Any
 
+from domain.schema import InteractionType
+
 Interaction = dict[str, Any]
 
 DAY = 86_400
@@ -246,13 +248,14 @@ class _Simulator:
                 self.recent.append(json.dumps(obj))
             yield obj, None
 
-    def envelope(self, kind: str, source: str, **fields: Any) -> Interaction:
+    def envelope(self, type: InteractionType, source: str, **fields: Any) -> Interaction:
         ts = self.ts
-        if kind in ("purchase", "card_swiped"):  # till clocks drift, uploads batch: skew
+        if type in (InteractionType.PURCHASE, InteractionType.CARD_SWIPED):
+            # till clocks drift, uploads batch: skew
             ts = max(self.t0, ts - 240 + int(self.rng.random() * 481))
         return {
             "event_id": _uuid4(self.rng.getrandbits(128)),
-            "type": kind,
+            "type": type.value,  # a plain str: the interaction is JSON-ready as it is
             "occurred_at": _stamp(ts),
             "source": source,
             "schema_version": 1,
@@ -276,7 +279,7 @@ class _Simulator:
         source = _TILLS[self.home[c]] if rng.random() < 0.7 else "crm-web"
         # Consent is latest-wins, so a second enrollment repeats the current answer.
         return self.envelope(
-            "customer_enrolled",
+            InteractionType.CUSTOMER_ENROLLED,
             source,
             customer_id=self.cids[c],
             card_id=self.cards[c][-1],
@@ -296,7 +299,7 @@ class _Simulator:
             seconds = int(rng.lognormvariate(5.3 if inbound else 4.6, 0.7))
             agent = {"agent_id": f"A-{rng.randint(1, 40):03d}"} if rng.random() < 0.9 else {}
             return self.envelope(
-                "call",
+                InteractionType.CALL,
                 "callcentre",
                 customer_id=self.cids[c],
                 direction="inbound" if inbound else "outbound",
@@ -309,7 +312,7 @@ class _Simulator:
             self.open_complaints.append((c, complaint_id))
             category = rng.choice(tuple(COMPLAINTS))
             return self.envelope(
-                "complaint_filed",
+                InteractionType.COMPLAINT_FILED,
                 rng.choice(("callcentre", "crm-web")),
                 customer_id=self.cids[c],
                 complaint_id=complaint_id,
@@ -324,7 +327,7 @@ class _Simulator:
             self.open_complaints.pop()
             outcome = {"satisfied": rng.random() < 0.72} if rng.random() < 0.9 else {}
             return self.envelope(
-                "complaint_resolved",
+                InteractionType.COMPLAINT_RESOLVED,
                 "callcentre",
                 customer_id=self.cids[owner],
                 complaint_id=complaint_id,
@@ -334,7 +337,7 @@ class _Simulator:
         if roll < 94.4:
             score = rng.choices(range(11), (2, 1, 1, 2, 2, 4, 6, 10, 14, 12, 9))[0]
             return self.envelope(
-                "survey_answered",
+                InteractionType.SURVEY_ANSWERED,
                 "crm-web",
                 customer_id=self.cids[c],
                 survey_id=f"NPS-{_stamp(self.ts)[:7]}",
@@ -343,7 +346,7 @@ class _Simulator:
         if roll < 97.4:
             self.consent[c] = not self.consent[c]
             return self.envelope(
-                "consent_changed",
+                InteractionType.CONSENT_CHANGED,
                 rng.choice(("crm-web", "app")),
                 customer_id=self.cids[c],
                 marketing_consent=self.consent[c],
@@ -360,7 +363,8 @@ class _Simulator:
         """
         rand, cards = self.rng.random, self.cards[c]
         store = self.home[c] if rand() < 0.8 else int(rand() * STORES)
-        obj = self.envelope("purchase" if purchase else "card_swiped", _TILLS[store])
+        sold = InteractionType.PURCHASE if purchase else InteractionType.CARD_SWIPED
+        obj = self.envelope(sold, _TILLS[store])
         card: str | None = cards[int(rand() * len(cards))]
         if rand() < 0.05:  # card only
             if self.enrolled < self.to_enroll and rand() < 0.2:  # the card held later
@@ -418,7 +422,7 @@ class _Simulator:
             else:
                 state[0] = "active"
             return self.envelope(
-                "contract_changed",
+                InteractionType.CONTRACT_CHANGED,
                 "b2b-portal",
                 partner_id=pid,
                 contract_id=contract_id,
@@ -428,7 +432,7 @@ class _Simulator:
         if roll < 0.88 and disputes:
             dispute_id = disputes.pop(rng.randrange(len(disputes)))
             return self.envelope(
-                "dispute_resolved",
+                InteractionType.DISPUTE_RESOLVED,
                 "b2b-portal",
                 partner_id=pid,
                 dispute_id=dispute_id,
@@ -438,7 +442,7 @@ class _Simulator:
         disputes.append(dispute_id)
         self.opened.append((p, dispute_id))
         return self.envelope(
-            "dispute_opened",
+            InteractionType.DISPUTE_OPENED,
             "b2b-portal",
             partner_id=pid,
             dispute_id=dispute_id,
@@ -454,7 +458,7 @@ class _Simulator:
             ends = effective + rng.choice((1, 2, 3)) * 365 * DAY
         self.contracts[p][contract_id] = ["proposed", ends]
         return self.envelope(
-            "contract_changed",
+            InteractionType.CONTRACT_CHANGED,
             "b2b-portal",
             partner_id=f"P-{p + 1:03d}",
             contract_id=contract_id,
@@ -484,9 +488,9 @@ class _Simulator:
             return obj
         if kind == "invalid":
             obj.update(event_id=_uuid4(rng.getrandbits(128)))
-            if obj["type"] == "purchase" and rng.random() < 0.5:
+            if obj["type"] == InteractionType.PURCHASE and rng.random() < 0.5:
                 obj["lines"][0]["quantity"] = str(obj["lines"][0]["quantity"])
-            elif obj["type"] == "purchase":
+            elif obj["type"] == InteractionType.PURCHASE:
                 obj["total"] = _money(int(Decimal(obj["total"]) * 100) + 100)
             elif rng.random() < 0.5:
                 del obj["occurred_at"]
@@ -497,7 +501,7 @@ class _Simulator:
         if self.opened and (not self.enrolled or rng.random() < 0.3):
             p, dispute_id = rng.choice(self.opened)
             return self.envelope(
-                "dispute_opened",
+                InteractionType.DISPUTE_OPENED,
                 "b2b-portal",
                 partner_id=f"P-{p + 1:03d}",
                 dispute_id=dispute_id,
@@ -505,7 +509,7 @@ class _Simulator:
             )
         c = self.order[rng.randrange(self.enrolled)]  # and a complaint id never issued:
         return self.envelope(
-            "complaint_resolved",
+            InteractionType.COMPLAINT_RESOLVED,
             "callcentre",
             customer_id=self.cids[c],
             complaint_id=f"CP-{rng.randrange(10**7, 10**8)}",  # 6 digits are
