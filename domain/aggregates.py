@@ -2,16 +2,17 @@
 
 Every stream records one event class per position: `Opened` (version 1, which also carries
 the stream's first interaction) and `Recorded` (the rest). Both carry the business payload
-(the validated interaction as parsed JSON), its kind, the interaction's `event_id`, and the
+(the validated interaction as parsed JSON), its type, the interaction's `event_id`, and the
 chain hash of `domain.canonical.chain_hash`. Rules are checked before an event is
 triggered and fail with a named `RuleViolation`; the state they need is rebuilt from the
-payloads, so a stream read back from the store enforces the same rules.
+payloads, so a stream read back from the store enforces the same rules. A stream knows
+the id it is named after (`Customer.customer_id`, ...), derived from its name, not stored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -34,15 +35,23 @@ def stream_id(stream: str) -> UUID:
 
 
 def customer_stream(customer_id: str) -> str:
-    return f"customer-{customer_id}"
+    return Customer.prefix + customer_id
 
 
 def card_stream(card_id: str) -> str:
-    return f"card-{card_id}"
+    return Card.prefix + card_id
 
 
 def partner_stream(partner_id: str) -> str:
-    return f"partner-{partner_id}"
+    return Partner.prefix + partner_id
+
+
+def stream_class(stream: str) -> type[LedgerStream] | None:
+    """The class of the stream of this name (by its prefix), or None for another name."""
+    for cls in (Customer, Card, Partner):
+        if stream.startswith(cls.prefix):
+            return cls
+    return None
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,9 @@ class _Chained:
     """What every recorded event carries: the interaction and its place in the chain."""
 
     kind: str
+    """The interaction's `type` (`domain.schema.InteractionType`, or `card_claimed` and
+    `customer_forgotten`). Stored as `kind`: tools read that JSON key, and old ledgers
+    must keep decoding."""
     event_id: str
     payload: dict[str, Any]
     prev_hash: str
@@ -62,9 +74,17 @@ class _Chained:
 class LedgerStream(Aggregate):
     """A hash-chained stream of recorded interactions."""
 
+    prefix: ClassVar[str] = ""
+    """How the names of this class's streams begin: `customer-`, `card-`, `partner-`."""
+
     def __init__(self, stream: str) -> None:
         self.stream = stream
         self.head_hash = GENESIS_HASH
+
+    @property
+    def named_id(self) -> str:
+        """The id the stream is named after (its customer's, card's or partner's)."""
+        return self.stream[len(self.prefix) :]
 
     class Opened(_Chained, Aggregate.Created):
         """Version 1: the stream's name and its first interaction."""
@@ -78,57 +98,57 @@ class LedgerStream(Aggregate):
     def open(
         cls,
         stream: str,
-        kind: str,
+        type: str,
         event_id: str,
         payload: dict[str, Any],
         payload_bytes: bytes | None = None,
     ) -> Self:
         """A new stream whose first event records this interaction (`payload_bytes`: its
         canonical encoding, when the caller has it)."""
-        cls.check(None, kind, payload)
+        cls.check(None, type, payload)
         return cls._create(
             cls.Opened,
             id=stream_id(stream),
             stream=stream,
-            kind=kind,
+            kind=type,
             event_id=event_id,
             payload=payload,
             prev_hash=GENESIS_HASH,
-            hash=chain_hash(stream, 1, kind, payload, GENESIS_HASH, payload_bytes=payload_bytes),
+            hash=chain_hash(stream, 1, type, payload, GENESIS_HASH, payload_bytes=payload_bytes),
         )
 
     def append(
         self,
-        kind: str,
+        type: str,
         event_id: str,
         payload: dict[str, Any],
         payload_bytes: bytes | None = None,
     ) -> None:
         """Record one more interaction at the head of this stream."""
-        self.check(self, kind, payload)
+        self.check(self, type, payload)
         version = self.version + 1
         self.trigger_event(
             self.Recorded,
-            kind=kind,
+            kind=type,
             event_id=event_id,
             payload=payload,
             prev_hash=self.head_hash,
             hash=chain_hash(
-                self.stream, version, kind, payload, self.head_hash, payload_bytes=payload_bytes
+                self.stream, version, type, payload, self.head_hash, payload_bytes=payload_bytes
             ),
         )
 
-    def absorb(self, kind: str, payload: dict[str, Any], hash_: str) -> None:
+    def absorb(self, type: str, payload: dict[str, Any], hash_: str) -> None:
         """Advance the chain head, then the stream's own rule state."""
         self.head_hash = hash_
-        self.evolve(kind, payload)
+        self.evolve(type, payload)
 
-    def evolve(self, kind: str, payload: dict[str, Any]) -> None:
+    def evolve(self, type: str, payload: dict[str, Any]) -> None:
         """Update the state the rules need; streams without rules keep none."""
 
     @classmethod
-    def check(cls, stream: Self | None, kind: str, payload: dict[str, Any]) -> None:
-        """Raise a RuleViolation if `kind` cannot follow the stream's history (None: new)."""
+    def check(cls, stream: Self | None, type: str, payload: dict[str, Any]) -> None:
+        """Raise a RuleViolation if `type` cannot follow the stream's history (None: new)."""
 
 
 @dataclass(frozen=True)
@@ -172,55 +192,67 @@ class Customer(LedgerStream):
     """A customer's interactions; holds the complaint ids for the complaint rules, the
     cards it enrolled (what `ledger forget` closes with it) and whether it was forgotten."""
 
+    prefix = "customer-"
+
+    @property
+    def customer_id(self) -> str:
+        return self.named_id
+
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.complaints: dict[str, bool] = {}  # complaint_id -> resolved
         self.cards: list[str] = []
         self.forgotten = False
 
-    def evolve(self, kind: str, payload: dict[str, Any]) -> None:
-        if kind == "complaint_filed":
+    def evolve(self, type: str, payload: dict[str, Any]) -> None:
+        if type == "complaint_filed":
             self.complaints[payload["complaint_id"]] = False
-        elif kind == "complaint_resolved":
+        elif type == "complaint_resolved":
             self.complaints[payload["complaint_id"]] = True
-        elif kind == "customer_enrolled" and payload["card_id"] not in self.cards:
+        elif type == "customer_enrolled" and payload["card_id"] not in self.cards:
             self.cards.append(payload["card_id"])
-        elif kind == CUSTOMER_FORGOTTEN:
+        elif type == CUSTOMER_FORGOTTEN:
             self.forgotten = True
 
     @classmethod
-    def check(cls, stream: Customer | None, kind: str, payload: dict[str, Any]) -> None:
+    def check(cls, stream: Customer | None, type: str, payload: dict[str, Any]) -> None:
         if stream is not None and stream.forgotten:
-            customer_id = stream.stream.removeprefix("customer-")
-            raise errors.CustomerForgotten(f"customer {customer_id!r} was forgotten")
+            raise errors.CustomerForgotten(f"customer {stream.customer_id!r} was forgotten")
         complaints = stream.complaints if stream is not None else {}
-        if kind == "complaint_filed":
+        if type == "complaint_filed":
             _COMPLAINTS.check_open(complaints, payload["complaint_id"])
-        elif kind == "complaint_resolved":
+        elif type == "complaint_resolved":
             _COMPLAINTS.check_resolve(complaints, payload["complaint_id"])
 
 
 class Card(LedgerStream):
     """A loyalty card: who holds it, and the interactions that named only the card."""
 
+    prefix = "card-"
+
+    @property
+    def card_id(self) -> str:
+        return self.named_id
+
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.owner: str | None = None
         self.forgotten = False
 
-    def evolve(self, kind: str, payload: dict[str, Any]) -> None:
-        if kind == CARD_CLAIMED:
+    def evolve(self, type: str, payload: dict[str, Any]) -> None:
+        if type == CARD_CLAIMED:
             self.owner = payload["customer_id"]
-        elif kind == CUSTOMER_FORGOTTEN:
+        elif type == CUSTOMER_FORGOTTEN:
             self.forgotten = True
 
     @classmethod
-    def check(cls, stream: Card | None, kind: str, payload: dict[str, Any]) -> None:
+    def check(cls, stream: Card | None, type: str, payload: dict[str, Any]) -> None:
         if stream is not None and stream.forgotten:
-            card_id = stream.stream.removeprefix("card-")
-            raise errors.CustomerForgotten(f"card {card_id!r} belongs to a forgotten customer")
+            raise errors.CustomerForgotten(
+                f"card {stream.card_id!r} belongs to a forgotten customer"
+            )
         owner = stream.owner if stream is not None else None
-        if kind == CARD_CLAIMED and owner is not None and owner != payload["customer_id"]:
+        if type == CARD_CLAIMED and owner is not None and owner != payload["customer_id"]:
             raise errors.CardHeldByAnother(
                 f"card {payload['card_id']!r} is already held by customer {owner!r}"
             )
@@ -232,24 +264,30 @@ _NEEDS_CONTRACT = {"signed", "amended", "renewed", "terminated"}
 class Partner(LedgerStream):
     """A B2B partner: contract lifecycles and disputes."""
 
+    prefix = "partner-"
+
+    @property
+    def partner_id(self) -> str:
+        return self.named_id
+
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.contracts: dict[str, str] = {}  # contract_id -> last change
         self.disputes: dict[str, bool] = {}  # dispute_id -> resolved
 
-    def evolve(self, kind: str, payload: dict[str, Any]) -> None:
-        if kind == "contract_changed":
+    def evolve(self, type: str, payload: dict[str, Any]) -> None:
+        if type == "contract_changed":
             self.contracts[payload["contract_id"]] = payload["change"]
-        elif kind == "dispute_opened":
+        elif type == "dispute_opened":
             self.disputes[payload["dispute_id"]] = False
-        elif kind == "dispute_resolved":
+        elif type == "dispute_resolved":
             self.disputes[payload["dispute_id"]] = True
 
     @classmethod
-    def check(cls, stream: Partner | None, kind: str, payload: dict[str, Any]) -> None:
+    def check(cls, stream: Partner | None, type: str, payload: dict[str, Any]) -> None:
         contracts = stream.contracts if stream is not None else {}
         disputes = stream.disputes if stream is not None else {}
-        if kind == "contract_changed":
+        if type == "contract_changed":
             contract_id, change = payload["contract_id"], payload["change"]
             last = contracts.get(contract_id)
             if last == "terminated":
@@ -260,7 +298,7 @@ class Partner(LedgerStream):
                 raise errors.ContractOutOfOrder(
                     f"contract {contract_id!r} does not exist; {change!r} needs a proposal first"
                 )
-        elif kind == "dispute_opened":
+        elif type == "dispute_opened":
             _DISPUTES.check_open(disputes, payload["dispute_id"])
-        elif kind == "dispute_resolved":
+        elif type == "dispute_resolved":
             _DISPUTES.check_resolve(disputes, payload["dispute_id"])

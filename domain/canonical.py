@@ -87,7 +87,7 @@ def sha256_hex(value: Any) -> str:
 def chain_hash(
     stream: str,
     version: int,
-    kind: str,
+    type: str,
     payload: Any,
     prev_hash: str,
     *,
@@ -112,7 +112,7 @@ def chain_hash(
             b',"stream":',
             canonical_bytes(stream),
             b',"type":',
-            canonical_bytes(kind),
+            canonical_bytes(type),
             b',"version":',
             canonical_bytes(version),
             b"}",

@@ -24,13 +24,10 @@ from typing import Any
 from uuid import UUID
 
 from domain.aggregates import (
-    Card,
-    Customer,
-    LedgerStream,
-    Partner,
     card_stream,
     customer_stream,
     partner_stream,
+    stream_class,
     stream_id,
 )
 from domain.canonical import GENESIS_HASH, chain_hash
@@ -186,21 +183,14 @@ def stream_name(originator_id: UUID, records: Sequence[Stored]) -> str | None:
     return next((c for c in candidates if stream_id(c) == originator_id), None)
 
 
-_STREAMS: dict[str, type[LedgerStream]] = {
-    "customer-": Customer,
-    "card-": Card,
-    "partner-": Partner,
-}
-
-
 def _topic(stream: str, version: int) -> str | None:
     """The library's topic of the event class a record at `version` of `stream` must have
     (the class decides how the record is read back, so it is checked like content)."""
-    for prefix, cls in _STREAMS.items():
-        if stream.startswith(prefix):
-            event = cls.Opened if version == 1 else cls.Recorded
-            return f"{event.__module__}:{event.__qualname__}"
-    return None
+    cls = stream_class(stream)
+    if cls is None:
+        return None
+    event = cls.Opened if version == 1 else cls.Recorded
+    return f"{event.__module__}:{event.__qualname__}"
 
 
 _SHAPE = {"kind": str, "event_id": str, "payload": dict, "prev_hash": str, "hash": str}

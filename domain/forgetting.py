@@ -190,7 +190,7 @@ def forget(
 
     Raises `CustomerForgotten` if it already was (the rules refuse anything after it).
     """
-    customer_id = customer.stream.removeprefix("customer-")
+    customer_id = customer.customer_id
     event_id = forget_event_id(customer_id)
     common: dict[str, Any] = {
         "event_id": event_id,

@@ -104,12 +104,12 @@ def forgotten(state: State) -> bool:
     return bool(state.get("forgotten"))
 
 
-def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
+def apply(state: State, type: str, payload: dict[str, Any]) -> None:
     """Fold one interaction that counts for this customer into its profile state.
 
     `customer_forgotten` is not an interaction: it drops the personal fields and the
     consent, and keeps them out whatever order the rest comes in."""
-    if kind == CUSTOMER_FORGOTTEN:
+    if type == CUSTOMER_FORGOTTEN:
         state["forgotten"] = True
         state["personal"] = {}
         state["consent"] = None
@@ -118,10 +118,10 @@ def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
     event_id = payload["event_id"].lower()  # ties go to the greater UUID, whatever its case
     counts = state["counts"]
     counts["interaction_count"] += 1
-    if kind in _COUNTED:
-        counts[_COUNTED[kind]] += 1
+    if type in _COUNTED:
+        counts[_COUNTED[type]] += 1
     state["last_interaction_at"] = _max(state["last_interaction_at"], at)
-    if kind == "customer_enrolled":
+    if type == "customer_enrolled":
         if payload["card_id"] not in state["cards"]:
             state["cards"] = sorted([*state["cards"], payload["card_id"]])
         if state["enrolled_at"] is None or at < state["enrolled_at"]:
@@ -134,10 +134,10 @@ def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
                 state["personal"][name] = [at, event_id, value]
         if _later(state["consent"], at, event_id):
             state["consent"] = [at, event_id, bool(payload.get("marketing_consent", False))]
-    elif kind == "consent_changed":
+    elif type == "consent_changed":
         if not forgotten(state) and _later(state["consent"], at, event_id):
             state["consent"] = [at, event_id, payload["marketing_consent"]]
-    elif kind == "purchase":
+    elif type == "purchase":
         state["last_purchase_at"] = _max(state["last_purchase_at"], at)
         _add(state["spend"], payload["currency"], Decimal(payload["total"]))
         for line in payload["lines"]:
@@ -146,11 +146,11 @@ def apply(state: State, kind: str, payload: dict[str, Any]) -> None:
                 line["category"],
                 line["quantity"] * Decimal(line["unit_price"]),
             )
-    elif kind == "complaint_filed":
+    elif type == "complaint_filed":
         state["complaints_total"] += 1
-    elif kind == "complaint_resolved":
+    elif type == "complaint_resolved":
         state["complaints_resolved"] += 1
-    elif kind == "survey_answered" and _later(state["nps"], at, event_id):
+    elif type == "survey_answered" and _later(state["nps"], at, event_id):
         state["nps"] = [at, event_id, payload["score"]]
 
 
@@ -192,6 +192,6 @@ def money(value: Any) -> str:
 def fold(customer_id: str, interactions: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """The profile of a customer from its interactions, in any order."""
     state = new_state(customer_id)
-    for kind, payload in interactions:
-        apply(state, kind, payload)
+    for type, payload in interactions:
+        apply(state, type, payload)
     return render(state)

@@ -35,14 +35,14 @@ def new_key() -> bytes:
     return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
 
 
-def sealed_fields(kind: str, payload: Mapping[str, Any]) -> list[str]:
+def sealed_fields(type: str, payload: Mapping[str, Any]) -> list[str]:
     """The personal fields this payload carries (present and not null)."""
-    return [f for f in sorted(PERSONAL_FIELDS.get(kind, ())) if payload.get(f) is not None]
+    return [f for f in sorted(PERSONAL_FIELDS.get(type, ())) if payload.get(f) is not None]
 
 
-def seal(kind: str, payload: dict[str, Any], customer_id: str, key: bytes) -> dict[str, Any]:
+def seal(type: str, payload: dict[str, Any], customer_id: str, key: bytes) -> dict[str, Any]:
     """The payload with its personal fields sealed (a new dict; the same one if none)."""
-    fields = sealed_fields(kind, payload)
+    fields = sealed_fields(type, payload)
     if not fields:
         return payload
     aead = AESGCM(key)
@@ -55,7 +55,7 @@ def seal(kind: str, payload: dict[str, Any], customer_id: str, key: bytes) -> di
 
 
 def unseal(
-    kind: str,
+    type: str,
     payload: Mapping[str, Any],
     customer_id: str | None,
     key: bytes | None,
@@ -66,7 +66,7 @@ def unseal(
     never seen) or a value that does not open, each sealed field becomes `erased`."""
     fields = [
         f
-        for f in PERSONAL_FIELDS.get(kind, ())
+        for f in PERSONAL_FIELDS.get(type, ())
         if isinstance(payload.get(f), str) and payload[f].startswith(PREFIX)
     ]
     if not fields:
