@@ -5,7 +5,9 @@ publishes unpublished rows after the commit and then marks them. A crash between
 publish and the mark would publish again, so before publishing a row that was already
 attempted once (`attempts` > 0), the relay reads the dead-letter topic and skips the rows
 already there (by their `source_*` headers). A session advisory lock lets only one relay
-publish at a time, and is released by PostgreSQL if its holder dies.
+publish at a time, and is released by PostgreSQL if its holder dies. The claim, send and
+mark are the one outbox relay's (`store.outbox_relay`); this module owns the table's SQL
+and what a dead letter looks like on its topic.
 
 What the dead-letter topic cannot take is left out of the published record and named in
 its `omitted` header, and stays whole in `ledger_dead_letters` (see `dlq_record`).
@@ -22,7 +24,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import InvalidRecordError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from consumers.store import Header, headers_of
-from store.locks import Lock, try_lock, unlock
+from store.locks import Lock
+from store.outbox_relay import OutboxRecord, OutboxRelay
 
 _CHUNK = 2_000
 
@@ -180,58 +183,46 @@ def _source_of(headers: dict[str, bytes]) -> SourceId | None:
         return None
 
 
-class DeadLetterRelay:
-    def __init__(
-        self,
-        database_url: str,
-        producer: KafkaProducer,
-        bootstrap: str,
-        source_topic: str,
-        dlq_topic: str,
-    ) -> None:
-        self._database_url = database_url
-        self._producer = producer
+class DeadLetterOutbox:
+    """`ledger_dead_letters` as an outbox: claimed oldest first (`attempts` counted), each
+    row sent once (what a crashed relay already sent is looked up on the topic), marked
+    published; a record Kafka refuses goes bare."""
+
+    lock = Lock.DEAD_LETTER_RELAY
+    refused = REFUSED
+
+    def __init__(self, bootstrap: str, source_topic: str, dlq_topic: str) -> None:
         self._bootstrap = bootstrap
         self._source_topic = source_topic
         self._dlq_topic = dlq_topic
 
-    def publish_pending(self) -> int:
-        """Publish every unpublished rejection of the source topic; return how many were sent."""
-        sent = 0
-        with psycopg.connect(self._database_url, autocommit=True) as conn:
-            if not try_lock(conn, Lock.DEAD_LETTER_RELAY):
-                return 0  # another relay is publishing; it takes our rows too
-            try:
-                while True:
-                    rows = conn.execute(_CLAIM, (self._source_topic, _CHUNK)).fetchall()
-                    if not rows:
-                        return sent
-                    sent += self._publish(conn, rows)
-            finally:
-                unlock(conn, Lock.DEAD_LETTER_RELAY)
+    def claim(self, conn: psycopg.Connection[Any]) -> list[Any]:
+        return conn.execute(_CLAIM, (self._source_topic, _CHUNK)).fetchall()
 
-    def _publish(self, conn: psycopg.Connection[Any], rows: list[Any]) -> int:
+    def records(self, rows: list[Any]) -> list[OutboxRecord]:
         already = self._already_published() if any(row[9] > 1 for row in rows) else set()
-        futures: list[tuple[DeadLetterRecord, Any]] = []
+        records: list[OutboxRecord] = []
         for log, topic, partition, offset, error_type, error, key, value, headers, _ in rows:
             source = (log, topic, partition, offset)
             if source in already:
                 continue
-            record = dlq_record(
-                source,
-                error_type,
-                error,
-                None if key is None else bytes(key),
-                None if value is None else bytes(value),
-                headers_of(headers),
+            records.append(
+                dlq_record(
+                    source,
+                    error_type,
+                    error,
+                    None if key is None else bytes(key),
+                    None if value is None else bytes(value),
+                    headers_of(headers),
+                )
             )
-            futures.append((record, self._send(record)))
-        self._producer.flush()
-        for record, future in futures:
-            try:
-                future.get(timeout=30)  # raise here, before marking, if any send failed
-            except REFUSED as refused:
-                self._produce(bare(record, refused)).get(timeout=30)
+        return records
+
+    def instead(self, record: OutboxRecord, refusal: Exception) -> OutboxRecord:
+        assert isinstance(record, DeadLetterRecord)
+        return bare(record, refusal)
+
+    def settle(self, conn: psycopg.Connection[Any], rows: list[Any]) -> None:
         conn.execute(
             _MARK,
             (
@@ -240,19 +231,6 @@ class DeadLetterRelay:
                 [row[2] for row in rows],
                 [row[3] for row in rows],
             ),
-        )
-        return len(futures)
-
-    def _send(self, record: DeadLetterRecord) -> Any:
-        """Send one record; a record the client refuses at once is sent bare instead."""
-        try:
-            return self._produce(record)
-        except REFUSED as refused:
-            return self._produce(bare(record, refused))
-
-    def _produce(self, record: DeadLetterRecord) -> Any:
-        return self._producer.send(
-            self._dlq_topic, key=record.key, value=record.value, headers=record.headers
         )
 
     def _already_published(self) -> set[SourceId]:
@@ -285,3 +263,18 @@ class DeadLetterRelay:
             return found
         finally:
             consumer.close()
+
+
+class DeadLetterRelay(OutboxRelay[Any]):
+    """The dead-letter outbox published by the one relay (`store.outbox_relay`)."""
+
+    def __init__(
+        self,
+        database_url: str,
+        producer: KafkaProducer,
+        bootstrap: str,
+        source_topic: str,
+        dlq_topic: str,
+    ) -> None:
+        outbox = DeadLetterOutbox(bootstrap, source_topic, dlq_topic)
+        super().__init__(database_url, producer, dlq_topic, outbox)

@@ -5,11 +5,14 @@ relay publishes the oldest rows, waits for every acknowledgement, and only then 
 them, so a crash in between sends those rows again but never loses one; each carries its
 `seq`, increasing per audience and customer, so a reader drops a repeat. A session
 advisory lock keeps relays to one at a time (PostgreSQL releases it if the holder dies),
-which keeps each key's changes in `seq` order on its partition.
+which keeps each key's changes in `seq` order on its partition. The claim, send and
+delete are the one outbox relay's (`store.outbox_relay`); this module owns the outbox's
+SQL and the message of contract section 3.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -17,7 +20,8 @@ import psycopg
 from kafka import KafkaProducer
 
 from domain.profile import utc_text
-from store.locks import Lock, try_lock, unlock
+from store.locks import Lock
+from store.outbox_relay import OutboxRecord, OutboxRelay
 
 _CHUNK = 5_000
 
@@ -36,48 +40,40 @@ def message(row: tuple[Any, ...]) -> tuple[bytes, bytes]:
     return f"{audience}:{customer_id}".encode(), orjson.dumps(value)
 
 
-class AudienceRelay:
+@dataclass(frozen=True)
+class AudienceChange:
+    """One change as it goes to the audiences topic (no headers)."""
+
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class AudienceOutbox:
+    """`audience_outbox` as an outbox: oldest first, deleted once Kafka acknowledged it."""
+
+    lock = Lock.AUDIENCE_RELAY
+    refused: tuple[type[Exception], ...] = ()  # a change Kafka refuses stops the relay
+
+    def claim(self, conn: psycopg.Connection[Any]) -> list[Any]:
+        return conn.execute(
+            "SELECT id, audience, customer_id, change, at, reason, seq "
+            "FROM audience_outbox ORDER BY id LIMIT %s",
+            (_CHUNK,),
+        ).fetchall()
+
+    def records(self, rows: list[Any]) -> list[OutboxRecord]:
+        return [AudienceChange(*message(row[1:])) for row in rows]
+
+    def instead(self, record: OutboxRecord, refusal: Exception) -> OutboxRecord:
+        raise refusal  # never called: nothing is in `refused`
+
+    def settle(self, conn: psycopg.Connection[Any], rows: list[Any]) -> None:
+        conn.execute("DELETE FROM audience_outbox WHERE id = ANY(%s)", ([row[0] for row in rows],))
+
+
+class AudienceRelay(OutboxRelay[Any]):
+    """The audience outbox published by the one relay (`store.outbox_relay`)."""
+
     def __init__(self, database_url: str, producer: KafkaProducer, topic: str) -> None:
-        self._database_url = database_url
-        self._producer = producer
-        self._topic = topic
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def publish_pending(self) -> int:
-        """Publish every change in the outbox; return how many were sent."""
-        conn = self._connection()
-        if not try_lock(conn, Lock.AUDIENCE_RELAY):
-            return 0  # another relay is publishing; it takes our rows too
-        sent = 0
-        try:
-            while True:
-                rows = conn.execute(
-                    "SELECT id, audience, customer_id, change, at, reason, seq "
-                    "FROM audience_outbox ORDER BY id LIMIT %s",
-                    (_CHUNK,),
-                ).fetchall()
-                if not rows:
-                    return sent
-                futures = []
-                for row in rows:
-                    key, value = message(row[1:])
-                    futures.append(self._producer.send(self._topic, key=key, value=value))
-                self._producer.flush()
-                for future in futures:
-                    future.get(timeout=30)  # raise here, before deleting, if any send failed
-                conn.execute(
-                    "DELETE FROM audience_outbox WHERE id = ANY(%s)", ([row[0] for row in rows],)
-                )
-                sent += len(rows)
-        finally:
-            unlock(conn, Lock.AUDIENCE_RELAY)
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._database_url, autocommit=True)
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._producer.close()
+        super().__init__(database_url, producer, topic, AudienceOutbox())
