@@ -245,7 +245,7 @@ _LONG_DIGITS = re.compile(rb"[0-9]{20}")
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN, Infinity: not JSON
 
 
-def _canonical(payload: dict[str, Any], kind: str) -> bytes:
+def _canonical(payload: dict[str, Any], type: str) -> bytes:
     """`domain.canonical.canonical_bytes(payload)`, turning what JSON cannot hold into `invalid`.
 
     Fast path: the known fields were validated (strings, booleans, integers within
@@ -254,8 +254,8 @@ def _canonical(payload: dict[str, Any], kind: str) -> bytes:
     without walking the known fields again (a unit test holds the two equal).
     """
     try:
-        if _plain_extras(payload, _KNOWN_KEYS[kind]) and (
-            kind != "purchase" or all(_plain_extras(line, _LINE_KEYS) for line in payload["lines"])
+        if _plain_extras(payload, _KNOWN_KEYS[type]) and (
+            type != "purchase" or all(_plain_extras(line, _LINE_KEYS) for line in payload["lines"])
         ):
             encoded = encode_plain(payload)
         else:
