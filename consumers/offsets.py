@@ -1,4 +1,5 @@
-"""Reading the inbound partitions' stored offsets, and deciding where to resume.
+"""Deciding where to resume reading the inbound partitions (the stored offsets themselves:
+`store.offsets`).
 
 Where a worker resumes is decided by PostgreSQL, never by Kafka's committed offsets: the
 stored offset moved in the same transaction as the events it produced.
@@ -12,34 +13,11 @@ dead letters (`ledger_dead_letters.source_log`) are stored with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-import psycopg
-
-
-@dataclass(frozen=True)
-class StoredOffset:
-    partition: int
-    next_offset: int | None  # as stored (None: no row yet): the compare-and-set's expected value
-    log_id: str  # the `cluster_id` column: which incarnation of the topic the offset is in
+from store.offsets import StoredOffset
 
 
 class OffsetBeyondEnd(Exception):
     """A stored offset lies past the end of its partition on the same cluster."""
-
-
-def read_offsets(
-    conn: psycopg.Connection[Any], topic: str, partitions: list[int]
-) -> dict[int, StoredOffset]:
-    rows = conn.execute(
-        "SELECT partition, next_offset, cluster_id FROM ledger_offsets "
-        "WHERE topic = %s AND partition = ANY(%s)",
-        (topic, partitions),
-    ).fetchall()
-    conn.commit()
-    found = {row[0]: StoredOffset(row[0], row[1], row[2]) for row in rows}
-    return {p: found.get(p, StoredOffset(p, None, "")) for p in partitions}
 
 
 def log_id(cluster_id: str, topic_id: str | None) -> str:

@@ -1,4 +1,5 @@
-"""Inbound Kafka records, and the dead-letter rows made of the ones the ledger rejects."""
+"""Inbound Kafka records: parsed one by one, and the dead-letter rows made of the ones the
+ledger rejects."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from typing import Any
 
 import orjson
 
-from consumers.erasure import ERASED_ERROR
 from consumers.kafka_headers import raw_name
-from consumers.store import DeadLetterRow, Header
 from domain.aggregates import Card, Customer, LedgerStream, card_stream, customer_stream
-from domain.forgetting import mentioned_ids
-from domain.interactions import RejectedInteraction
+from domain.decision import Parsed, Unforeseen
+from domain.forgetting import ERASED_ERROR, mentioned_ids
+from domain.interactions import RejectedInteraction, parse_interaction
+from store.dead_letters import DeadLetterRow, Header
 
 
 @dataclass(frozen=True)
@@ -31,19 +32,19 @@ class InboundRecord:
     headers: Sequence[Header] = ()
 
 
-class Unforeseen(RejectedInteraction):
-    """A record the ledger failed to decide for a reason nobody foresaw (a bug): it is
-    dead-lettered as `internal` with the failure, so that it can be redriven once fixed,
-    and the rest of its batch is recorded."""
-
-    error_type = "internal"
-
-    @classmethod
-    def of(cls, error: BaseException, event_id: str | None) -> Unforeseen:
-        text = f"{type(error).__name__}: {error}"[:300]
-        rejection = cls(f"the ledger failed to decide this message ({text})")
-        rejection.event_id = event_id
-        return rejection
+def parse_records(records: Sequence[InboundRecord]) -> list[tuple[InboundRecord, Parsed]]:
+    """Validate each record on its own (pure: no stream, no database). Whatever goes
+    wrong with one record is that record's fate, never the batch's."""
+    parsed: list[tuple[InboundRecord, Parsed]] = []
+    for rec in records:
+        try:
+            parsed.append((rec, parse_interaction(rec.value or b"")))
+        except RejectedInteraction as rejection:
+            rejection.event_id = event_id_of(rec.value)
+            parsed.append((rec, rejection))
+        except Exception as error:  # a bug met by one record: dead-letter it, go on
+            parsed.append((rec, Unforeseen.of(error, event_id_of(rec.value))))
+    return parsed
 
 
 def inbound_record(log: str, message: Any) -> InboundRecord:
@@ -91,7 +92,7 @@ def about_the_forgotten(
     emptied of their bytes and of their reason, which may quote a field. `load` gives the
     named streams as they stand."""
     named = {i: mentioned_ids(row.value) for i, row in enumerate(rows) if row.value}
-    names = {n for ids in named.values() for n in _streams(ids)}
+    names = {n for ids in named.values() for n in _streams_of(ids)}
     if not names:
         return rows
     gone = {
@@ -107,7 +108,12 @@ def about_the_forgotten(
     ]
 
 
-def _streams(ids: Collection[str]) -> list[str]:
+def mentioned_streams(value: bytes | None) -> list[str]:
+    """The streams a raw message might be about (`domain.forgetting.mentioned_ids`)."""
+    return _streams_of(mentioned_ids(value))
+
+
+def _streams_of(ids: Collection[str]) -> list[str]:
     return [name for i in ids for name in (customer_stream(i), card_stream(i))]
 
 

@@ -209,3 +209,12 @@ def forget(
             touched.append(card)
             held.append(card_id)
     return Forgetting(event_id, payload, touched, held)
+
+
+ERASED_DIGEST = "erased"
+"""The content digest of a forgotten customer's interactions: the sha256 of a payload
+with plaintext fields would let anyone check a guess of them. A message about them sent
+again finds this digest and is not recorded."""
+ERASED_ERROR = "erased: it named a forgotten customer"
+"""The reason a dead letter about a forgotten customer keeps, in place of one that may
+quote a field."""

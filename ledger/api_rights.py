@@ -21,13 +21,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from consumers.forgetting import Forgotten
 from domain.forgetting import REASON_MAX, REASON_PATTERN
-from ledger import rights
+from ledger import bootstrap
 from ledger.api_params import Id, MinPosition
 from ledger.settings import Settings
 from projections import models
 from projections.export import CustomerErased, export
+from services.forget import Forgotten
 
 Read = Callable[..., Awaitable[Any]]
 Wait = Callable[[int | None], Awaitable[None]]
@@ -104,7 +104,7 @@ def add_routes(app: FastAPI, settings: Settings, read: Read, wait: Wait) -> None
             )
         try:
             found: Forgotten | None = await run_in_threadpool(
-                rights.forget, settings, customer_id, reason
+                bootstrap.forgetting(settings).forget, customer_id, reason
             )
         except ValueError as refused:  # beyond the pattern: the reason names the person
             problem = {"loc": ("query", "reason"), "msg": str(refused), "type": "value_error"}

@@ -20,13 +20,13 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from consumers.application import CACHE_MAXSIZE, LedgerApplication
 from consumers.kafka_headers import read_undecodable_header_names
+from consumers.loader import BatchLoader
 from consumers.offsets import log_id
 from consumers.relay import DeadLetterRelay
-from consumers.store import SCHEMA_SQL as INGEST_SCHEMA
-from consumers.worker import IngestWorker
 from domain.audiences import Audience, AudienceFileError, load_audiences
 from ledger import embedded
 from ledger.errors import first_line
+from ledger.ingest_worker import IngestWorker
 from ledger.settings import Settings
 from projections.audience_definitions import SCHEMA_SQL as DEFINITIONS_SCHEMA
 from projections.audience_relay import AudienceRelay
@@ -38,12 +38,23 @@ from projections.profiles import SCHEMA_SQL as PROFILE_SCHEMA
 from projections.profiles import ProfileProjection
 from projections.runner import BatchedRunner
 from projections.upkeep import Upkeep
-from store import locks
+from services.forget import Forgetting
+from services.ingest import Ingest
+from store import dead_letters, ingest_batches, interaction_index, locks, offsets
 from store.keys import SCHEMA_SQL as KEYS_SCHEMA
 from store.keys import PostgresKeyStore
 from store.locks import Lock
 
 log = logging.getLogger(__name__)
+
+INGEST_SCHEMAS = (
+    interaction_index.SCHEMA_SQL,
+    dead_letters.SCHEMA_SQL,
+    offsets.SCHEMA_SQL,
+    ingest_batches.SCHEMA_SQL,
+    KEYS_SCHEMA,
+)
+"""The ingest side's tables, each from its owner in `store/`."""
 
 PROJECTION_SCHEMAS = (PROFILE_SCHEMA, PARTNER_SCHEMA, AUDIENCE_SCHEMA, DEFINITIONS_SCHEMA)
 """The projections' tables (unqualified: created in the first schema on the search path)."""
@@ -96,8 +107,6 @@ def postgres_env(database_url: str) -> dict[str, str]:
 def ledger_application(settings: Settings, *, create_tables: bool = False) -> LedgerApplication:
     assert settings.database_url, "call with_servers() first"
     env = postgres_env(settings.database_url) | {
-        "APPLICATION_RECORDER_TOPIC": "consumers.store:IngestRecorder",
-        "TRANSCODER_TOPIC": "store.transcoding:OrjsonTranscoder",
         "CREATE_TABLE": "y" if create_tables else "n",
         "AGGREGATE_CACHE_MAXSIZE": str(CACHE_MAXSIZE),
         "AGGREGATE_CACHE_FASTFORWARD": "n",
@@ -128,9 +137,7 @@ def init_schema(settings: Settings) -> None:
         tracking_recorder(app).create_table()
         app.close()
         with connect(settings) as conn:
-            conn.execute(INGEST_SCHEMA)  # type: ignore[arg-type]
-            conn.execute(KEYS_SCHEMA)  # type: ignore[arg-type]
-            for schema in PROJECTION_SCHEMAS:
+            for schema in INGEST_SCHEMAS + PROJECTION_SCHEMAS:
                 conn.execute(schema)  # type: ignore[arg-type]
 
 
@@ -204,6 +211,15 @@ def inbound_log(settings: Settings) -> str:
         admin.close()
 
 
+def ingest(settings: Settings, *, seal: bool = True) -> Ingest:
+    """The ingest use case on this ledger's store; `seal=False` records personal fields in
+    the clear (only the encryption benchmark's baseline wants that)."""
+    assert settings.database_url, "call with_servers() first"
+    app = ledger_application(settings)
+    keys = PostgresKeyStore(settings.database_url) if seal else None
+    return Ingest(app, BatchLoader(app, keys))
+
+
 def ingest_worker(settings: Settings, *, seal: bool = True) -> IngestWorker:
     """The ingest worker; `seal=False` records personal fields in the clear (only the
     encryption benchmark's baseline, `bench/sealing.py`, wants that)."""
@@ -227,15 +243,22 @@ def ingest_worker(settings: Settings, *, seal: bool = True) -> IngestWorker:
         settings.inbound_topic,
         settings.dead_letter_topic,
     )
-    app = ledger_application(settings)
-    app.keys = PostgresKeyStore(settings.database_url) if seal else None
     return IngestWorker(
-        app,
+        ingest(settings, seal=seal),
         consumer,
         relay,
         settings.database_url,
         settings.inbound_topic,
         inbound_log(settings),
+    )
+
+
+def forgetting(settings: Settings) -> Forgetting:
+    """The forget use case, wired to this ledger's store and projections."""
+    return Forgetting(
+        lambda: ledger_application(settings),
+        lambda: connect(settings),
+        lambda stop, waiting: run_projections(settings, stop, until_idle=True, waiting=waiting),
     )
 
 

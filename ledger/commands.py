@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from consumers.worker import IngestStats
 from domain.membership import fingerprint
 from domain.personal import PERSONAL_FIELDS
 from ledger import api_serve, audit_commands, bootstrap, embedded, reconnect, rights
+from ledger.ingest_worker import IngestStats
 from ledger.output import answer, show, show_rows
 from ledger.settings import Settings
 from producers.jsonlines import read_lines

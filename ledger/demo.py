@@ -16,6 +16,7 @@ from ledger.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import SPAN, SimulationPlan, simulate
 from projections import reads
+from store import dead_letters, interaction_index
 
 MALFORMED = [
     (b"C-broken", b"{this is not json"),
@@ -72,21 +73,17 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def _summary(console: Console, settings: Settings) -> None:
     with bootstrap.connect(settings) as conn:
-        recorded = conn.execute("SELECT count(*) FROM ledger_interactions").fetchone()
+        recorded = interaction_index.count(conn)
         events = conn.execute("SELECT count(*) FROM ledger_events").fetchone()
         profiles = conn.execute("SELECT count(*) FROM profiles").fetchone()
-        dead = conn.execute(
-            "SELECT error_type, count(*), min(error) FROM ledger_dead_letters "
-            "WHERE source_topic = %s GROUP BY error_type ORDER BY error_type",
-            (settings.inbound_topic,),
-        ).fetchall()
+        dead = dead_letters.summary(conn, settings.inbound_topic)
         top = conn.execute(
             "SELECT profile FROM profiles ORDER BY (profile->'total_spend'->>'EUR')::numeric "
             "DESC NULLS LAST, customer_id LIMIT 5"
         ).fetchall()
     console.print()
     console.print(
-        f"[bold]Ledger:[/] {recorded[0] if recorded else 0} interactions recorded as "
+        f"[bold]Ledger:[/] {recorded} interactions recorded as "
         f"{events[0] if events else 0} events; {profiles[0] if profiles else 0} customer profiles"
     )
     table = Table(title=f"Dead letters on {settings.dead_letter_topic} (all runs)")

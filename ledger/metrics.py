@@ -22,9 +22,9 @@ from prometheus_client.registry import Collector
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from consumers.store import BATCH_BUCKETS
 from ledger.settings import Settings
 from projections import reads
+from store.ingest_batches import BATCH_BUCKETS
 
 KAFKA_WAIT = 3.0  # seconds /health and /metrics wait for Kafka's end offsets
 

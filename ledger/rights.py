@@ -1,10 +1,11 @@
 """Personal-data rights: `ledger forget` (GDPR art. 17) and `ledger export` (art. 15, 20),
 the same for the CLI and the API (`ledger.api_rights`).
 
-Forgetting is recorded and the key destroyed in one transaction (`consumers.forgetting`);
-the projections forget the person when they reach that event. So that `forget` returns
-with nothing personal left to read, the CLI then brings the projections there: it runs them
-itself when no `ledger project` is running, and otherwise waits for the one that is.
+Forgetting is the use case `services.forget`: recorded and the key destroyed in one
+transaction; the projections forget the person when they reach that event. So that
+`forget` returns with nothing personal left to read, the CLI then brings the projections
+there (`Forgetting.until_projected`): it runs them itself when no `ledger project` is
+running, and otherwise waits for the one that is.
 """
 
 from __future__ import annotations
@@ -12,38 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
-import time
 from dataclasses import asdict
 from typing import Any
 
 from psycopg import IsolationLevel
 
-from consumers.forgetting import Forgotten, forget_customer
 from domain.forgetting import check_reason
 from ledger import bootstrap
 from ledger.errors import describe_error
 from ledger.output import answer, show
 from ledger.settings import Settings
-from projections import models, reads
+from projections import models
 from projections.export import CustomerErased, export
-from projections.profiles import scrub_copies
-
-PROJECTED_WAIT = 60.0  # seconds `ledger forget` waits for a running projector
-
-
-def forget(settings: Settings, customer_id: str, reason: str) -> Forgotten | None:
-    """Record the forgetting (None: no such customer), then scrub the person from the
-    copies of the projections that replays left."""
-    app = bootstrap.ledger_application(settings)
-    try:
-        found = forget_customer(app, customer_id, reason)
-    finally:
-        app.close()
-    if found is not None:
-        with bootstrap.connect(settings) as conn:
-            scrub_copies(conn, customer_id)
-    return found
 
 
 def reason_text(text: str) -> str:
@@ -54,37 +35,10 @@ def reason_text(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def until_projected(settings: Settings, position: int, timeout: float = PROJECTED_WAIT) -> bool:
-    """Whether every projection reached `position`: this process runs them until idle (and
-    publishes the audience exits) unless a `ledger project` holds them, in which case it
-    waits up to `timeout` for that one."""
-    stop, elsewhere, done = threading.Event(), threading.Event(), threading.Event()
-
-    def watch() -> None:
-        deadline = time.monotonic() + timeout
-        with bootstrap.connect(settings) as conn:
-            conn.autocommit = True
-            while not done.wait(0.2):
-                if elsewhere.is_set() and (
-                    reads.position(conn) >= position or time.monotonic() > deadline
-                ):
-                    stop.set()
-
-    watcher = threading.Thread(target=watch, name="ledger-forget-watch", daemon=True)
-    watcher.start()
-    try:
-        bootstrap.run_projections(settings, stop, until_idle=True, waiting=elsewhere.set)
-    finally:
-        done.set()
-        watcher.join()
-    with bootstrap.connect(settings) as conn:
-        return reads.position(conn) >= position
-
-
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
-    settings = bootstrap.with_servers(settings)
+    forgetting = bootstrap.forgetting(bootstrap.with_servers(settings))
     try:
-        found = forget(settings, args.customer_id, args.reason)
+        found = forgetting.forget(args.customer_id, args.reason)
     except ValueError as refused:
         print(f"ledger forget: {refused}", file=sys.stderr)
         return 1
@@ -98,7 +52,7 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
             f"recorded at position {found.position} (cards closed: {', '.join(found.cards)})"
         )
     try:
-        projected = until_projected(settings, found.position)
+        projected = forgetting.until_projected(found.position)
     except Exception as error:  # the forgetting stands; say what did not happen yet
         print(
             f"ledger forget: recorded at position {found.position} and the key destroyed, but "

@@ -20,17 +20,9 @@ from psycopg import Connection
 
 from domain import merkle
 from domain.chain_check import Finding, Stored, check_stream
+from store import interaction_index
 
 BATCH = 5_000
-
-_MISSING = """
-SELECT i.originator_id, i.originator_version, i.event_id, i.stream
-FROM ledger_interactions i
-WHERE NOT EXISTS (SELECT FROM ledger_events e WHERE e.originator_id = i.originator_id
-                  AND e.originator_version = i.originator_version)
-ORDER BY i.originator_id, i.originator_version
-"""
-"""Interactions the index says were recorded, whose record is not in the store."""
 
 
 def check_chains(
@@ -38,7 +30,9 @@ def check_chains(
 ) -> Iterator[Finding]:
     """Every finding in every stream (`progress` gets the count of records read so far)."""
     missing: dict[UUID, dict[int, tuple[str, str]]] = {}
-    for originator_id, version, event_id, stream in conn.execute(_MISSING):
+    for originator_id, version, event_id, stream in conn.execute(
+        interaction_index.MISSING_FROM_STORE
+    ):
         missing.setdefault(originator_id, {})[version] = (event_id, stream)
     read = 0
     for originator_id, records in _streams(conn):
@@ -60,12 +54,9 @@ def _named(conn: Connection[Any], found: list[Finding]) -> list[Finding]:
     unnamed = [f for f in found if f.event_id is None]
     if not unnamed:
         return found
-    rows = conn.execute(
-        "SELECT originator_version, event_id FROM ledger_interactions "
-        "WHERE originator_id = %s AND originator_version = ANY(%s)",
-        (UUID(unnamed[0].stream_id), [f.version for f in unnamed]),
-    ).fetchall()
-    index = dict(rows)
+    index = interaction_index.event_ids_at(
+        conn, UUID(unnamed[0].stream_id), [f.version for f in unnamed]
+    )
     return [replace(f, event_id=index.get(f.version)) if f.event_id is None else f for f in found]
 
 

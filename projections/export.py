@@ -17,6 +17,7 @@ from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN, customer_stream
 from domain.forgetting import identifying, names_person
 from domain.profile import instant, utc_text
 from projections import history, reads
+from store import dead_letters
 
 _CONSENT_KINDS = ("customer_enrolled", "consent_changed")
 
@@ -82,11 +83,7 @@ def _dead_letters(
     e-mail (the same test `ledger forget` empties them by)."""
     ids = {customer_id} | {e["payload"]["card_id"] for e in events if e["type"] == CARD_CLAIMED}
     personal = identifying(e["payload"] for e in events if e["type"] == "customer_enrolled")
-    rows = conn.execute(
-        "SELECT source_topic, source_partition, source_offset, event_id, error_type, error, "
-        "value, recorded_at FROM ledger_dead_letters WHERE value IS NOT NULL "
-        "ORDER BY recorded_at, source_topic, source_partition, source_offset"
-    ).fetchall()
+    rows = dead_letters.with_values(conn)
     return [
         {
             "source_topic": topic,

@@ -6,7 +6,7 @@ an eighth of ingest and of projection time. This transcoder keeps the same shape
 object of the event's attributes) with orjson, which writes `datetime` as RFC 3339 and
 `UUID` as text natively; decoding turns the event's top-level `timestamp` back into a
 `datetime`. Business payloads are plain JSON, so nothing else needs restoring. Selected
-with the library's `TRANSCODER_TOPIC` setting (see `ledger.bootstrap`).
+by class through the library's `construct_transcoder` hook (`consumers.application`).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from kafka import KafkaConsumer, TopicPartition
 
-from consumers.worker import IngestStats
 from ledger import bootstrap
+from ledger.ingest_worker import IngestStats
 from ledger.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import SimulationPlan, simulate

@@ -12,18 +12,19 @@ from support import read_topic
 
 from consumers.records import InboundRecord
 from consumers.relay import DeadLetterRelay
-from consumers.store import DeadLetterCollision, OffsetMove, refuse_dead_letter_collision
 from ledger import bootstrap
 from ledger.settings import Settings
+from store.dead_letters import DeadLetterCollision, refuse_dead_letter_collision
+from store.offsets import OffsetMove
 
 
 def _reject(settings: Settings, cluster: str, partition: int, expected: int | None) -> None:
     """Commit a batch of one malformed record at offset 0 of `partition` on `cluster`."""
-    app = bootstrap.ledger_application(settings)
+    ingest = bootstrap.ingest(settings, seal=False)
     topic = settings.inbound_topic
     record = InboundRecord(cluster, topic, 0, 0, None, b"{not json")
-    app.commit(
-        app.decide(app.parse([record]), [OffsetMove(topic, partition, expected, 1, cluster)])
+    ingest.commit(
+        ingest.decide(ingest.parse([record]), [OffsetMove(topic, partition, expected, 1, cluster)])
     )
 
 
@@ -86,11 +87,11 @@ def test_a_dead_letter_kafka_refuses_is_published_bare_once_and_the_relay_goes_o
 ) -> None:
     """A topic's `max.message.bytes` may be lower than Kafka's default: the refused dead
     letter goes bare (the ledger's headers and `omitted`), the next one goes whole."""
-    app = bootstrap.ledger_application(settings)
+    ingest = bootstrap.ingest(settings, seal=False)
     topic = settings.inbound_topic
     big = InboundRecord("c", topic, 0, 0, b"k", b"x" * 20_000, [(b"trace", b"t")])
     small = InboundRecord("c", topic, 0, 1, b"k", b"{not json")
-    app.commit(app.decide(app.parse([big, small]), [OffsetMove(topic, 0, None, 2, "c")]))
+    ingest.commit(ingest.decide(ingest.parse([big, small]), [OffsetMove(topic, 0, None, 2, "c")]))
     relay = DeadLetterRelay(
         settings.database_url or "",
         KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, max_request_size=10_000),
@@ -119,10 +120,10 @@ def test_a_dead_letter_kafka_refuses_is_published_bare_once_and_the_relay_goes_o
 def test_a_keys_dead_letters_reach_the_topic_in_the_order_they_were_rejected(
     settings: Settings,
 ) -> None:
-    app = bootstrap.ledger_application(settings)
+    ingest = bootstrap.ingest(settings, seal=False)
     topic = settings.inbound_topic
     batch = [InboundRecord("c", topic, 0, offset, b"C-1", b"{not json") for offset in range(8)]
-    app.commit(app.decide(app.parse(batch), [OffsetMove(topic, 0, None, 8, "c")]))
+    ingest.commit(ingest.decide(ingest.parse(batch), [OffsetMove(topic, 0, None, 8, "c")]))
     relay = DeadLetterRelay(
         settings.database_url or "",
         bootstrap.producer(settings),

@@ -14,10 +14,9 @@ from support import dumps, enrollment, purchase, read_topic
 
 from consumers.records import InboundRecord
 from consumers.relay import DeadLetterRelay
-from consumers.store import OffsetMove
 from ledger import bootstrap
 from ledger.settings import Settings
-from store.keys import PostgresKeyStore
+from store.offsets import OffsetMove
 
 names = st.binary(max_size=10) | st.sampled_from([b"x\x00y", b"\xff\xfe", b"source_topic"])
 headers = st.lists(st.tuples(names, st.none() | st.binary(max_size=20)), max_size=3)
@@ -36,8 +35,7 @@ values = (
 def test_arbitrary_records_are_decided_stored_and_published_without_an_exception(
     settings: Settings,
 ) -> None:
-    app = bootstrap.ledger_application(settings)
-    app.keys = PostgresKeyStore(settings.database_url or "")
+    ingest = bootstrap.ingest(settings)
     relay = DeadLetterRelay(
         settings.database_url or "",
         bootstrap.producer(settings),
@@ -60,7 +58,7 @@ def test_arbitrary_records_are_decided_stored_and_published_without_an_exception
             for i, (value, hs) in enumerate(drawn)
         ]
         move = OffsetMove(topic, 0, position["expected"], first + len(batch), cluster)
-        result = app.commit(app.decide(app.parse(batch), [move]))
+        result = ingest.commit(ingest.decide(ingest.parse(batch), [move]))
         assert result.recorded + result.duplicates + result.dead_lettered == len(batch)
         relay.publish_pending()
         position.update(next=move.next_offset, expected=move.next_offset)

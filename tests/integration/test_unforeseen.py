@@ -10,11 +10,11 @@ import psycopg
 import pytest
 from support import dumps, enrollment, purchase
 
-import consumers.application as application
+import domain.decision as decision
 from consumers.records import InboundRecord
-from consumers.store import OffsetMove
 from ledger import bootstrap
 from ledger.settings import Settings
+from store.offsets import OffsetMove
 
 
 def test_a_bug_recording_one_interaction_dead_letters_only_that_one(
@@ -23,7 +23,7 @@ def test_a_bug_recording_one_interaction_dead_letters_only_that_one(
     enrolled = enrollment("C-1", "K-1")
     buggy = purchase(customer_id="C-1", total="6.66")
     fine = purchase(customer_id="C-1", total="1.00")
-    real = application.record
+    real = decision.record
 
     def record(ix: Any, streams: Any) -> Any:
         gained = real(ix, streams)  # the stream has changed in memory when the bug strikes
@@ -31,14 +31,14 @@ def test_a_bug_recording_one_interaction_dead_letters_only_that_one(
             raise ZeroDivisionError("a bug")
         return gained
 
-    monkeypatch.setattr(application, "record", record)
-    app = bootstrap.ledger_application(settings)
+    monkeypatch.setattr(decision, "record", record)
+    ingest = bootstrap.ingest(settings, seal=False)
     topic = settings.inbound_topic
     batch = [
         InboundRecord("c", topic, 0, offset, b"C-1", dumps(obj))
         for offset, obj in enumerate([enrolled, buggy, fine])
     ]
-    result = app.commit(app.decide(app.parse(batch), [OffsetMove(topic, 0, None, 3, "c")]))
+    result = ingest.commit(ingest.decide(ingest.parse(batch), [OffsetMove(topic, 0, None, 3, "c")]))
 
     assert (result.recorded, dict(result.rejected)) == (2, {"internal": 1})
     with psycopg.connect(settings.database_url or "") as conn:

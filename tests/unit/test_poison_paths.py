@@ -11,12 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-import consumers.application as application
-from consumers.application import LedgerApplication
-from consumers.records import InboundRecord, about_the_forgotten, dead_letter
+import consumers.records as records
+from consumers.records import InboundRecord, about_the_forgotten, dead_letter, parse_records
 from consumers.relay import DLQ_MAX_BYTES, DeadLetterRecord, dlq_record
-from consumers.store import headers_of, stored_headers
 from domain.interactions import Interaction, RejectedInteraction
+from store.dead_letters import headers_of, stored_headers
 
 ERROR_TYPES = {"malformed", "invalid", "internal"}
 
@@ -49,7 +48,7 @@ def test_any_record_gets_a_fate_and_a_storable_publishable_dead_letter(
         InboundRecord("cluster", "t.interactions", 0, i, b"k", value, hs)
         for i, (value, hs) in enumerate(drawn)
     ]
-    parsed = LedgerApplication.parse(batch)
+    parsed = parse_records(batch)
     assert [rec for rec, _ in parsed] == batch
     rows = []
     for rec, fate in parsed:
@@ -127,19 +126,19 @@ def test_headers_kafka_python_cannot_send_are_named_in_omitted() -> None:
 def test_an_unforeseen_failure_parsing_one_record_dead_letters_only_that_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = application.parse_interaction
+    real = records.parse_interaction
 
     def buggy(raw: bytes) -> Interaction:
         if b"boom" in raw:
             raise KeyError("a bug")
         return real(raw)
 
-    monkeypatch.setattr(application, "parse_interaction", buggy)
+    monkeypatch.setattr(records, "parse_interaction", buggy)
     batch = [
         InboundRecord("c", "t", 0, 0, None, b'{"boom": 1, "event_id": "e-1"}'),
         InboundRecord("c", "t", 0, 1, None, b"[]"),
     ]
-    (_, first), (_, second) = LedgerApplication.parse(batch)
+    (_, first), (_, second) = parse_records(batch)
     assert isinstance(first, RejectedInteraction) and first.error_type == "internal"
     assert first.reason == "the ledger failed to decide this message (KeyError: 'a bug')"
     assert first.event_id == "e-1"

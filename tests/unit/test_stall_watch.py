@@ -3,7 +3,7 @@ records them for a whole window; said once."""
 
 from __future__ import annotations
 
-from consumers.stall import Progress, Stalled, StallWatch
+from ledger.stall import Progress, Stalled, StallWatch
 
 
 class Scene:

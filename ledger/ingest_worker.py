@@ -1,5 +1,8 @@
 """The ingest worker: Kafka's inbound topic into the ledger, one transaction per poll.
 
+An entry point: the Kafka loop around the ingest use case (`services.ingest`). A record's
+way: worker (poll) → loader → decide → store (one transaction) → relay (its dead letters).
+
 Responsibilities:
 - join the consumer group `{prefix}-ingest`; Kafka spreads the partitions over the workers;
 - on every assignment, seek to the offsets stored in PostgreSQL and drop cached streams
@@ -34,12 +37,13 @@ from eventsourcing.persistence import IntegrityError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from consumers.application import BatchResult, LedgerApplication
-from consumers.offsets import StoredOffset, check_within, read_offsets, resume_at
+from consumers.offsets import check_within, resume_at
 from consumers.records import inbound_record
 from consumers.relay import DeadLetterRelay
-from consumers.stall import Progress, StallWatch
-from consumers.store import OffsetConflict, OffsetMove, refuse_dead_letter_collision
+from ledger.stall import Progress, StallWatch
+from services.ingest import BatchResult, Ingest
+from store.dead_letters import refuse_dead_letter_collision
+from store.offsets import OffsetConflict, OffsetMove, StoredOffset, read_offsets
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,7 @@ class IngestStalled(Exception):
 class IngestWorker:
     def __init__(
         self,
-        app: LedgerApplication,
+        ingest: Ingest,
         consumer: KafkaConsumer,
         relay: DeadLetterRelay,
         database_url: str,
@@ -73,7 +77,7 @@ class IngestWorker:
         max_records: int = 5000,
         stall_after: float = 30.0,
     ) -> None:
-        self._app = app
+        self._ingest = ingest
         self._consumer = consumer
         self._relay = relay
         self._conn = psycopg.connect(database_url)
@@ -120,12 +124,12 @@ class IngestWorker:
                         for messages in polled.values()
                         for m in messages
                     ]
-                    parsed = self._app.parse(records)  # overlaps the previous batch's commit
+                    parsed = self._ingest.parse(records)  # overlaps the previous batch's commit
                     if not self._settle():
                         continue  # that commit failed: this poll was dropped by the re-seek
                     moves = self._moves(polled)
-                    decision = self._app.decide(parsed, moves)
-                    self._in_flight = (committer.submit(self._app.commit, decision), moves)
+                    decision = self._ingest.decide(parsed, moves)
+                    self._in_flight = (committer.submit(self._ingest.commit, decision), moves)
                 self._settle()
             return self.stats
         finally:
@@ -188,7 +192,7 @@ class IngestWorker:
 
     def _seek_stored(self, assigned: list[TopicPartition]) -> None:
         """Seek each assigned partition to where PostgreSQL says to resume."""
-        self._app.reset_cache()
+        self._ingest.reset()
         if not assigned:
             return
         stored: dict[int, StoredOffset] = read_offsets(

@@ -1,0 +1,98 @@
+"""The ingest loader: everything a batch's decision needs from the store, fetched in one
+place before anything is decided (`domain.decision.Loaded`).
+
+- content digests of the batch's event ids (the interaction index), one query;
+- the streams the interactions name, and those that rejected messages mention (so that a
+  dead letter about a forgotten customer can be emptied): from the library's aggregate
+  cache, else every miss in one `originator_id = ANY(...)` query;
+- the keys of the customers whose personal fields the batch carries: from memory, else in
+  one round trip to the key store.
+
+A key in memory may have been destroyed since (`ledger forget`, in another process). It
+cannot reach the store: a sealed payload is only ever recorded on its customer's stream,
+and the forgetting extended that stream, so the batch fails on the stream's version, the
+caches are dropped, and the batch is decided again from the stored truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+from uuid import UUID
+
+import cachetools
+
+from consumers.application import CACHE_MAXSIZE, LedgerApplication
+from consumers.records import InboundRecord, mentioned_streams
+from domain.aggregates import LedgerStream, stream_id
+from domain.decision import Loaded, Parsed, keys_wanted
+from domain.interactions import Interaction
+from domain.recording import streams_named
+from store import interaction_index
+from store.keys import KeyStore
+
+
+class BatchLoader:
+    def __init__(self, app: LedgerApplication, keys: KeyStore | None) -> None:
+        self._app = app
+        self._keys = keys  # None: personal fields are recorded in the clear (a benchmark's)
+        self._known_keys: cachetools.LRUCache[str, bytes] = cachetools.LRUCache(CACHE_MAXSIZE)
+
+    def load(self, batch: Sequence[tuple[InboundRecord, Parsed]]) -> Loaded:
+        """What the decision of `batch` needs, as the store and the caches hold it now."""
+        valid = [item for _, item in batch if isinstance(item, Interaction)]
+        names = {name for ix in valid for name in streams_named(ix)}
+        for rec, item in batch:
+            if not isinstance(item, Interaction) and rec.value:
+                names.update(mentioned_streams(rec.value))
+        return Loaded(
+            digests=self.digests(ix.event_id for ix in valid),
+            streams=self.streams(names),
+            keys=None if self._keys is None else self._keys_for(keys_wanted(valid)),
+        )
+
+    def digests(self, event_ids: Iterable[str]) -> dict[str, str]:
+        with self._app.datastore.transaction(commit=False) as curs:
+            return interaction_index.digests(curs, event_ids)
+
+    def streams(self, names: set[str]) -> dict[str, LedgerStream | None]:
+        """The named streams as they stand: from the cache, else all misses in one query.
+
+        The library's `repository.get()` reads one stream per query (and deep-copies from
+        the cache); a batch names hundreds of streams, most of them new, so one query
+        replaces hundreds of round trips.
+        """
+        cache = self._app.cache
+        found: dict[str, LedgerStream | None] = {}
+        missing: dict[UUID, str] = {}
+        for name in names:
+            sid = stream_id(name)
+            try:
+                found[name] = cast(LedgerStream, cache.get(sid))
+            except KeyError:
+                missing[sid] = name
+                found[name] = None
+        if missing:
+            for sid, events in self._app.select_events(list(missing)).items():
+                aggregate: Any = None
+                for event in events:
+                    aggregate = event.mutate(aggregate)
+                cache.put(sid, aggregate)
+                found[missing[sid]] = aggregate
+        return found
+
+    def _keys_for(self, wanted: set[str]) -> dict[str, bytes | None]:
+        assert self._keys is not None
+        known = self._known_keys
+        found: dict[str, bytes | None] = {c: known[c] for c in wanted if c in known}
+        if len(found) < len(wanted):
+            fetched = self._keys.keys(wanted - found.keys())
+            known.update((c, k) for c, k in fetched.items() if k is not None)
+            found |= fetched
+        return found
+
+    def reset(self) -> None:
+        """Forget every cached stream and key (after a failed write or a partition
+        reassignment)."""
+        self._app.reset_cache()
+        self._known_keys.clear()

@@ -1,0 +1,164 @@
+"""The ingest decision: what a batch of parsed records does to the ledger. Pure: no I/O.
+
+Given the batch's records, parsed (an `Interaction` or the `RejectedInteraction` it was),
+and what one loader fetched for the whole batch (`Loaded`: the content digests of the
+event ids already recorded, the streams the interactions name, the customers' keys), decide
+each record in order: a duplicate (same event_id, same content), a conflict (same event_id,
+other content), a rule's refusal, or recorded on its streams. The streams gain the
+batch's events in memory; the store writes them, with the index rows and the dead letters,
+in one transaction.
+
+Sealing happens once, here, before the chain hash: a personal field is sealed with its
+customer's key and the payload made canonical again, and `record` hashes those bytes into
+the stream's chain. The content digest stays the one of the message as sent
+(`Interaction.digest`), so a message sent again is still a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from domain.aggregates import LedgerStream
+from domain.canonical import canonical_bytes
+from domain.errors import CustomerForgotten, RuleViolation
+from domain.forgetting import ERASED_DIGEST
+from domain.interactions import Interaction, RejectedInteraction
+from domain.recording import record
+from domain.shredding import seal, sealed_fields
+
+Parsed = Interaction | RejectedInteraction
+
+
+class Unforeseen(RejectedInteraction):
+    """A record the ledger failed to decide for a reason nobody foresaw (a bug): it is
+    dead-lettered as `internal` with the failure, so that it can be redriven once fixed,
+    and the rest of its batch is recorded."""
+
+    error_type = "internal"
+
+    @classmethod
+    def of(cls, error: BaseException, event_id: str | None) -> Unforeseen:
+        text = f"{type(error).__name__}: {error}"[:300]
+        rejection = cls(f"the ledger failed to decide this message ({text})")
+        rejection.event_id = event_id
+        return rejection
+
+
+class Poisoned(Exception):
+    """Item `index` failed unforeseen while it was being recorded. Its streams may be
+    half-changed in memory: decide the batch again from the stored streams, with the item
+    replaced by `rejection`."""
+
+    def __init__(self, index: int, rejection: Unforeseen) -> None:
+        super().__init__(rejection.reason)
+        self.index = index
+        self.rejection = rejection
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What one loader fetched for a batch, before anything was decided."""
+
+    digests: dict[str, str]  # content digests of the batch's event ids already recorded
+    streams: dict[str, LedgerStream | None]  # the named streams as they stand (None: no events)
+    keys: Mapping[str, bytes | None] | None  # customers' keys (None: no sealing at all)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An interaction recorded: its content digest and where its event is (a row of the
+    interaction index)."""
+
+    event_id: str
+    digest: str
+    type: str
+    stream: str
+    originator_id: Any
+    originator_version: int
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Item `index` is not recorded: it is dead-lettered with `error_type` and `reason`."""
+
+    index: int
+    event_id: str | None
+    error_type: str
+    reason: str
+    forgotten: bool = False  # about a forgotten customer: none of the message's bytes stay
+
+
+@dataclass
+class Decision:
+    streams: list[LedgerStream] = field(default_factory=list)  # the streams that gained events
+    recorded: list[Recorded] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def decide(items: Sequence[Parsed], loaded: Loaded) -> Decision:
+    """Decide each item in order against `loaded` (whose streams and digests it extends).
+
+    Raises `Poisoned` when recording an item fails unforeseen."""
+    seen = loaded.digests
+    streams = loaded.streams
+    decision = Decision()
+    touched: dict[Any, LedgerStream] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, RejectedInteraction):
+            decision.rejections.append(
+                Rejection(index, item.event_id, item.error_type, item.reason)
+            )
+            continue
+        known = seen.get(item.event_id)
+        if known is not None:
+            # A forgotten customer's digest is gone: what comes again is not recorded.
+            if known in (item.digest, ERASED_DIGEST):
+                decision.duplicates += 1
+            else:
+                reason = f"event_id {item.event_id} was already recorded with other content"
+                decision.rejections.append(Rejection(index, item.event_id, "conflict", reason))
+            continue
+        try:
+            gained = record(sealed(item, loaded.keys), streams)
+        except CustomerForgotten as forgotten:
+            # Nothing about a forgotten person is kept: not even the message's bytes.
+            decision.rejections.append(
+                Rejection(index, item.event_id, "rule", forgotten.reason, forgotten=True)
+            )
+            continue
+        except RuleViolation as violation:
+            decision.rejections.append(Rejection(index, item.event_id, "rule", violation.reason))
+            continue
+        except Exception as error:
+            raise Poisoned(index, Unforeseen.of(error, item.event_id)) from error
+        for stream in gained:
+            streams[stream.stream] = stream
+            touched[stream.id] = stream
+        home = gained[0]
+        decision.recorded.append(
+            Recorded(item.event_id, item.digest, item.type, home.stream, home.id, home.version)
+        )
+        seen[item.event_id] = item.digest
+    decision.streams = list(touched.values())
+    return decision
+
+
+def sealed(ix: Interaction, keys: Mapping[str, bytes | None] | None) -> Interaction:
+    """`ix` with its personal fields sealed with its customer's key, and its canonical
+    bytes (the chain hash's input) made of the sealed payload; the same `ix` if it carries
+    none or `keys` is None. Raises `CustomerForgotten` if the customer's key is gone."""
+    if keys is None or not ix.customer_id or not sealed_fields(ix.type, ix.payload):
+        return ix
+    key = keys.get(ix.customer_id)
+    if key is None:
+        raise CustomerForgotten(f"customer {ix.customer_id!r} was forgotten")
+    payload = seal(ix.type, ix.payload, ix.customer_id, key)
+    return replace(ix, payload=payload, canonical=canonical_bytes(payload))
+
+
+def keys_wanted(valid: Iterable[Interaction]) -> set[str]:
+    """The customers whose keys the batch needs: those whose personal fields it carries."""
+    return {ix.customer_id for ix in valid if ix.customer_id and sealed_fields(ix.type, ix.payload)}

@@ -1,0 +1,180 @@
+"""Forget a customer (GDPR art. 17): the use case behind `ledger forget` and
+`DELETE /customers/{id}`.
+
+One transaction records `customer_forgotten` on the customer's stream and its cards,
+destroys the customer's key, erases the content digests and empties the dead letters that
+name them (`consumers.store.ForgetWrite`). Then the person is scrubbed from the copies of
+the projections that replays left, and `until_projected` brings the projections to that
+event, so that nothing personal is left to read.
+
+Ingest workers may be appending to the same streams: the store's (stream, version) key
+decides. If a worker got there first, the forgetting is decided again on the streams as
+they now stand; if the forgetting got there first, the worker's batch fails, it reloads,
+and the rules dead-letter what it held as `rule` (`CustomerForgotten`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+from psycopg import Connection
+
+from consumers.application import LedgerApplication
+from consumers.loader import BatchLoader
+from consumers.store import ForgetWrite
+from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, card_stream, customer_stream
+from domain.canonical import canonical_bytes
+from domain.forgetting import check_reason, forget, forget_event_id, identifying
+from domain.profile import utc_text
+from domain.shredding import unseal
+from projections import reads
+from projections.profiles import scrub_copies
+from store import interaction_index
+from store.interaction_index import IndexRow
+from store.keys import read_keys
+
+ATTEMPTS = 20
+PROJECTED_WAIT = 60.0  # seconds `until_projected` waits for a running projector
+
+RunProjections = Callable[[threading.Event, Callable[[], object]], object]
+"""Runs every projection until idle or `stop` is set; calls `waiting` if another runner
+holds them and this one waits its turn."""
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    customer_id: str
+    event_id: str
+    cards: list[str]
+    position: int  # the notification id of the customer stream's `customer_forgotten`
+    first: bool  # False: it had been forgotten before
+
+
+class Forgetting:
+    """The forget use case over its ports: the event store, the read side's connection
+    and the projections' runner."""
+
+    def __init__(
+        self,
+        ledger: Callable[[], LedgerApplication],
+        connect: Callable[[], Connection[Any]],
+        run_projections: RunProjections,
+    ) -> None:
+        self._ledger = ledger
+        self._connect = connect
+        self._run_projections = run_projections
+
+    def forget(
+        self, customer_id: str, reason: str, now: datetime | None = None
+    ) -> Forgotten | None:
+        """Record the forgetting (None: the ledger holds no customer by that id), then scrub
+        the person from the projections' copies. Repeating it answers what the first
+        forgetting did. Raises ValueError for a reason that is not one printable line, or
+        that names the person."""
+        app = self._ledger()
+        try:
+            found = forget_customer(app, customer_id, reason, now)
+        finally:
+            app.close()
+        if found is not None:
+            with self._connect() as conn:
+                scrub_copies(conn, customer_id)
+        return found
+
+    def until_projected(self, position: int, timeout: float = PROJECTED_WAIT) -> bool:
+        """Whether every projection reached `position`: this process runs them until idle
+        (and publishes the audience exits) unless another runner holds them, in which case
+        it waits up to `timeout` for that one."""
+        stop, elsewhere, done = threading.Event(), threading.Event(), threading.Event()
+
+        def watch() -> None:
+            deadline = time.monotonic() + timeout
+            with self._connect() as conn:
+                conn.autocommit = True
+                while not done.wait(0.2):
+                    if elsewhere.is_set() and (
+                        reads.position(conn) >= position or time.monotonic() > deadline
+                    ):
+                        stop.set()
+
+        watcher = threading.Thread(target=watch, name="ledger-forget-watch", daemon=True)
+        watcher.start()
+        try:
+            self._run_projections(stop, elsewhere.set)
+        finally:
+            done.set()
+            watcher.join()
+        with self._connect() as conn:
+            return reads.position(conn) >= position
+
+
+def forget_customer(
+    app: LedgerApplication, customer_id: str, reason: str, now: datetime | None = None
+) -> Forgotten | None:
+    """Record the forgetting in one transaction, deciding again if a writer got there
+    first (None: no such customer)."""
+    at = utc_text(now or datetime.now(UTC))
+    loader = BatchLoader(app, keys=None)
+    for _ in range(ATTEMPTS):
+        app.reset_cache()  # decide on the stored truth, not on a copy another save left
+        name = customer_stream(customer_id)
+        customer = loader.streams({name})[name]
+        if not isinstance(customer, Customer):
+            return None
+        if customer.forgotten:
+            return _earlier(app, customer)
+        personal = _identifying(app, customer)
+        reason = check_reason(reason, personal)
+        streams = loader.streams({card_stream(c) for c in customer.cards})
+        cards = {c: s for c in customer.cards if isinstance(s := streams[card_stream(c)], Card)}
+        done = forget(customer, cards, reason, at)
+        row = IndexRow(
+            done.event_id,
+            hashlib.sha256(canonical_bytes(done.payload)).hexdigest(),
+            CUSTOMER_FORGOTTEN,
+            customer.stream,
+            customer.id,
+            customer.version,
+        )
+        write = ForgetWrite(row, customer_id, done.card_ids, personal)
+        try:
+            recordings = app.record(done.streams, write)
+        except IntegrityError:
+            continue
+        finally:
+            app.reset_cache()
+        return Forgotten(
+            customer_id, done.event_id, done.card_ids, recordings[0].notification.id, True
+        )
+    raise RuntimeError(f"customer {customer_id!r}: {ATTEMPTS} writers got there first")
+
+
+def _earlier(app: LedgerApplication, customer: Customer) -> Forgotten:
+    customer_id = customer.stream.removeprefix("customer-")
+    event_id = forget_event_id(customer_id)
+    with app.datastore.transaction(commit=False) as curs:
+        position = interaction_index.position_of(curs, event_id)
+    assert position is not None, "a forgotten customer's forgetting is indexed"
+    return Forgotten(customer_id, event_id, customer.cards, position, False)
+
+
+def _identifying(app: LedgerApplication, customer: Customer) -> list[str]:
+    """The person's names and e-mails, opened while the key still exists."""
+    customer_id = customer.stream.removeprefix("customer-")
+    events = app.select_events([customer.id])
+    with app.datastore.transaction(commit=False) as curs:
+        key = read_keys(curs, [customer_id]).get(customer_id)
+    return sorted(
+        identifying(
+            unseal(event.kind, event.payload, customer_id, key)
+            for stream_events in events.values()
+            for event in stream_events
+        )
+    )

@@ -1,0 +1,109 @@
+"""Ingest a batch: parse → load → decide → store. The relay publishes the dead letters
+after the commit (the worker calls it: `ledger.ingest_worker`).
+
+Each record of a poll is parsed on its own (`parse`, pure: the worker overlaps it with the
+previous batch's commit), then the batch is decided in memory against what one loader
+fetched (`decide`: `consumers.loader`, then the pure `domain.decision.decide`), then the
+new events, the index rows, the dead letters and the partitions' offsets are written in one
+transaction (`commit`). On any failure before that commit succeeds the caches are dropped,
+so a retry starts from the stored truth.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from consumers.application import LedgerApplication
+from consumers.loader import BatchLoader
+from consumers.records import InboundRecord, about_the_forgotten, dead_letter, parse_records
+from consumers.store import IngestWrite
+from domain import decision
+from domain.aggregates import LedgerStream
+from domain.decision import Parsed, Poisoned
+from store.dead_letters import DeadLetterRow
+from store.offsets import OffsetMove
+
+Batch = list[tuple[InboundRecord, Parsed]]
+
+
+@dataclass
+class BatchResult:
+    recorded: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(self.rejected.values())
+
+
+@dataclass
+class Decided:
+    """A decided batch, ready to commit: the streams that gained events and the rows."""
+
+    streams: list[LedgerStream]
+    write: IngestWrite
+    result: BatchResult
+
+
+class Ingest:
+    """The ingest use case over its ports: the event store and the batch loader."""
+
+    def __init__(self, app: LedgerApplication, loader: BatchLoader) -> None:
+        self._app = app
+        self._loader = loader
+
+    @staticmethod
+    def parse(records: Sequence[InboundRecord]) -> Batch:
+        return parse_records(records)
+
+    def decide(self, batch: Batch, offsets: list[OffsetMove]) -> Decided:
+        """Decide the batch. A record whose command fails unforeseen is dead-lettered
+        (`internal`) and the batch decided again from the stored streams without it, since
+        the failure may have left its streams half-changed in memory."""
+        try:
+            while True:
+                try:
+                    return self._decide_once(batch, offsets)
+                except Poisoned as poison:
+                    self._loader.reset()
+                    batch = [
+                        (rec, poison.rejection if i == poison.index else item)
+                        for i, (rec, item) in enumerate(batch)
+                    ]
+        except BaseException:
+            self._loader.reset()
+            raise
+
+    def commit(self, decided: Decided) -> BatchResult:
+        """Write a decided batch in one transaction (see `LedgerApplication.record`)."""
+        try:
+            self._app.record(decided.streams, decided.write)
+        except BaseException:
+            self._loader.reset()
+            raise
+        return decided.result
+
+    def reset(self) -> None:
+        """Drop the cached streams and keys (a partition reassignment, a failed commit)."""
+        self._loader.reset()
+
+    def _decide_once(self, batch: Batch, offsets: list[OffsetMove]) -> Decided:
+        made = decision.decide([item for _, item in batch], self._loader.load(batch))
+        result = BatchResult(recorded=len(made.recorded), duplicates=made.duplicates)
+        rows: list[DeadLetterRow] = []
+        for r in made.rejections:
+            rec = batch[r.index][0]
+            if r.forgotten:  # nothing about a forgotten person is kept: not even the bytes
+                rec = replace(rec, key=None, value=None, headers=())
+            rows.append(dead_letter(rec, r.event_id, r.error_type, r.reason))
+            result.rejected[r.error_type] += 1
+        write = IngestWrite(
+            index=made.recorded,
+            dead_letters=about_the_forgotten(rows, self._loader.streams),
+            offsets=offsets,
+            records=len(batch),
+        )
+        return Decided(made.streams, write, result)
