@@ -27,7 +27,7 @@ from ledger import rights
 from ledger.api_params import Id, MinPosition
 from ledger.settings import Settings
 from projections import models
-from projections.export import CustomerErased, export
+from services.export import CustomerErased, export
 
 Read = Callable[..., Awaitable[Any]]
 Wait = Callable[[int | None], Awaitable[None]]

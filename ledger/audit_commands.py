@@ -1,5 +1,6 @@
-"""`ledger verify`, `ledger digest` and `ledger replay`: the auditors' commands over
-`ledger.audit`, with progress bars (rich, on stderr) while they work."""
+"""`ledger verify`, `ledger digest` and `ledger replay`: the auditors' commands over the use
+cases `services.verify`, `services.digest` and `services.replay`, with progress bars (rich,
+on stderr) while they work."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ledger import audit, bootstrap
+from ledger import bootstrap
 from ledger.settings import Settings
+from services.digest import read_digest
+from services.replay import REPLAY_SCHEMA
+from services.verify import Report
 
 
 class _Rate(ProgressColumn):
@@ -55,11 +59,10 @@ def progress_bars() -> Iterator[Callable[[str], Callable[[int, int], None]]]:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    settings = bootstrap.with_servers(settings)
-    expected = None if args.digest is None else audit.read_digest(args.digest)
+    ledger = bootstrap.ledger(bootstrap.with_servers(settings))
+    expected = None if args.digest is None else read_digest(args.digest)
     with progress_bars() as bar:
-        report = audit.verify(
-            settings,
+        report = ledger.verify(
             expected,
             chains=bar("hash chains (records)"),
             rebuild=bar("projection rebuild (position)"),
@@ -83,7 +86,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.clean else 1
 
 
-def _document(report: audit.Report) -> dict[str, Any]:
+def _document(report: Report) -> dict[str, Any]:
     return {
         "clean": report.clean,
         "records": report.records,
@@ -96,21 +99,18 @@ def _document(report: audit.Report) -> dict[str, Any]:
 
 
 def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
-    settings = bootstrap.with_servers(settings)
-    print(json.dumps(audit.digest(settings)))
+    print(json.dumps(bootstrap.ledger(bootstrap.with_servers(settings)).digest()))
     return 0
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    settings = bootstrap.with_servers(settings)
+    ledger = bootstrap.ledger(bootstrap.with_servers(settings))
     with progress_bars() as bar:
-        done = audit.replay(
-            settings, args.schema, as_of=args.as_of, progress=bar("replay (position)")
-        )
+        done = ledger.replay(args.schema, as_of=args.as_of, progress=bar("replay (position)"))
     when = "" if args.as_of is None else f" as of {args.as_of.isoformat()}"
     print(
         f"replayed the ledger to position {done.position}{when} into schema {args.schema!r} "
-        f"(the live projections are untouched): {audit.summary(settings, args.schema)}"
+        f"(the live projections are untouched): {ledger.replay_summary(args.schema)}"
     )
     if done.unreadable:
         print(
@@ -136,7 +136,7 @@ def add_parsers(sub: Any, moment: Callable[[str], Any]) -> None:
     )
     replay.add_argument("--as-of", type=moment, help="RFC 3339: only events recorded by then")
     replay.add_argument(
-        "--schema", type=_schema, default=audit.REPLAY_SCHEMA, help="where to write (emptied first)"
+        "--schema", type=_schema, default=REPLAY_SCHEMA, help="where to write (emptied first)"
     )
 
 

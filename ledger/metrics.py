@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from consumers.store import BATCH_BUCKETS
 from ledger.settings import Settings
-from projections import reads
+from projections import event_store, positions, reads
 
 KAFKA_WAIT = 3.0  # seconds /health and /metrics wait for Kafka's end offsets
 
@@ -70,7 +70,7 @@ class Metrics(Collector):
     def health(self, conn: Connection[Any], ends: dict[int, int] | None) -> dict[str, Any]:
         """Positions and lags (contract section 6's `/health`); `ends`: `end_offsets()`,
         asked before taking `conn`, so a slow Kafka holds no database connection."""
-        position, head = reads.position(conn), reads.head(conn)
+        position, head = positions.position(conn), event_store.head(conn)
         recorded = reads.recorded_offsets(conn, self._settings.inbound_topic)
         ingest_lag = (
             None

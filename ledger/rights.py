@@ -17,17 +17,15 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from psycopg import IsolationLevel
-
 from consumers.forgetting import Forgotten, forget_customer
 from domain.forgetting import check_reason
 from ledger import bootstrap
 from ledger.errors import describe_error
 from ledger.output import answer, show
 from ledger.settings import Settings
-from projections import models, reads
-from projections.export import CustomerErased, export
+from projections import models, positions
 from projections.profiles import scrub_copies
+from services.export import CustomerErased
 
 PROJECTED_WAIT = 60.0  # seconds `ledger forget` waits for a running projector
 
@@ -66,7 +64,7 @@ def until_projected(settings: Settings, position: int, timeout: float = PROJECTE
             conn.autocommit = True
             while not done.wait(0.2):
                 if elsewhere.is_set() and (
-                    reads.position(conn) >= position or time.monotonic() > deadline
+                    positions.position(conn) >= position or time.monotonic() > deadline
                 ):
                     stop.set()
 
@@ -78,7 +76,7 @@ def until_projected(settings: Settings, position: int, timeout: float = PROJECTE
         done.set()
         watcher.join()
     with bootstrap.connect(settings) as conn:
-        return reads.position(conn) >= position
+        return positions.position(conn) >= position
 
 
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
@@ -119,16 +117,10 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def read_export(settings: Settings, customer_id: str) -> dict[str, Any] | None:
-    with bootstrap.connect(settings) as conn:
-        conn.isolation_level = IsolationLevel.REPEATABLE_READ  # one snapshot for every part
-        return export(conn, customer_id)
-
-
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     settings = bootstrap.with_servers(settings)
     try:
-        found = read_export(settings, args.customer_id)
+        found = bootstrap.ledger(settings).export(args.customer_id)
     except CustomerErased as erased:
         print(f"ledger export: {erased}", file=sys.stderr)
         return 1

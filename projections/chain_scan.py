@@ -1,7 +1,7 @@
 """Reading the event store for the audit: every stream's chain, and the stream heads that
 the digest covers.
 
-Rows come straight from the store's table through a server-side cursor, in stream and
+Rows come straight from the store's table (`projections.event_store`), in stream and
 version order, and are decoded with orjson (the store's encoding, `store.transcoding`)
 here rather than through the library's mapper: a tampered row must become a finding, and
 the mapper would raise on it, or build an event that hides the change.
@@ -20,17 +20,7 @@ from psycopg import Connection
 
 from domain import merkle
 from domain.chain_check import Finding, Stored, check_stream
-
-BATCH = 5_000
-
-_MISSING = """
-SELECT i.originator_id, i.originator_version, i.event_id, i.stream
-FROM ledger_interactions i
-WHERE NOT EXISTS (SELECT FROM ledger_events e WHERE e.originator_id = i.originator_id
-                  AND e.originator_version = i.originator_version)
-ORDER BY i.originator_id, i.originator_version
-"""
-"""Interactions the index says were recorded, whose record is not in the store."""
+from projections import event_store
 
 
 def check_chains(
@@ -38,7 +28,7 @@ def check_chains(
 ) -> Iterator[Finding]:
     """Every finding in every stream (`progress` gets the count of records read so far)."""
     missing: dict[UUID, dict[int, tuple[str, str]]] = {}
-    for originator_id, version, event_id, stream in conn.execute(_MISSING):
+    for originator_id, version, event_id, stream in event_store.missing(conn):
         missing.setdefault(originator_id, {})[version] = (event_id, stream)
     read = 0
     for originator_id, records in _streams(conn):
@@ -82,22 +72,16 @@ def _removed(originator_id: UUID, stream: str | None, version: int, event_id: st
 
 def _streams(conn: Connection[Any]) -> Iterator[tuple[UUID, list[Stored]]]:
     """(originator_id, its records in version order), stream by stream."""
-    with conn.transaction(), conn.cursor(name="audit_chains") as curs:
-        curs.execute(
-            "SELECT originator_id, originator_version, state, topic FROM ledger_events "
-            "ORDER BY originator_id, originator_version"
-        )
-        current: UUID | None = None
-        records: list[Stored] = []
-        while rows := curs.fetchmany(BATCH):
-            for originator_id, version, state, topic in rows:
-                if originator_id != current:
-                    if current is not None:
-                        yield current, records
-                    current, records = originator_id, []
-                records.append(replace(_decode(version, state), topic=topic))
-        if current is not None:
-            yield current, records
+    current: UUID | None = None
+    records: list[Stored] = []
+    for originator_id, version, state, topic in event_store.in_stream_order(conn):
+        if originator_id != current:
+            if current is not None:
+                yield current, records
+            current, records = originator_id, []
+        records.append(replace(_decode(version, state), topic=topic))
+    if current is not None:
+        yield current, records
 
 
 def _decode(version: int, state: bytes | None) -> Stored:
@@ -112,22 +96,12 @@ def _decode(version: int, state: bytes | None) -> Stored:
 def digest(conn: Connection[Any], position: int | None = None) -> dict[str, Any]:
     """`{position, streams, root}`: the Merkle root (`domain.merkle`) over the head of every
     stream as of `position` (default: the ledger's head), read in one snapshot."""
-    with conn.transaction(), conn.cursor(name="audit_heads") as curs:
-        if position is None:
-            row = conn.execute(
-                "SELECT coalesce(max(notification_id), 0) FROM ledger_events"
-            ).fetchone()
-            position = int(row[0]) if row else 0
-        curs.execute(
-            "SELECT DISTINCT ON (originator_id) originator_id, originator_version, state "
-            "FROM ledger_events WHERE notification_id <= %s "
-            "ORDER BY originator_id, originator_version DESC",
-            (position,),
-        )
-        leaves = []
-        while rows := curs.fetchmany(BATCH):
-            for originator_id, version, state in rows:
-                leaves.append(merkle.leaf(str(originator_id), version, _head_hash(state)))
+    with conn.transaction():
+        position, heads = event_store.stream_heads(conn, position)
+        leaves = [
+            merkle.leaf(str(originator_id), version, _head_hash(state))
+            for originator_id, version, state in heads
+        ]
     return {"position": position, "streams": len(leaves), "root": merkle.root(leaves)}
 
 

@@ -1,11 +1,4 @@
-"""`ledger export ID`: everything the ledger holds about a person, in one document (GDPR
-articles 15 and 20): the profile, every recorded event with its personal fields opened,
-where the person stands in each audience and why, the history of their consent, and the
-messages about them the ledger rejected (dead letters keep the bytes as sent).
-
-A forgotten customer is refused: the ledger can no longer open their personal data, and
-what it still holds about them (counts and sums under a bare id) is in their profile.
-"""
+"""The dead letters that name a customer, for `ledger export` (`services.export`)."""
 
 from __future__ import annotations
 
@@ -13,69 +6,12 @@ from typing import Any
 
 from psycopg import Connection
 
-from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN, customer_stream
+from domain.aggregates import CARD_CLAIMED
 from domain.forgetting import identifying, names_person
-from domain.profile import instant, utc_text
-from projections import history, reads
-
-_CONSENT_KINDS = ("customer_enrolled", "consent_changed")
+from domain.profile import utc_text
 
 
-class CustomerErased(Exception):
-    """The customer was forgotten: nothing personal is left to export."""
-
-
-def export(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
-    """The export document (None: no such customer); read it in one REPEATABLE READ
-    transaction so that its parts agree. Raises `CustomerErased` for a forgotten one."""
-    events = history.customer_events(conn, customer_id)
-    own = customer_stream(customer_id)
-    if not any(e["stream"] == own for e in events):
-        return None
-    gone = next((e for e in events if e["type"] == CUSTOMER_FORGOTTEN), None)
-    if gone is not None:
-        raise CustomerErased(
-            f"customer {customer_id!r} was forgotten at {gone['recorded_at']}: the ledger "
-            "can no longer read their personal data, so there is nothing to export"
-        )
-    consent = sorted(
-        (
-            {
-                "marketing_consent": bool(e["payload"].get("marketing_consent", False)),
-                "occurred_at": e["occurred_at"],
-                "type": e["type"],
-                "event_id": e["event_id"],
-            }
-            for e in events
-            if e["stream"] == own and e["type"] in _CONSENT_KINDS
-        ),
-        key=lambda c: (instant(c["occurred_at"]), c["event_id"].lower()),
-    )
-    return {
-        "customer_id": customer_id,
-        "position": reads.position(conn),
-        "profile": reads.profile(conn, customer_id),
-        "history": events,
-        "audiences": _standing(conn, customer_id),
-        "consent": consent,
-        "dead_letters": _dead_letters(conn, customer_id, events),
-    }
-
-
-def _standing(conn: Connection[Any], customer_id: str) -> list[dict[str, Any]]:
-    """Each audience the customer is in, or was in once, with the reason of the last change."""
-    rows = conn.execute(
-        "SELECT audience, member, since, reason FROM audience_members "
-        "WHERE customer_id = %s AND since IS NOT NULL ORDER BY audience",
-        (customer_id,),
-    ).fetchall()
-    return [
-        {"audience": audience, "member": member, "since": utc_text(since), "reason": reason}
-        for audience, member, since, reason in rows
-    ]
-
-
-def _dead_letters(
+def dead_letters(
     conn: Connection[Any], customer_id: str, events: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The rejected messages that name the customer or its cards, or hold its name or

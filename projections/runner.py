@@ -11,7 +11,6 @@ projection sees only what it has not processed.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
@@ -108,6 +107,8 @@ class BatchedRunner:
                 projection.process_page(curs, [e for e in events if e[0] > done])
                 # Single-row tracking only moves forward: a second runner of the same
                 # projection that processed the same page fails here and rolls back.
+                # The library's private insert: its public `insert_tracking` commits in a
+                # transaction of its own, and the position must commit with the page's rows.
                 self._tracking._insert_tracking(curs, Tracking(projection.name, page[-1].id))
             if self._schema == "public":
                 # Delivered on commit: the API's profile caches look for changed rows at once.
@@ -122,25 +123,3 @@ class BatchedRunner:
         except Exception:  # whatever a tampered record makes the mapper raise
             self.skipped += 1
             return None
-
-    def run(
-        self,
-        stop: threading.Event,
-        *,
-        until_idle: bool = False,
-        housekeeping: Callable[[], object] = lambda: None,
-    ) -> int:
-        """Process pages until stopped (or, with until_idle, until caught up); return count.
-
-        `housekeeping` runs after every page and every idle wait: the audience clock pass
-        and the relay, so they share this loop's process and never race it."""
-        processed = 0
-        while not stop.is_set():
-            count = self.run_page()
-            processed += count
-            housekeeping()
-            if count == 0:
-                if until_idle and self.position >= self.head():
-                    return processed
-                stop.wait(0.2)
-        return processed

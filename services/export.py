@@ -1,0 +1,71 @@
+"""Use case: `ledger export ID` and `GET /customers/{id}/export`: everything the ledger
+holds about a person, in one document (GDPR articles 15 and 20): the profile, every
+recorded event with its personal fields opened, where the person stands in each audience
+and why, the history of their consent, and the messages about them the ledger rejected
+(dead letters keep the bytes as sent).
+
+A forgotten customer is refused: the ledger can no longer open their personal data, and
+what it still holds about them (counts and sums under a bare id) is in their profile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Connection, IsolationLevel
+
+from domain.aggregates import CUSTOMER_FORGOTTEN, customer_stream
+from domain.profile import instant
+from projections import audiences, history, positions, profiles
+from projections.export import dead_letters
+from services.ports import Ports
+
+_CONSENT_KINDS = ("customer_enrolled", "consent_changed")
+
+
+class CustomerErased(Exception):
+    """The customer was forgotten: nothing personal is left to export."""
+
+
+def export(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
+    """The export document (None: no such customer); read it in one REPEATABLE READ
+    transaction so that its parts agree. Raises `CustomerErased` for a forgotten one."""
+    events = history.customer_events(conn, customer_id)
+    own = customer_stream(customer_id)
+    if not any(e["stream"] == own for e in events):
+        return None
+    gone = next((e for e in events if e["type"] == CUSTOMER_FORGOTTEN), None)
+    if gone is not None:
+        raise CustomerErased(
+            f"customer {customer_id!r} was forgotten at {gone['recorded_at']}: the ledger "
+            "can no longer read their personal data, so there is nothing to export"
+        )
+    consent = sorted(
+        (
+            {
+                "marketing_consent": bool(e["payload"].get("marketing_consent", False)),
+                "occurred_at": e["occurred_at"],
+                "type": e["type"],
+                "event_id": e["event_id"],
+            }
+            for e in events
+            if e["stream"] == own and e["type"] in _CONSENT_KINDS
+        ),
+        key=lambda c: (instant(c["occurred_at"]), c["event_id"].lower()),
+    )
+    return {
+        "customer_id": customer_id,
+        "position": positions.position(conn),
+        "profile": profiles.profile(conn, customer_id),
+        "history": events,
+        "audiences": audiences.standing(conn, customer_id),
+        "consent": consent,
+        "dead_letters": dead_letters(conn, customer_id, events),
+    }
+
+
+def read_export(ports: Ports, customer_id: str) -> dict[str, Any] | None:
+    """The export document, read on a connection of its own in one snapshot."""
+    with ports.connect() as conn:
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ  # one snapshot for every part
+        return export(conn, customer_id)
