@@ -70,20 +70,23 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(_document(report), indent=2))
     else:
-        for finding in report.findings:
-            print(finding.line())
-        for difference in report.differences:
-            print(difference.line())
-        if report.digest:
-            print(f"digest: {report.digest}")
-        if report.rebuild:
-            print(f"projections: {report.rebuild}")
-        found = len(report.findings) + len(report.differences)
-        found += bool(report.digest) + bool(report.rebuild)
-        checked = f"{report.records} records; projections at position {report.position}"
-        digest = "; extends the digest" if args.digest is not None and not report.digest else ""
-        print(f"{'no finding' if report.clean else f'{found} finding(s)'} ({checked}{digest})")
+        print("\n".join(_lines(report, digest_given=args.digest is not None)))
     return 0 if report.clean else 1
+
+
+def _lines(report: Report, *, digest_given: bool) -> list[str]:
+    """The report as text: each finding and difference on its line, then a summary."""
+    lines = [f.line() for f in report.findings] + [d.line() for d in report.differences]
+    if report.digest:
+        lines.append(f"digest: {report.digest}")
+    if report.rebuild:
+        lines.append(f"projections: {report.rebuild}")
+    found = len(report.findings) + len(report.differences)
+    found += bool(report.digest) + bool(report.rebuild)
+    checked = f"{report.records} records; projections at position {report.position}"
+    digest = "; extends the digest" if digest_given and not report.digest else ""
+    lines.append(f"{'no finding' if report.clean else f'{found} finding(s)'} ({checked}{digest})")
+    return lines
 
 
 def _document(report: Report) -> dict[str, Any]:

@@ -51,10 +51,6 @@ KAFKA_GROUP_TIMEOUTS: dict[str, int] = {
 }
 
 
-class NoServers(Exception):
-    """Neither configured nor embedded servers can be reached."""
-
-
 def with_servers(settings: Settings) -> Settings:
     """Settings with both server addresses: configured ones, else the embedded servers
     under `LEDGER_HOME` (started if they are not running)."""

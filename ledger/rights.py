@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -23,7 +21,7 @@ from ledger import bootstrap
 from ledger.errors import describe_error
 from ledger.output import answer, show
 from ledger.settings import Settings
-from projections import models, positions
+from projections import models
 from projections.profiles import scrub_copies
 from services.export import CustomerErased
 
@@ -53,30 +51,8 @@ def reason_text(text: str) -> str:
 
 
 def until_projected(settings: Settings, position: int, timeout: float = PROJECTED_WAIT) -> bool:
-    """Whether every projection reached `position`: this process runs them until idle (and
-    publishes the audience exits) unless a `ledger project` holds them, in which case it
-    waits up to `timeout` for that one."""
-    stop, elsewhere, done = threading.Event(), threading.Event(), threading.Event()
-
-    def watch() -> None:
-        deadline = time.monotonic() + timeout
-        with bootstrap.connect(settings) as conn:
-            conn.autocommit = True
-            while not done.wait(0.2):
-                if elsewhere.is_set() and (
-                    positions.position(conn) >= position or time.monotonic() > deadline
-                ):
-                    stop.set()
-
-    watcher = threading.Thread(target=watch, name="ledger-forget-watch", daemon=True)
-    watcher.start()
-    try:
-        bootstrap.run_projections(settings, stop, until_idle=True, waiting=elsewhere.set)
-    finally:
-        done.set()
-        watcher.join()
-    with bootstrap.connect(settings) as conn:
-        return positions.position(conn) >= position
+    """Whether every projection reached `position` (`services.project.until_position`)."""
+    return bootstrap.ledger(settings).until_projected(position, timeout)
 
 
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
