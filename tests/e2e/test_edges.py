@@ -34,9 +34,10 @@ from support import (
     wait_for,
 )
 
-from ledger import bootstrap, embedded
+from ledger import embedded
 from ledger.settings import Settings
 from projections import event_store, positions
+from store.locks import Lock
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -228,7 +229,7 @@ def test_project_until_idle_finishes_through_a_postgresql_restart(
         head, at_start = event_store.head(conn), positions.position(conn)
     # Hold the projections' lock, so the runner is waiting on PostgreSQL when it stops.
     holder = psycopg.connect(small.database_url or "", autocommit=True)
-    holder.execute("SELECT pg_advisory_lock(%s)", (bootstrap._PROJECTION_LOCK,))
+    holder.execute("SELECT pg_advisory_lock(%s)", (int(Lock.PROJECTIONS),))
     with tempfile.TemporaryFile("w+") as err:
         projector = subprocess.Popen(
             [sys.executable, "-m", "ledger.cli", "project", "--until-idle"],
