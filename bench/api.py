@@ -28,7 +28,7 @@ from ingest import drop, fresh_settings, produce
 from psycopg_pool import AsyncConnectionPool
 
 from ledger import bootstrap, embedded
-from projections import reads
+from projections import profiles
 
 TARGET_RATE, TARGET_P99_MS = 2_000.0, 50.0
 LUA = """
@@ -58,7 +58,7 @@ def baseline(url: str, customers: int, connections: int, seconds: float) -> floa
                 i += 7919
                 async with pool.connection() as conn:
                     cursor = await conn.execute(
-                        *reads.profile_with_position_query(f"C-{i % customers + 1:05d}")
+                        *profiles.with_position_query(f"C-{i % customers + 1:05d}")
                     )
                     await cursor.fetchone()
                 done += 1

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ingest import RssSampler, bare_consume, drop, fresh_settings, ingest, produce, project
 
-from ledger import audit, embedded
+from ledger import bootstrap, embedded
+from services.replay import REPLAY_SCHEMA
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,20 +41,19 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("live projections (events)", *project(settings)))
         print("ledger replay ...", flush=True)
         t0 = time.perf_counter()
-        replayed = audit.replay(settings, audit.REPLAY_SCHEMA)
+        replayed = bootstrap.ledger(settings).replay(REPLAY_SCHEMA)
         rows.append(("replay (events)", replayed.position, time.perf_counter() - t0))
         print("ledger verify ...", flush=True)
         marks: dict[str, float] = {}
         t0 = time.perf_counter()
-        report = audit.verify(
-            settings,
+        report = bootstrap.ledger(settings).verify(
             chains=lambda done, total: marks.__setitem__("chains", time.perf_counter()),
         )
         total = time.perf_counter() - t0
         rows.append(("verify: hash chains (records)", report.records, marks["chains"] - t0))
         rows.append(("verify: chains + rebuild + compare", report.records, total))
         t0 = time.perf_counter()
-        digest = audit.digest(settings)
+        digest = bootstrap.ledger(settings).digest()
         rows.append(("digest (streams)", digest["streams"], time.perf_counter() - t0))
     finally:
         drop(servers, settings)

@@ -18,12 +18,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application, LRUCache
-from eventsourcing.persistence import ApplicationRecorder, Recording, StoredEvent, Transcoder
+from eventsourcing.persistence import ApplicationRecorder, Recording, Transcoder
 from eventsourcing.postgres import PostgresFactory
-from psycopg import sql
 
 from consumers.store import WRITE, ForgetWrite, IngestRecorder, IngestWrite
 from domain.aggregates import LedgerStream
+from store import event_store
+from store.event_rows import domain_event
 from store.transcoding import OrjsonTranscoder
 
 CACHE_MAXSIZE = 100_000
@@ -70,24 +71,10 @@ class LedgerApplication(Application[UUID]):
         """The stored events of these streams, as domain events, in version order: one
         `originator_id = ANY(...)` query, where the library's `repository.get()` reads one
         stream per query."""
-        table = sql.Identifier(self.recorder.events_table_name)  # type: ignore[attr-defined]
-        query = sql.SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {} "
-            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-        ).format(table)
         events: dict[UUID, list[Any]] = {}
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(query, (ids,))
-            for row in curs.fetchall():
-                stored = StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                events.setdefault(row["originator_id"], []).append(
-                    self.mapper.to_domain_event(stored)
-                )
+            for row in event_store.of_streams_in_order(curs, ids):
+                events.setdefault(row.originator_id, []).append(domain_event(self.mapper, row))
         return events
 
     @property

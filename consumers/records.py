@@ -96,7 +96,7 @@ def about_the_forgotten(
     if not names:
         return rows
     gone = {
-        stream.stream.split("-", 1)[1]
+        stream.named_id
         for stream in load(names).values()
         if isinstance(stream, Customer | Card) and stream.forgotten
     }

@@ -6,8 +6,9 @@ publish and the mark would publish again, so before publishing a row that was al
 attempted once (`attempts` > 0), the relay reads the dead-letter topic and skips the rows
 already there (by their `source_*` headers). A session advisory lock lets only one relay
 publish at a time, and is released by PostgreSQL if its holder dies. The claim, send and
-mark are the one outbox relay's (`store.outbox_relay`); this module owns the table's SQL
-and what a dead letter looks like on its topic.
+mark are the one outbox relay's (`store.outbox_relay`), the claim's and the mark's SQL the
+table owner's (`store.dead_letters`); this module holds what a dead letter looks like on
+its topic.
 
 What the dead-letter topic cannot take is left out of the published record and named in
 its `omitted` header, and stays whole in `ledger_dead_letters` (see `dlq_record`).
@@ -23,7 +24,8 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import InvalidRecordError, MessageSizeTooLargeError, RecordListTooLargeError
 
-from consumers.store import Header, headers_of
+from store import dead_letters
+from store.dead_letters import Header, headers_of
 from store.locks import Lock
 from store.outbox_relay import OutboxRecord, OutboxRelay
 
@@ -33,28 +35,6 @@ DLQ_MAX_BYTES = 1_000_000
 """The most key, value and header bytes one dead-letter record carries: under Kafka's
 default limits (the producer's `max.request.size`, 1 MiB, and a topic's
 `max.message.bytes`, 1 MB), with room for the record's own framing."""
-
-_CLAIM = """
-WITH claimed AS (
-    UPDATE ledger_dead_letters SET attempts = attempts + 1
-    WHERE (source_log, source_topic, source_partition, source_offset) IN (
-        SELECT source_log, source_topic, source_partition, source_offset
-        FROM ledger_dead_letters WHERE NOT published AND source_topic = %s
-        ORDER BY recorded_at, source_partition, source_offset LIMIT %s)
-    RETURNING *
-)
-SELECT source_log, source_topic, source_partition, source_offset, error_type, error, key,
-       value, headers, attempts
-FROM claimed ORDER BY recorded_at, source_partition, source_offset
-"""
-# Ordered outside the UPDATE (RETURNING keeps no order), so a key's dead letters reach the
-# topic in the order they were rejected.
-
-_MARK = """
-UPDATE ledger_dead_letters SET published = true
-WHERE source_topic = %s AND (source_log, source_partition, source_offset) IN (
-    SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[]))
-"""
 
 SourceId = tuple[str, str, int, int]  # log id, topic, partition, offset
 
@@ -197,7 +177,7 @@ class DeadLetterOutbox:
         self._dlq_topic = dlq_topic
 
     def claim(self, conn: psycopg.Connection[Any]) -> list[Any]:
-        return conn.execute(_CLAIM, (self._source_topic, _CHUNK)).fetchall()
+        return dead_letters.claim(conn, self._source_topic, _CHUNK)
 
     def records(self, rows: list[Any]) -> list[OutboxRecord]:
         already = self._already_published() if any(row[9] > 1 for row in rows) else set()
@@ -223,15 +203,7 @@ class DeadLetterOutbox:
         return bare(record, refusal)
 
     def settle(self, conn: psycopg.Connection[Any], rows: list[Any]) -> None:
-        conn.execute(
-            _MARK,
-            (
-                self._source_topic,
-                [row[0] for row in rows],
-                [row[2] for row in rows],
-                [row[3] for row in rows],
-            ),
-        )
+        dead_letters.mark_published(conn, self._source_topic, [(r[0], r[2], r[3]) for r in rows])
 
     def _already_published(self) -> set[SourceId]:
         """The source ids already on the dead-letter topic (read to its current end).

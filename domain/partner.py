@@ -12,11 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from domain.profile import instant, money
-from domain.schema import PARTNER_TYPES
 
 State = dict[str, Any]
-PARTNER_KINDS = PARTNER_TYPES
-"""The old name of `domain.schema.PARTNER_TYPES`, for callers not yet switched."""
 RENEWAL_WINDOW_DAYS = 60
 
 _STATUS_OF_CHANGE = {

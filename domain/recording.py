@@ -15,20 +15,19 @@ from domain.aggregates import (
     Card,
     Customer,
     LedgerStream,
-    Partner,
     card_stream,
     customer_stream,
     partner_stream,
+    stream_class,
 )
 from domain.errors import CustomerForgotten
 from domain.interactions import Interaction
-
-_PARTNER_TYPES = {"contract_changed", "dispute_opened", "dispute_resolved"}
+from domain.schema import PARTNER_TYPES
 
 
 def streams_named(ix: Interaction) -> list[str]:
     """The streams the interaction is recorded on, or whose rules it must pass."""
-    if ix.type in _PARTNER_TYPES:
+    if ix.type in PARTNER_TYPES:
         assert ix.partner_id is not None
         return [partner_stream(ix.partner_id)]
     if ix.type == "customer_enrolled":
@@ -74,13 +73,8 @@ def record(ix: Interaction, streams: Mapping[str, LedgerStream | None]) -> list[
         card = streams[other]
         if isinstance(card, Card) and card.forgotten:
             raise CustomerForgotten(f"card {ix.card_id!r} belongs to a forgotten customer")
-    cls: type[LedgerStream]
-    if ix.type in _PARTNER_TYPES:
-        cls = Partner
-    elif name.startswith("customer-"):
-        cls = Customer
-    else:
-        cls = Card
+    cls = stream_class(name)
+    assert cls is not None, name  # `streams_named` names only the ledger's streams
     return [_record_on(cls, name, streams, ix.type, ix.event_id, ix.payload, ix.canonical)]
 
 

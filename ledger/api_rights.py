@@ -26,7 +26,7 @@ from ledger import bootstrap
 from ledger.api_params import Id, MinPosition
 from ledger.settings import Settings
 from projections import models
-from projections.export import CustomerErased, export
+from services.export import CustomerErased, export
 from services.forget import Forgotten
 
 Read = Callable[..., Awaitable[Any]]

@@ -1,5 +1,6 @@
-"""`ledger verify`, `ledger digest` and `ledger replay`: the auditors' commands over
-`ledger.audit`, with progress bars (rich, on stderr) while they work."""
+"""`ledger verify`, `ledger digest` and `ledger replay`: the auditors' commands over the use
+cases `services.verify`, `services.digest` and `services.replay`, with progress bars (rich,
+on stderr) while they work."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ledger import audit, bootstrap
+from ledger import bootstrap
 from ledger.settings import Settings
+from services.digest import read_digest
+from services.replay import REPLAY_SCHEMA
+from services.verify import Report
 
 
 class _Rate(ProgressColumn):
@@ -55,11 +59,10 @@ def progress_bars() -> Iterator[Callable[[str], Callable[[int, int], None]]]:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    settings = bootstrap.with_servers(settings)
-    expected = None if args.digest is None else audit.read_digest(args.digest)
+    ledger = bootstrap.ledger(bootstrap.with_servers(settings))
+    expected = None if args.digest is None else read_digest(args.digest)
     with progress_bars() as bar:
-        report = audit.verify(
-            settings,
+        report = ledger.verify(
             expected,
             chains=bar("hash chains (records)"),
             rebuild=bar("projection rebuild (position)"),
@@ -67,23 +70,26 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(_document(report), indent=2))
     else:
-        for finding in report.findings:
-            print(finding.line())
-        for difference in report.differences:
-            print(difference.line())
-        if report.digest:
-            print(f"digest: {report.digest}")
-        if report.rebuild:
-            print(f"projections: {report.rebuild}")
-        found = len(report.findings) + len(report.differences)
-        found += bool(report.digest) + bool(report.rebuild)
-        checked = f"{report.records} records; projections at position {report.position}"
-        digest = "; extends the digest" if args.digest is not None and not report.digest else ""
-        print(f"{'no finding' if report.clean else f'{found} finding(s)'} ({checked}{digest})")
+        print("\n".join(_lines(report, digest_given=args.digest is not None)))
     return 0 if report.clean else 1
 
 
-def _document(report: audit.Report) -> dict[str, Any]:
+def _lines(report: Report, *, digest_given: bool) -> list[str]:
+    """The report as text: each finding and difference on its line, then a summary."""
+    lines = [f.line() for f in report.findings] + [d.line() for d in report.differences]
+    if report.digest:
+        lines.append(f"digest: {report.digest}")
+    if report.rebuild:
+        lines.append(f"projections: {report.rebuild}")
+    found = len(report.findings) + len(report.differences)
+    found += bool(report.digest) + bool(report.rebuild)
+    checked = f"{report.records} records; projections at position {report.position}"
+    digest = "; extends the digest" if digest_given and not report.digest else ""
+    lines.append(f"{'no finding' if report.clean else f'{found} finding(s)'} ({checked}{digest})")
+    return lines
+
+
+def _document(report: Report) -> dict[str, Any]:
     return {
         "clean": report.clean,
         "records": report.records,
@@ -96,21 +102,18 @@ def _document(report: audit.Report) -> dict[str, Any]:
 
 
 def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
-    settings = bootstrap.with_servers(settings)
-    print(json.dumps(audit.digest(settings)))
+    print(json.dumps(bootstrap.ledger(bootstrap.with_servers(settings)).digest()))
     return 0
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    settings = bootstrap.with_servers(settings)
+    ledger = bootstrap.ledger(bootstrap.with_servers(settings))
     with progress_bars() as bar:
-        done = audit.replay(
-            settings, args.schema, as_of=args.as_of, progress=bar("replay (position)")
-        )
+        done = ledger.replay(args.schema, as_of=args.as_of, progress=bar("replay (position)"))
     when = "" if args.as_of is None else f" as of {args.as_of.isoformat()}"
     print(
         f"replayed the ledger to position {done.position}{when} into schema {args.schema!r} "
-        f"(the live projections are untouched): {audit.summary(settings, args.schema)}"
+        f"(the live projections are untouched): {ledger.replay_summary(args.schema)}"
     )
     if done.unreadable:
         print(
@@ -136,7 +139,7 @@ def add_parsers(sub: Any, moment: Callable[[str], Any]) -> None:
     )
     replay.add_argument("--as-of", type=moment, help="RFC 3339: only events recorded by then")
     replay.add_argument(
-        "--schema", type=_schema, default=audit.REPLAY_SCHEMA, help="where to write (emptied first)"
+        "--schema", type=_schema, default=REPLAY_SCHEMA, help="where to write (emptied first)"
     )
 
 

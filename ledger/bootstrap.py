@@ -6,14 +6,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
-from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.application import Application
+from eventsourcing.postgres import PostgresFactory, PostgresTrackingRecorder
+from eventsourcing.utils import Environment
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -28,18 +29,14 @@ from ledger import embedded
 from ledger.errors import first_line
 from ledger.ingest_worker import IngestWorker
 from ledger.settings import Settings
-from projections.audience_definitions import SCHEMA_SQL as DEFINITIONS_SCHEMA
+from projections import positions, tables
 from projections.audience_relay import AudienceRelay
-from projections.audiences import SCHEMA_SQL as AUDIENCE_SCHEMA
-from projections.audiences import AudienceBook
-from projections.partners import SCHEMA_SQL as PARTNER_SCHEMA
-from projections.partners import PartnerProjection
-from projections.profiles import SCHEMA_SQL as PROFILE_SCHEMA
-from projections.profiles import ProfileProjection
-from projections.runner import BatchedRunner
-from projections.upkeep import Upkeep
+from services import project
 from services.forget import Forgetting
 from services.ingest import Ingest
+from services.ledger import Ledger
+from services.ports import Ports
+from services.project import ProjectionRun
 from store import dead_letters, ingest_batches, interaction_index, locks, offsets
 from store.keys import SCHEMA_SQL as KEYS_SCHEMA
 from store.keys import PostgresKeyStore
@@ -56,9 +53,6 @@ INGEST_SCHEMAS = (
 )
 """The ingest side's tables, each from its owner in `store/`."""
 
-PROJECTION_SCHEMAS = (PROFILE_SCHEMA, PARTNER_SCHEMA, AUDIENCE_SCHEMA, DEFINITIONS_SCHEMA)
-"""The projections' tables (unqualified: created in the first schema on the search path)."""
-
 KAFKA_GROUP_TIMEOUTS: dict[str, int] = {
     # A group join waits out the rebalance timeout (max_poll_interval_ms) on the embedded
     # broker; short timeouts make a join take seconds, not the default ~25 s.
@@ -66,10 +60,6 @@ KAFKA_GROUP_TIMEOUTS: dict[str, int] = {
     "session_timeout_ms": 6_000,
     "heartbeat_interval_ms": 1_000,
 }
-
-
-class NoServers(Exception):
-    """Neither configured nor embedded servers can be reached."""
 
 
 def with_servers(settings: Settings) -> Settings:
@@ -137,8 +127,9 @@ def init_schema(settings: Settings) -> None:
         tracking_recorder(app).create_table()
         app.close()
         with connect(settings) as conn:
-            for schema in INGEST_SCHEMAS + PROJECTION_SCHEMAS:
+            for schema in INGEST_SCHEMAS:
                 conn.execute(schema)  # type: ignore[arg-type]
+            tables.create(conn)
 
 
 def init_topics(settings: Settings) -> list[str]:
@@ -258,14 +249,19 @@ def forgetting(settings: Settings) -> Forgetting:
     return Forgetting(
         lambda: ledger_application(settings),
         lambda: connect(settings),
-        lambda stop, waiting: run_projections(settings, stop, until_idle=True, waiting=waiting),
+        lambda position, timeout: project.until_position(ports(settings), position, timeout),
     )
 
 
-def tracking_recorder(app: LedgerApplication) -> PostgresTrackingRecorder:
+def tracking_recorder(app: Application[Any]) -> PostgresTrackingRecorder:
     """The library's tracking recorder, for the projections' positions."""
-    datastore = app.recorder.datastore  # type: ignore[attr-defined]
-    return PostgresTrackingRecorder(datastore, tracking_table_name="projection_tracking")
+    return positions.tracking_recorder(app.recorder.datastore)  # type: ignore[attr-defined]
+
+
+def schema_tracking(settings: Settings, schema: str) -> PostgresTrackingRecorder:
+    """The library's tracking recorder, on a datastore of its own in `schema` (a replay's)."""
+    env = postgres_env(settings.database_url or "") | {"POSTGRES_SCHEMA": schema}
+    return positions.tracking_recorder(PostgresFactory(Environment(env=env)).datastore)
 
 
 def audiences(settings: Settings) -> list[Audience]:
@@ -282,63 +278,33 @@ def audiences(settings: Settings) -> list[Audience]:
     return load_audiences(text, str(settings.audiences_path))
 
 
-def audience_book(settings: Settings) -> AudienceBook:
-    return AudienceBook(audiences(settings), settings.clock)
-
-
-def projection_runner(settings: Settings, book: AudienceBook | None = None) -> BatchedRunner:
-    """Every projection behind one runner: profiles (with audience membership) and partners."""
-    app = ledger_application(settings)
-    return BatchedRunner(
-        app,
-        tracking_recorder(app),
-        [ProfileProjection(book or audience_book(settings)), PartnerProjection()],
-    )
-
-
-def upkeep(settings: Settings, book: AudienceBook, *, relay: bool = True) -> Upkeep:
-    """The clock pass and (unless replaying) the relay that run between projection pages."""
+def ports(settings: Settings) -> Ports:
+    """What the read side's use cases need, wired to these (reachable) servers."""
     assert settings.database_url, "call with_servers() first"
-    return Upkeep(
-        book,
-        psycopg.connect(settings.database_url, autocommit=True),
-        (
-            psycopg.connect(settings.database_url, autocommit=True),
-            psycopg.connect(settings.database_url, autocommit=True),
-        ),
-        AudienceRelay(settings.database_url, producer(settings), settings.audiences_topic)
-        if relay
-        else None,
+    url = settings.database_url
+
+    def connect(*, autocommit: bool = False, schema: str | None = None) -> psycopg.Connection[Any]:
+        if schema is None:
+            return psycopg.connect(url, autocommit=autocommit)
+        return psycopg.connect(
+            url, autocommit=autocommit, options=f"-c search_path={schema},public"
+        )
+
+    return Ports(
+        connect=connect,
+        application=lambda: ledger_application(settings),
+        live_tracking=tracking_recorder,
+        scratch_tracking=lambda schema: schema_tracking(settings, schema),
+        audience_relay=lambda: AudienceRelay(url, producer(settings), settings.audiences_topic),
+        audiences=lambda: audiences(settings),
+        clock=settings.clock,
+        now=settings.now,
     )
 
 
-@contextlib.contextmanager
-def projection_lock(
-    settings: Settings, stop: threading.Event, waiting: Callable[[], object]
-) -> Iterator[bool]:
-    """One projection runner at a time: a second one waits (calling `waiting` once) until
-    the first stops or dies (PostgreSQL releases a session lock with its connection), or
-    until `stop` is set; yields whether it holds the lock."""
-    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
-        told = False
-        while True:
-            if locks.try_lock(conn, Lock.PROJECTIONS):
-                yield True
-                return
-            if stop.is_set():
-                yield False
-                return
-            if not told:
-                waiting()
-                told = True
-            stop.wait(1.0)
-
-
-@dataclass(frozen=True)
-class ProjectionRun:
-    processed: int  # notifications processed
-    position: int  # the position every projection has reached
-    published: int  # audience changes published
+def ledger(settings: Settings) -> Ledger:
+    """The read side's use cases over these (reachable) servers."""
+    return Ledger(ports(settings))
 
 
 def run_projections(
@@ -348,18 +314,5 @@ def run_projections(
     until_idle: bool = False,
     waiting: Callable[[], object] = lambda: None,
 ) -> ProjectionRun:
-    """Run every projection, the audience clock pass and the relay, until stopped (or, with
-    until_idle, until caught up and every audience change is published). `waiting` is
-    called if another runner holds the projections and this one must wait its turn."""
-    book = audience_book(settings)
-    runner = projection_runner(settings, book)
-    keeper = upkeep(settings, book)
-    with projection_lock(settings, stop, waiting) as held:
-        if not held:
-            keeper.close()
-            return ProjectionRun(0, runner.position, 0)
-        try:
-            processed = runner.run(stop, until_idle=until_idle, housekeeping=keeper)
-        finally:
-            keeper.close()
-    return ProjectionRun(processed, runner.position, keeper.published)
+    """`services.project.run` over these servers (workers, tests and benchmarks call it)."""
+    return project.run(ports(settings), stop, until_idle=until_idle, waiting=waiting)

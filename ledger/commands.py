@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from domain.membership import fingerprint
 from domain.personal import PERSONAL_FIELDS
 from ledger import api_serve, audit_commands, bootstrap, embedded, reconnect, rights
 from ledger.ingest_worker import IngestStats
@@ -22,8 +21,8 @@ from ledger.settings import Settings
 from producers.jsonlines import read_lines
 from producers.publisher import Publisher, encode
 from producers.simulator import SimulationPlan, simulate
-from projections import history, models, reads
-from projections.audience_definitions import applied
+from projections import models
+from services import reads
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -141,24 +140,20 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     settings = ready(settings)
+    ledger = bootstrap.ledger(settings)
     stop = stop_on_signals()
     tally = reconnect.ProjectionTally()
 
-    def run() -> None:
-        with bootstrap.connect(settings) as conn:
-            tally.starting(reads.position(conn))
-        tally.done(
-            bootstrap.run_projections(
-                settings,
-                stop,
-                until_idle=args.until_idle,
-                waiting=lambda: print(
-                    "ledger project: another projection runner is working on this database; "
-                    "waiting for it to stop",
-                    file=sys.stderr,
-                ),
-            )
+    def waiting() -> None:
+        print(
+            "ledger project: another projection runner is working on this database; "
+            "waiting for it to stop",
+            file=sys.stderr,
         )
+
+    def run() -> None:
+        tally.starting(ledger.position())
+        tally.done(ledger.project(stop, until_idle=args.until_idle, waiting=waiting))
 
     reconnect.keep_running("project", settings.database_url or "", run, stop)
     print(
@@ -169,12 +164,8 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
-    settings = bootstrap.with_servers(settings)
-    with bootstrap.connect(settings) as conn:
-        if args.as_of is None:
-            found = reads.profile(conn, args.customer_id)
-        else:
-            found = history.profile_as_of(conn, args.customer_id, args.as_of)
+    ledger = bootstrap.ledger(bootstrap.with_servers(settings))
+    found = ledger.read(lambda conn: reads.profile(conn, args.customer_id, args.as_of))
     if found is None:
         when = "" if args.as_of is None else f" as of {args.as_of.isoformat()}"
         print(
@@ -186,17 +177,22 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
-    settings = bootstrap.with_servers(settings)
-    with bootstrap.connect(settings) as conn:
-        found = history.customer_events(conn, args.id) or history.partner_events(conn, args.id)
+    ledger = bootstrap.ledger(bootstrap.with_servers(settings))
+    found = ledger.read(lambda conn: reads.any_history(conn, args.id))
     if not found:
         print(f"ledger history: no customer or partner {args.id!r} in the ledger", file=sys.stderr)
         return 1
     document = answer(models.History, {"events": found})
     if args.json:
         show(document, as_json=True)
-        return 0
-    rows = [
+    else:
+        show_rows(history_rows(document["events"]), as_json=False)
+    return 0
+
+
+def history_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history table's rows: personal fields on one line, hashes shortened."""
+    return [
         {
             "position": e["position"],
             "stream": e["stream"],
@@ -207,16 +203,14 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
             "personal": personal_text(e["type"], e["payload"]),
             "hash": e["hash"][:16] + "...",
         }
-        for e in document["events"]
+        for e in events
     ]
-    show_rows(rows, as_json=False)
-    return 0
 
 
 def cmd_partner(args: argparse.Namespace, settings: Settings) -> int:
-    settings = bootstrap.with_servers(settings)
-    with bootstrap.connect(settings) as conn:
-        found = reads.partner(conn, args.partner_id, settings.clock().date())
+    ledger = bootstrap.ledger(bootstrap.with_servers(settings))
+    today = settings.clock().date()
+    found = ledger.read(lambda conn: reads.partner(conn, args.partner_id, today))
     if found is None:
         print(f"ledger partner: no partner {args.partner_id!r} in the ledger", file=sys.stderr)
         return 1
@@ -226,31 +220,30 @@ def cmd_partner(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_audience(args: argparse.Namespace, settings: Settings) -> int:
     audiences = bootstrap.audiences(settings)
-    settings = bootstrap.with_servers(settings)
-    with bootstrap.connect(settings) as conn:
-        sizes = reads.audience_sizes(conn, audiences)
-        if args.name is None:
-            show_rows(sizes, as_json=args.json)
-            return 0
-        found = next((a for a in sizes if a["name"] == args.name), None)
-        if found is None:
-            known = ", ".join(a.name for a in audiences)
-            print(f"ledger audience: no audience {args.name!r} (known: {known})", file=sys.stderr)
-            return 1
-        members = reads.audience_members(conn, args.name)
-        if applied(conn).get(args.name) != fingerprint(
-            next(a for a in audiences if a.name == args.name)
-        ):
-            print(
-                f"ledger audience: {args.name!r} is defined differently from what `ledger "
-                "project` last applied; members follow once it has run",
-                file=sys.stderr,
-            )
+    ledger = bootstrap.ledger(bootstrap.with_servers(settings))
+    if args.name is None:
+        show_rows(
+            ledger.read(lambda conn: reads.audience_sizes(conn, audiences)), as_json=args.json
+        )
+        return 0
+    found = ledger.read(lambda conn: reads.audience(conn, audiences, args.name))
+    if found is None:
+        known = ", ".join(a.name for a in audiences)
+        print(f"ledger audience: no audience {args.name!r} (known: {known})", file=sys.stderr)
+        return 1
+    if not found.applied:
+        print(
+            f"ledger audience: {args.name!r} is defined differently from what `ledger "
+            "project` last applied; members follow once it has run",
+            file=sys.stderr,
+        )
     if args.json:
-        show(answer(models.AudienceMembers, {**found, "members": members}), as_json=True)
+        document = {**found.summary, "members": found.members}
+        show(answer(models.AudienceMembers, document), as_json=True)
     else:
-        print(f"{found['name']}: {found['description']} (members: {found['size']})")
-        show_rows(members, as_json=False)
+        summary = found.summary
+        print(f"{summary['name']}: {summary['description']} (members: {summary['size']})")
+        show_rows(found.members, as_json=False)
     return 0
 
 

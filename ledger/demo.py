@@ -15,8 +15,9 @@ from ledger import bootstrap, embedded
 from ledger.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import SPAN, SimulationPlan, simulate
-from projections import reads
-from store import dead_letters, interaction_index
+from projections import profiles
+from services import reads
+from store import dead_letters, event_store, interaction_index
 
 MALFORMED = [
     (b"C-broken", b"{this is not json"),
@@ -74,17 +75,14 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
 def _summary(console: Console, settings: Settings) -> None:
     with bootstrap.connect(settings) as conn:
         recorded = interaction_index.count(conn)
-        events = conn.execute("SELECT count(*) FROM ledger_events").fetchone()
-        profiles = conn.execute("SELECT count(*) FROM profiles").fetchone()
+        events = event_store.count(conn)
+        stored = profiles.count(conn)
         dead = dead_letters.summary(conn, settings.inbound_topic)
-        top = conn.execute(
-            "SELECT profile FROM profiles ORDER BY (profile->'total_spend'->>'EUR')::numeric "
-            "DESC NULLS LAST, customer_id LIMIT 5"
-        ).fetchall()
+        top = profiles.top_spenders(conn, 5)
     console.print()
     console.print(
         f"[bold]Ledger:[/] {recorded} interactions recorded as "
-        f"{events[0] if events else 0} events; {profiles[0] if profiles else 0} customer profiles"
+        f"{events} events; {stored} customer profiles"
     )
     table = Table(title=f"Dead letters on {settings.dead_letter_topic} (all runs)")
     for column in ("error_type", "count", "example reason"):
@@ -103,7 +101,7 @@ def _summary(console: Console, settings: Settings) -> None:
         "nps",
     ):
         people.add_column(column)
-    for (p,) in top:
+    for p in top:
         people.add_row(
             p["customer_id"],
             p["name"] or "",

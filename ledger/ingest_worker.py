@@ -134,6 +134,7 @@ class IngestWorker:
             return self.stats
         finally:
             self._consumer.close(autocommit=False)
+            self._relay.close()
             self._conn.close()
 
     def _moves(self, polled: dict[TopicPartition, list[Any]]) -> list[OffsetMove]:

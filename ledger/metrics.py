@@ -23,7 +23,9 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from ledger.settings import Settings
-from projections import reads
+from projections import positions
+from services import reads
+from store import event_store
 from store.ingest_batches import BATCH_BUCKETS
 
 KAFKA_WAIT = 3.0  # seconds /health and /metrics wait for Kafka's end offsets
@@ -70,7 +72,7 @@ class Metrics(Collector):
     def health(self, conn: Connection[Any], ends: dict[int, int] | None) -> dict[str, Any]:
         """Positions and lags (contract section 6's `/health`); `ends`: `end_offsets()`,
         asked before taking `conn`, so a slow Kafka holds no database connection."""
-        position, head = reads.position(conn), reads.head(conn)
+        position, head = positions.position(conn), event_store.head(conn)
         recorded = reads.recorded_offsets(conn, self._settings.inbound_topic)
         ingest_lag = (
             None
@@ -115,7 +117,7 @@ class Metrics(Collector):
     def collect(self) -> Iterator[Any]:
         ends = self.end_offsets()
         with self._pool.connection() as conn, conn.transaction():
-            recorded, dead = reads.counts(conn, self._settings.inbound_topic)
+            recorded, dead = reads.ingest_counts(conn, self._settings.inbound_topic)
             health = self.health(conn, ends)
             batches = reads.batch_sizes(conn)
         yield _batch_histogram(batches)

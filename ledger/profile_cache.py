@@ -30,7 +30,7 @@ from cachetools import LRUCache
 from psycopg import AsyncConnection
 
 from ledger.errors import first_line
-from projections import reads
+from projections import profiles
 from projections.runner import NOTIFY_CHANNEL
 
 LOOK_EVERY = 1.0  # seconds between looks when no notice comes
@@ -81,8 +81,8 @@ class ProfileCache:
 
     async def _look(self, conn: AsyncConnection[Any]) -> None:
         since = self._profiles_at if self._profiles_at >= 0 else None
-        cursor = await conn.execute(*reads.profile_changes_query(since, TOO_MANY + 1))
-        position, profiles_at, changed = reads.profile_changes(await cursor.fetchone())
+        cursor = await conn.execute(*profiles.changes_query(since, TOO_MANY + 1))
+        position, profiles_at, changed = profiles.changes(await cursor.fetchone())
         if since is None or profiles_at < since or len(changed) > TOO_MANY:
             self._entries.clear()  # first look, a rebuilt projection, or a flood of changes
         else:

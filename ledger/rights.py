@@ -16,15 +16,13 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from psycopg import IsolationLevel
-
 from domain.forgetting import check_reason
 from ledger import bootstrap
 from ledger.errors import describe_error
 from ledger.output import answer, show
 from ledger.settings import Settings
 from projections import models
-from projections.export import CustomerErased, export
+from services.export import CustomerErased
 
 
 def reason_text(text: str) -> str:
@@ -73,16 +71,10 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def read_export(settings: Settings, customer_id: str) -> dict[str, Any] | None:
-    with bootstrap.connect(settings) as conn:
-        conn.isolation_level = IsolationLevel.REPEATABLE_READ  # one snapshot for every part
-        return export(conn, customer_id)
-
-
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     settings = bootstrap.with_servers(settings)
     try:
-        found = read_export(settings, args.customer_id)
+        found = bootstrap.ledger(settings).export(args.customer_id)
     except CustomerErased as erased:
         print(f"ledger export: {erased}", file=sys.stderr)
         return 1

@@ -17,8 +17,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 
 from domain.audiences import Audience
-from domain.membership import Membership, fingerprint, leave, step
-from projections.audiences import COLUMNS, AudienceBook, write
+from domain.membership import fingerprint, leave, step
+from projections.audiences import AudienceBook, evaluated_at, held, record_clock, stored, write
+from projections.profiles import page_after
 
 TRIGGER = "definition change"
 
@@ -38,8 +39,8 @@ def reconcile(book: AudienceBook, conn: Connection[Any], batch: int = 5_000) -> 
     changed = [a for a in book.audiences if stored.get(a.name) != current[a.name]]
     removed = [name for name in stored if name not in current]
     now = book.now()
-    last = conn.execute("SELECT evaluated_at FROM audience_clock").fetchone()
-    if last is not None and now < last[0]:
+    last = evaluated_at(conn)
+    if last is not None and now < last:
         # The clock went back (LEDGER_NOW set earlier than before): the stored flip times
         # only look forward, so every audience that reads the clock is evaluated afresh.
         changed += [a for a in book.audiences if a.uses_clock and a not in changed]
@@ -47,11 +48,7 @@ def reconcile(book: AudienceBook, conn: Connection[Any], batch: int = 5_000) -> 
         return 0
     count = _retire(conn, removed, now) + _evaluate_all(conn, changed, now, batch)
     with conn.transaction():
-        conn.execute(
-            "INSERT INTO audience_clock (evaluated_at) VALUES (%s) ON CONFLICT "
-            "(singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
-            (now,),
-        )
+        record_clock(conn, now)
         conn.execute("DELETE FROM audience_definitions")
         for name, value in current.items():
             conn.execute("INSERT INTO audience_definitions VALUES (%s, %s)", (name, value))
@@ -67,13 +64,8 @@ def _retire(conn: Connection[Any], names: list[str], now: Any) -> int:
     if not names:
         return 0
     with conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
-        curs.execute(
-            f"SELECT {COLUMNS} FROM audience_members WHERE audience = ANY(%s) "
-            "AND (member OR next_flip IS NOT NULL)",
-            (names,),
-        )
         reason = f"audience no longer defined, by {TRIGGER}"
-        results = [leave(Membership(**r), now, reason) for r in curs.fetchall()]
+        results = [leave(row, now, reason) for row in held(curs, names)]
         changes = [change for _, change in results if change is not None]
         write(curs, [row for row, _ in results], changes)
     return len(changes)
@@ -88,24 +80,14 @@ def _evaluate_all(conn: Connection[Any], audiences: list[Audience], now: Any, ba
     while True:
         with conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
             set_json_loads(orjson.loads, curs)
-            curs.execute(
-                "SELECT customer_id, profile FROM profiles WHERE customer_id > %s "
-                "ORDER BY customer_id LIMIT %s",
-                (after, batch),
-            )
-            profiles = {r["customer_id"]: r["profile"] for r in curs.fetchall()}
+            profiles = page_after(curs, after, batch)
             if not profiles:
                 return count
-            curs.execute(
-                f"SELECT {COLUMNS} FROM audience_members WHERE customer_id = ANY(%s) "
-                "AND audience = ANY(%s)",
-                (list(profiles), names),
-            )
-            stored = {(r["audience"], r["customer_id"]): Membership(**r) for r in curs}
+            rows_now = stored(curs, list(profiles), names)
             rows, changes = [], []
             for customer_id, profile in profiles.items():
                 for audience in audiences:
-                    current = stored.get((audience.name, customer_id))
+                    current = rows_now.get((audience.name, customer_id))
                     row, change = step(audience, customer_id, current, profile, now, TRIGGER)
                     rows += [row] if row is not None else []
                     changes += [change] if change is not None else []

@@ -1,7 +1,9 @@
 """Audience membership in PostgreSQL, kept true as profiles change and as time passes.
 
-`audience_members` holds, per audience and customer, the stored answer, its `seq` and the
-next time the clock alone may change it. Profile changes are evaluated in the profile
+This module owns `audience_members`, `audience_clock` and `audience_outbox` (the relay,
+`projections.audience_relay`, reads and deletes what is published). `audience_members`
+holds, per audience and customer, the stored answer, its `seq` and the next time the
+clock alone may change it. Profile changes are evaluated in the profile
 projection's page transaction (`on_profiles`); the clock pass (`clock_pass`) asks SQL for
 the rows that are due, through a partial index, so a pass costs what is due, not what is
 stored. Every entry and exit goes to `audience_outbox` in the same transaction as the
@@ -21,7 +23,7 @@ from psycopg import Connection, Cursor
 from psycopg.types.json import Jsonb, set_json_loads
 
 from domain.audiences import Audience
-from domain.membership import Change, Membership, erase, step, tick
+from domain.membership import ERASED, Change, Membership, erase, step, tick
 from domain.profile import utc_text
 
 SCHEMA_SQL = """
@@ -78,6 +80,15 @@ SELECT {COLUMNS} FROM audience_members
 WHERE next_flip <= %s AND audience = ANY(%s)
 ORDER BY next_flip
 """
+
+COMPARED: tuple[tuple[str, str], ...] = (
+    (
+        "audience member",
+        "SELECT (audience || ' ' || customer_id) COLLATE \"C\", true "
+        "FROM {}.audience_members WHERE member",
+    ),
+)
+"""What `ledger verify` compares: who is a member of which audience (`projections.compare`)."""
 
 Clock = Callable[[], datetime]
 
@@ -186,11 +197,7 @@ class AudienceBook:
             for future in pending:
                 future.result()
         with writers[0].transaction():
-            writers[0].execute(
-                "INSERT INTO audience_clock (evaluated_at) VALUES (%s) ON CONFLICT "
-                "(singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
-                (now,),
-            )
+            record_clock(writers[0], now)
         return evaluated, changed
 
 
@@ -238,3 +245,89 @@ def _values(row: Membership) -> tuple[Any, ...]:
 def jsonb(value: Any) -> Jsonb:
     """A JSON column value encoded with orjson (the projections' one way)."""
     return Jsonb(value, dumps=orjson.dumps)
+
+
+def record_clock(conn: Connection[Any] | Cursor[Any], now: datetime) -> None:
+    """Record `now` as the time membership was last evaluated."""
+    conn.execute(
+        "INSERT INTO audience_clock (evaluated_at) VALUES (%s) ON CONFLICT "
+        "(singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
+        (now,),
+    )
+
+
+def evaluated_at(conn: Connection[Any]) -> datetime | None:
+    """When membership was last evaluated (None: never)."""
+    row = conn.execute("SELECT evaluated_at FROM audience_clock").fetchone()
+    return row[0] if row else None
+
+
+def stored(
+    curs: Cursor[Any], customers: list[str], audiences: list[str]
+) -> dict[tuple[str, str], Membership]:
+    """The stored rows of these customers in these audiences (`curs`: a dict-row cursor)."""
+    curs.execute(
+        f"SELECT {COLUMNS} FROM audience_members WHERE customer_id = ANY(%s) "
+        "AND audience = ANY(%s)",
+        (customers, audiences),
+    )
+    return {(r["audience"], r["customer_id"]): Membership(**r) for r in curs.fetchall()}
+
+
+def held(curs: Cursor[Any], audiences: list[str]) -> list[Membership]:
+    """The rows of these audiences that are members or may become one with time."""
+    curs.execute(
+        f"SELECT {COLUMNS} FROM audience_members WHERE audience = ANY(%s) "
+        "AND (member OR next_flip IS NOT NULL)",
+        (audiences,),
+    )
+    return [Membership(**r) for r in curs.fetchall()]
+
+
+def erase_in_copy(curs: Cursor[Any], customer_id: str, now: datetime) -> None:
+    """Forget a customer in a replay's copy (`curs`: a dict-row cursor on its schema):
+    membership's own `erase` on each row, and `erased` for the reasons in its outbox,
+    which is never published and keeps every change."""
+    curs.execute(f"SELECT {COLUMNS} FROM audience_members WHERE customer_id = %s", (customer_id,))
+    write(curs, [erase(Membership(**r), now)[0] for r in curs.fetchall()], [])
+    curs.execute(
+        "UPDATE audience_outbox SET reason = %s WHERE customer_id = %s", (ERASED, customer_id)
+    )
+
+
+def sizes(conn: Connection[Any]) -> dict[str, int]:
+    """How many members each audience with any has, by name."""
+    rows = conn.execute(
+        "SELECT audience, count(*) FROM audience_members WHERE member "
+        "GROUP BY audience ORDER BY audience"
+    ).fetchall()
+    return dict(rows)
+
+
+def members(
+    conn: Connection[Any], name: str, *, limit: int | None = None, after: str | None = None
+) -> list[dict[str, Any]]:
+    """Members ordered by customer id, from just after `after`: a cursor that stays valid
+    while members come and go."""
+    rows = conn.execute(
+        "SELECT customer_id, since, reason FROM audience_members "
+        "WHERE audience = %s AND member AND customer_id > %s ORDER BY customer_id LIMIT %s",
+        (name, after or "", limit),
+    ).fetchall()
+    return [
+        {"customer_id": customer_id, "since": utc_text(since), "reason": reason}
+        for customer_id, since, reason in rows
+    ]
+
+
+def standing(conn: Connection[Any], customer_id: str) -> list[dict[str, Any]]:
+    """Each audience the customer is in, or was in once, with the reason of the last change."""
+    rows = conn.execute(
+        "SELECT audience, member, since, reason FROM audience_members "
+        "WHERE customer_id = %s AND since IS NOT NULL ORDER BY audience",
+        (customer_id,),
+    ).fetchall()
+    return [
+        {"audience": audience, "member": member, "since": utc_text(since), "reason": reason}
+        for audience, member, since, reason in rows
+    ]

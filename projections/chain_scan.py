@@ -1,26 +1,25 @@
 """Reading the event store for the audit: every stream's chain, and the stream heads that
 the digest covers.
 
-Rows come straight from the store's table through a server-side cursor, in stream and
-version order, and are decoded with orjson (the store's encoding, `store.transcoding`)
-here rather than through the library's mapper: a tampered row must become a finding, and
+Rows come straight from the store's table (`store.event_store`), in stream and
+version order, and are decoded by `store.event_rows` (`chain_record`, `recorded_hash`)
+rather than through the library's mapper: a tampered row must become a finding, and
 the mapper would raise on it, or build an event that hides the change.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
-import orjson
 from psycopg import Connection
 
 from domain import merkle
 from domain.chain_check import Finding, Stored, check_stream
-from store import interaction_index
+from store import event_store, interaction_index
+from store.event_rows import chain_record, recorded_hash
 
 BATCH = 5_000
 
@@ -30,9 +29,7 @@ def check_chains(
 ) -> Iterator[Finding]:
     """Every finding in every stream (`progress` gets the count of records read so far)."""
     missing: dict[UUID, dict[int, tuple[str, str]]] = {}
-    for originator_id, version, event_id, stream in conn.execute(
-        interaction_index.MISSING_FROM_STORE
-    ):
+    for originator_id, version, event_id, stream in interaction_index.missing_from_store(conn):
         missing.setdefault(originator_id, {})[version] = (event_id, stream)
     read = 0
     for originator_id, records in _streams(conn):
@@ -73,62 +70,25 @@ def _removed(originator_id: UUID, stream: str | None, version: int, event_id: st
 
 def _streams(conn: Connection[Any]) -> Iterator[tuple[UUID, list[Stored]]]:
     """(originator_id, its records in version order), stream by stream."""
-    with conn.transaction(), conn.cursor(name="audit_chains") as curs:
-        curs.execute(
-            "SELECT originator_id, originator_version, state, topic FROM ledger_events "
-            "ORDER BY originator_id, originator_version"
-        )
-        current: UUID | None = None
-        records: list[Stored] = []
-        while rows := curs.fetchmany(BATCH):
-            for originator_id, version, state, topic in rows:
-                if originator_id != current:
-                    if current is not None:
-                        yield current, records
-                    current, records = originator_id, []
-                records.append(replace(_decode(version, state), topic=topic))
-        if current is not None:
-            yield current, records
-
-
-def _decode(version: int, state: bytes | None) -> Stored:
-    if state is None:
-        return Stored(version, None, "the stored record is empty (NULL)")
-    try:
-        return Stored(version, orjson.loads(state))
-    except orjson.JSONDecodeError as error:
-        return Stored(version, None, f"the stored record is not JSON ({error})")
+    current: UUID | None = None
+    records: list[Stored] = []
+    for row in event_store.in_stream_order(conn):
+        if row.originator_id != current:
+            if current is not None:
+                yield current, records
+            current, records = row.originator_id, []
+        records.append(chain_record(row))
+    if current is not None:
+        yield current, records
 
 
 def digest(conn: Connection[Any], position: int | None = None) -> dict[str, Any]:
     """`{position, streams, root}`: the Merkle root (`domain.merkle`) over the head of every
     stream as of `position` (default: the ledger's head), read in one snapshot."""
-    with conn.transaction(), conn.cursor(name="audit_heads") as curs:
-        if position is None:
-            row = conn.execute(
-                "SELECT coalesce(max(notification_id), 0) FROM ledger_events"
-            ).fetchone()
-            position = int(row[0]) if row else 0
-        curs.execute(
-            "SELECT DISTINCT ON (originator_id) originator_id, originator_version, state "
-            "FROM ledger_events WHERE notification_id <= %s "
-            "ORDER BY originator_id, originator_version DESC",
-            (position,),
-        )
-        leaves = []
-        while rows := curs.fetchmany(BATCH):
-            for originator_id, version, state in rows:
-                leaves.append(merkle.leaf(str(originator_id), version, _head_hash(state)))
+    with conn.transaction():
+        position, heads = event_store.stream_heads(conn, position)
+        leaves = [
+            merkle.leaf(str(originator_id), version, recorded_hash(state))
+            for originator_id, version, state in heads
+        ]
     return {"position": position, "streams": len(leaves), "root": merkle.root(leaves)}
-
-
-def _head_hash(state: bytes | None) -> str:
-    """The record's chain hash; an unreadable record stands in as the SHA-256 of its bytes
-    (it is a finding of the chain check, and changes the root as any change would)."""
-    try:
-        found = orjson.loads(state or b"").get("hash")
-    except (orjson.JSONDecodeError, AttributeError):
-        found = None
-    if isinstance(found, str):
-        return found
-    return "unreadable:" + hashlib.sha256(state or b"").hexdigest()

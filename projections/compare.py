@@ -21,22 +21,12 @@ from typing import Any
 from psycopg import Connection
 from psycopg.sql import SQL, Identifier
 
+from projections import audiences, card_holders, partners, profiles
+
 TABLES: tuple[tuple[str, str], ...] = (
-    ("profile", 'SELECT customer_id COLLATE "C", profile::text, state::text FROM {}.profiles'),
-    ("partner", 'SELECT partner_id COLLATE "C", status::text, state::text FROM {}.partners'),
-    ("card holder", 'SELECT card_id COLLATE "C", customer_id FROM {}.profile_card_owners'),
-    (
-        "parked card interaction",
-        "SELECT (card_id || ' ' || lpad(position::text, 20, '0')) COLLATE \"C\", kind, "
-        "payload::text FROM {}.profile_parked",
-    ),
-    (
-        "audience member",
-        "SELECT (audience || ' ' || customer_id) COLLATE \"C\", true "
-        "FROM {}.audience_members WHERE member",
-    ),
+    profiles.COMPARED + partners.COMPARED + card_holders.COMPARED + audiences.COMPARED
 )
-"""(what a row is, the query of (key, values...) for a schema)."""
+"""(what a row is, the query of (key, values...) for a schema), each from its table's owner."""
 BATCH = 5_000
 
 

@@ -1,11 +1,11 @@
 """Reading the ledger itself: a customer's or partner's recorded events, and profiles as of a
 past moment, folded from those events with the live projection's own fold.
 
-Events are read straight from the event store's table and decoded with the store's own
-transcoder (`store.transcoding`): the stored state is the event's JSON, so no
-application (and no aggregate) is needed to show it. A customer's history is its own stream
-and the streams of the cards it enrolled: card claims and interactions that named only the
-card, which count for the card's holder.
+Events are read straight from the event store's table (`store.event_store`) and
+decoded by the one decoder of stored rows (`store.event_rows`): the stored state is the
+event's JSON, so no application (and no aggregate) is needed to show it. A customer's
+history is its own stream and the streams of the cards it enrolled: card claims and
+interactions that named only the card, which count for the card's holder.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED, card_stream, customer_stream, partner_stream, stream_id
 from domain.profile import utc_text
 from domain.shredding import ERASED, unseal
+from store import event_store
+from store.event_rows import event_state
 from store.keys import read_keys
-from store.transcoding import OrjsonTranscoder
-
-_TRANSCODER = OrjsonTranscoder()
 
 
 def events(
@@ -32,12 +31,8 @@ def events(
     """The recorded events of these streams, in the order the ledger recorded them, with
     personal fields opened with their customer's key (`erased` once it is destroyed)."""
     names: dict[UUID, str] = {stream_id(name): name for name in streams}
-    rows = conn.execute(
-        "SELECT originator_id, originator_version, state, notification_id FROM ledger_events "
-        "WHERE originator_id = ANY(%s) ORDER BY notification_id",
-        (list(names),),
-    ).fetchall()
-    decoded = [(o, v, _TRANSCODER.decode(bytes(state)), n) for o, v, state, n in rows]
+    rows = event_store.of_streams(conn, list(names))
+    decoded = [(o, v, event_state(state), n) for o, v, state, n in rows]
     owners = {e["payload"].get("customer_id") for _, _, e, _ in decoded}
     keys = read_keys(conn, [c for c in owners if c])
     found = []

@@ -1,15 +1,20 @@
-"""The partner status projection: one row per partner, folded in the ledger's order."""
+"""The partner status projection: the `partners` table (one row per partner, folded in
+the ledger's order), its DDL, writes and reads."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import orjson
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.types.json import set_json_loads
 
 from domain import partner as fold
+from domain.partner import renewal_due
+from domain.schema import PARTNER_TYPES
 from projections.audiences import jsonb
+from projections.positions import PARTNERS
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS partners (
@@ -20,6 +25,11 @@ CREATE TABLE IF NOT EXISTS partners (
 );
 """
 
+COMPARED: tuple[tuple[str, str], ...] = (
+    ("partner", 'SELECT partner_id COLLATE "C", status::text, state::text FROM {}.partners'),
+)
+"""What `ledger verify` compares of this table (`projections.compare`)."""
+
 _UPSERT = """
 INSERT INTO partners (partner_id, state, status, position)
 SELECT * FROM unnest(%b::text[], %b::jsonb[], %b::jsonb[], %b::bigint[])
@@ -29,10 +39,10 @@ ON CONFLICT (partner_id) DO UPDATE
 
 
 class PartnerProjection:
-    name = "partners"
+    name = PARTNERS
 
     def process_page(self, curs: Cursor[Any], events: list[tuple[int, Any]]) -> None:
-        items = [(position, e) for position, e in events if e.kind in fold.PARTNER_KINDS]
+        items = [(position, e) for position, e in events if e.kind in PARTNER_TYPES]
         if not items:
             return
         set_json_loads(orjson.loads, curs)
@@ -57,3 +67,27 @@ class PartnerProjection:
                 [changed[p] for p in ids],
             ),
         )
+
+
+def status(conn: Connection[Any], partner_id: str, today: date) -> dict[str, Any] | None:
+    """The partner status, with the active contracts due for renewal as of `today`."""
+    row = conn.execute(
+        "SELECT status FROM partners WHERE partner_id = %s", (partner_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    found = fold.in_order(row[0])
+    return {**found, "renewal_due": renewal_due(found, today)}
+
+
+def statuses(conn: Connection[Any]) -> dict[str, int]:
+    """How many partners are in each status."""
+    rows = conn.execute(
+        "SELECT status->>'status', count(*) FROM partners GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return {name: n for name, n in rows}
+
+
+def count(conn: Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM partners").fetchone()
+    return int(row[0]) if row else 0

@@ -1,9 +1,7 @@
-"""The customer profile projection: `profiles`, plus who holds each card.
+"""The customer profile projection: the `profiles` table, its DDL, writes and reads.
 
-Interactions that name only a card count for the customer who holds the card now. A
-card's holder is learnt from its stream's `card_claimed` event; interactions of a card
-nobody holds yet are parked in `profile_parked` and credited, in the same transaction,
-when the card is claimed.
+Interactions that name only a card count for the customer who holds the card now
+(`projections.card_holders`, written in the same page transaction).
 """
 
 from __future__ import annotations
@@ -19,10 +17,11 @@ from psycopg.types.json import set_json_loads
 
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN
-from domain.membership import ERASED, Membership, erase
-from domain.partner import PARTNER_KINDS
+from domain.schema import PARTNER_TYPES
 from domain.shredding import sealed_fields, unseal
-from projections.audiences import COLUMNS, AudienceBook, jsonb, write
+from projections import audiences, card_holders
+from projections.audiences import AudienceBook, jsonb
+from projections.positions import POSITION_SQL, PROFILES, PROJECTIONS, REACHED_SQL
 from store.keys import read_keys
 
 Item = tuple[int, int, str, dict[str, Any]]
@@ -37,17 +36,6 @@ CREATE TABLE IF NOT EXISTS profiles (
 );
 -- The API's profile cache asks which rows changed since a position (ledger/profile_cache.py).
 CREATE INDEX IF NOT EXISTS profiles_by_position ON profiles (position);
-CREATE TABLE IF NOT EXISTS profile_card_owners (
-    card_id text PRIMARY KEY,
-    customer_id text NOT NULL
-);
-CREATE TABLE IF NOT EXISTS profile_parked (
-    card_id text NOT NULL,
-    position bigint NOT NULL,
-    kind text NOT NULL,
-    payload jsonb NOT NULL,
-    PRIMARY KEY (card_id, position)
-);
 """
 
 _UPSERT = """
@@ -61,7 +49,7 @@ ON CONFLICT (customer_id) DO UPDATE
 class ProfileProjection:
     """Profiles, and (with an `AudienceBook`) the audience membership that follows them."""
 
-    name = "profiles"
+    name = PROFILES
 
     def __init__(self, audiences: AudienceBook | None = None) -> None:
         self._audiences = audiences
@@ -71,15 +59,15 @@ class ProfileProjection:
         items = [
             (e.originator_version, position, e.kind, e.payload)
             for position, e in events
-            if e.kind not in PARTNER_KINDS
+            if e.kind not in PARTNER_TYPES
         ]
         if not items:
             return
         items = _opened(curs, items)
         claims = {p["card_id"]: p["customer_id"] for _, _, k, p in items if k == CARD_CLAIMED}
         card_only = {p["card_id"] for _, _, k, p in items if k != CARD_CLAIMED and _card_only(p)}
-        owners = self._owners(curs, card_only - claims.keys())
-        parked = self._parked(curs, list(claims))
+        owners = card_holders.holders(curs, card_only - claims.keys())
+        parked = card_holders.take_parked(curs, list(claims))
         wanted = {
             p["customer_id"] for _, _, k, p in items if not _card_only(p) or k == CARD_CLAIMED
         }
@@ -124,29 +112,6 @@ class ProfileProjection:
             self._audiences.on_profiles(curs, profiles, before, triggers, erased)
 
     @staticmethod
-    def _owners(curs: Cursor[Any], cards: set[str]) -> dict[str, str]:
-        if not cards:
-            return {}
-        curs.execute(
-            "SELECT card_id, customer_id FROM profile_card_owners WHERE card_id = ANY(%s)",
-            (list(cards),),
-        )
-        return {row["card_id"]: row["customer_id"] for row in curs.fetchall()}
-
-    @staticmethod
-    def _parked(curs: Cursor[Any], cards: list[str]) -> dict[str, list[tuple[str, Any]]]:
-        if not cards:
-            return {}
-        curs.execute(
-            "DELETE FROM profile_parked WHERE card_id = ANY(%s) RETURNING card_id, kind, payload",
-            (cards,),
-        )
-        parked: dict[str, list[tuple[str, Any]]] = {}
-        for row in curs.fetchall():
-            parked.setdefault(row["card_id"], []).append((row["kind"], row["payload"]))
-        return parked
-
-    @staticmethod
     def _states(
         curs: Cursor[Any], customers: set[str]
     ) -> tuple[dict[str, fold.State], dict[str, dict[str, Any]]]:
@@ -170,7 +135,7 @@ class ProfileProjection:
         profiles: dict[str, dict[str, Any]],
         changed: dict[str, int],
         claims: dict[str, str],
-        parked: list[tuple[str, int, str, dict[str, Any]]],
+        parked: list[card_holders.Parked],
     ) -> None:
         if changed:
             ids = list(changed)
@@ -183,23 +148,7 @@ class ProfileProjection:
                     [changed[c] for c in ids],
                 ),
             )
-        if claims:
-            curs.execute(
-                "INSERT INTO profile_card_owners (card_id, customer_id) "
-                "SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING",
-                (list(claims), list(claims.values())),
-            )
-        if parked:
-            curs.execute(
-                "INSERT INTO profile_parked (card_id, position, kind, payload) "
-                "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::jsonb[])",
-                (
-                    [p[0] for p in parked],
-                    [p[1] for p in parked],
-                    [p[2] for p in parked],
-                    [jsonb(p[3]) for p in parked],
-                ),
-            )
+        card_holders.write(curs, claims, parked)
 
 
 def _opened(curs: Cursor[Any], items: list[Item]) -> list[Item]:
@@ -247,12 +196,80 @@ def scrub_copies(conn: Connection[Any], customer_id: str) -> list[str]:
                     "UPDATE profiles SET state = %s, profile = %s WHERE customer_id = %s",
                     (jsonb(state), jsonb(fold.render(state)), customer_id),
                 )
-            curs.execute(
-                f"SELECT {COLUMNS} FROM audience_members WHERE customer_id = %s", (customer_id,)
-            )
-            write(curs, [erase(Membership(**r), now)[0] for r in curs.fetchall()], [])
-            curs.execute(
-                "UPDATE audience_outbox SET reason = %s WHERE customer_id = %s",
-                (ERASED, customer_id),
-            )
+            audiences.erase_in_copy(curs, customer_id, now)
     return schemas
+
+
+COMPARED: tuple[tuple[str, str], ...] = (
+    ("profile", 'SELECT customer_id COLLATE "C", profile::text, state::text FROM {}.profiles'),
+)
+"""What `ledger verify` compares of this table (`projections.compare`)."""
+
+_PROFILE = "(SELECT profile FROM profiles WHERE customer_id = %s)"
+
+
+def with_position_query(customer_id: str) -> tuple[str, tuple[Any, ...]]:
+    """The projections' position, the profiles projection's own, and the stored profile, in
+    one statement (one snapshot, one round trip: the API's hottest read)."""
+    return (
+        f"SELECT {POSITION_SQL}, {REACHED_SQL}, {_PROFILE}",
+        (list(PROJECTIONS), PROFILES, customer_id),
+    )
+
+
+def with_position(row: tuple[Any, ...] | None) -> tuple[int, int, dict[str, Any] | None]:
+    """(position, the profiles projection's position, the profile or None) of its row."""
+    assert row is not None
+    return int(row[0]), int(row[1]), None if row[2] is None else fold.in_order(row[2])
+
+
+def profile(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
+    """The stored profile (the CLI's read; the API runs the same query asynchronously)."""
+    return with_position(conn.execute(*with_position_query(customer_id)).fetchone())[2]
+
+
+def changes_query(since: int | None, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """The position, the profiles projection's position, and (up to `limit` of) the
+    customers whose rows a page after `since` wrote, in one snapshot: what the API's
+    profile cache needs to stay exact (`ledger.profile_cache`)."""
+    if since is None:
+        return f"SELECT {POSITION_SQL}, {REACHED_SQL}, '{{}}'::text[]", (
+            list(PROJECTIONS),
+            PROFILES,
+        )
+    return (
+        f"SELECT {POSITION_SQL}, {REACHED_SQL}, "
+        "ARRAY(SELECT customer_id FROM profiles WHERE position > %s LIMIT %s)",
+        (list(PROJECTIONS), PROFILES, since, limit),
+    )
+
+
+def changes(row: tuple[Any, ...] | None) -> tuple[int, int, list[str]]:
+    assert row is not None
+    return int(row[0]), int(row[1]), list(row[2])
+
+
+def count(conn: Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM profiles").fetchone()
+    return int(row[0]) if row else 0
+
+
+def top_spenders(conn: Connection[Any], limit: int) -> list[dict[str, Any]]:
+    """The profiles of the customers with the largest EUR spend."""
+    rows = conn.execute(
+        "SELECT profile FROM profiles ORDER BY (profile->'total_spend'->>'EUR')::numeric "
+        "DESC NULLS LAST, customer_id LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def page_after(curs: Cursor[Any], after: str, limit: int) -> dict[str, dict[str, Any]]:
+    """Up to `limit` stored profiles by customer id, in the database's order, after `after`
+    (`curs`: a dict-row cursor)."""
+    curs.execute(
+        "SELECT customer_id, profile FROM profiles WHERE customer_id > %s "
+        "ORDER BY customer_id LIMIT %s",
+        (after, limit),
+    )
+    return {r["customer_id"]: r["profile"] for r in curs.fetchall()}

@@ -11,7 +11,6 @@ projection sees only what it has not processed.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
@@ -20,6 +19,8 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
 from psycopg import Cursor
 from psycopg.sql import SQL, Identifier
+
+from store.event_rows import domain_event
 
 NOTIFY_CHANNEL = "ledger_projections"
 """Each committed page sends a notice here (payload: its last notification id)."""
@@ -108,6 +109,8 @@ class BatchedRunner:
                 projection.process_page(curs, [e for e in events if e[0] > done])
                 # Single-row tracking only moves forward: a second runner of the same
                 # projection that processed the same page fails here and rolls back.
+                # The library's private insert: its public `insert_tracking` commits in a
+                # transaction of its own, and the position must commit with the page's rows.
                 self._tracking._insert_tracking(curs, Tracking(projection.name, page[-1].id))
             if self._schema == "public":
                 # Delivered on commit: the API's profile caches look for changed rows at once.
@@ -116,31 +119,9 @@ class BatchedRunner:
 
     def _decode(self, notification: Any) -> Any:
         if not self._skip_unreadable:
-            return self._mapper.to_domain_event(notification)
+            return domain_event(self._mapper, notification)
         try:
-            return self._mapper.to_domain_event(notification)
+            return domain_event(self._mapper, notification)
         except Exception:  # whatever a tampered record makes the mapper raise
             self.skipped += 1
             return None
-
-    def run(
-        self,
-        stop: threading.Event,
-        *,
-        until_idle: bool = False,
-        housekeeping: Callable[[], object] = lambda: None,
-    ) -> int:
-        """Process pages until stopped (or, with until_idle, until caught up); return count.
-
-        `housekeeping` runs after every page and every idle wait: the audience clock pass
-        and the relay, so they share this loop's process and never race it."""
-        processed = 0
-        while not stop.is_set():
-            count = self.run_page()
-            processed += count
-            housekeeping()
-            if count == 0:
-                if until_idle and self.position >= self.head():
-                    return processed
-                stop.wait(0.2)
-        return processed

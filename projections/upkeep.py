@@ -9,13 +9,20 @@ after the transaction that made it.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg import Connection
 
 from projections.audience_definitions import reconcile
-from projections.audience_relay import AudienceRelay
 from projections.audiences import AudienceBook
+
+
+class Relay(Protocol):
+    """Publishes what the outbox holds (`projections.audience_relay`)."""
+
+    def publish_pending(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class Upkeep:
@@ -24,7 +31,7 @@ class Upkeep:
         book: AudienceBook,
         conn: Connection[Any],
         clock_connections: tuple[Connection[Any], Connection[Any]],
-        relay: AudienceRelay | None,
+        relay: Relay | None,
         clock_interval: float = 60.0,
     ) -> None:
         self._book = book

@@ -16,8 +16,6 @@ and the rules dead-letter what it held as `rule` (`CustomerForgotten`).
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +32,6 @@ from domain.canonical import canonical_bytes
 from domain.forgetting import check_reason, forget, forget_event_id, identifying
 from domain.profile import utc_text
 from domain.shredding import unseal
-from projections import reads
 from projections.profiles import scrub_copies
 from store import interaction_index
 from store.interaction_index import IndexRow
@@ -43,9 +40,8 @@ from store.keys import read_keys
 ATTEMPTS = 20
 PROJECTED_WAIT = 60.0  # seconds `until_projected` waits for a running projector
 
-RunProjections = Callable[[threading.Event, Callable[[], object]], object]
-"""Runs every projection until idle or `stop` is set; calls `waiting` if another runner
-holds them and this one waits its turn."""
+UntilProjected = Callable[[int, float], bool]
+"""Whether every projection reached a position, waiting up to a timeout."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +61,11 @@ class Forgetting:
         self,
         ledger: Callable[[], LedgerApplication],
         connect: Callable[[], Connection[Any]],
-        run_projections: RunProjections,
+        until_projected: UntilProjected,
     ) -> None:
         self._ledger = ledger
         self._connect = connect
-        self._run_projections = run_projections
+        self._until_projected = until_projected
 
     def forget(
         self, customer_id: str, reason: str, now: datetime | None = None
@@ -89,30 +85,9 @@ class Forgetting:
         return found
 
     def until_projected(self, position: int, timeout: float = PROJECTED_WAIT) -> bool:
-        """Whether every projection reached `position`: this process runs them until idle
-        (and publishes the audience exits) unless another runner holds them, in which case
-        it waits up to `timeout` for that one."""
-        stop, elsewhere, done = threading.Event(), threading.Event(), threading.Event()
-
-        def watch() -> None:
-            deadline = time.monotonic() + timeout
-            with self._connect() as conn:
-                conn.autocommit = True
-                while not done.wait(0.2):
-                    if elsewhere.is_set() and (
-                        reads.position(conn) >= position or time.monotonic() > deadline
-                    ):
-                        stop.set()
-
-        watcher = threading.Thread(target=watch, name="ledger-forget-watch", daemon=True)
-        watcher.start()
-        try:
-            self._run_projections(stop, elsewhere.set)
-        finally:
-            done.set()
-            watcher.join()
-        with self._connect() as conn:
-            return reads.position(conn) >= position
+        """Whether every projection reached `position` (`services.project.until_position`:
+        run here unless another runner holds them, then waited for up to `timeout`)."""
+        return self._until_projected(position, timeout)
 
 
 def forget_customer(
@@ -157,7 +132,7 @@ def forget_customer(
 
 
 def _earlier(app: LedgerApplication, customer: Customer) -> Forgotten:
-    customer_id = customer.stream.removeprefix("customer-")
+    customer_id = customer.customer_id
     event_id = forget_event_id(customer_id)
     with app.datastore.transaction(commit=False) as curs:
         position = interaction_index.position_of(curs, event_id)
@@ -167,7 +142,7 @@ def _earlier(app: LedgerApplication, customer: Customer) -> Forgotten:
 
 def _identifying(app: LedgerApplication, customer: Customer) -> list[str]:
     """The person's names and e-mails, opened while the key still exists."""
-    customer_id = customer.stream.removeprefix("customer-")
+    customer_id = customer.customer_id
     events = app.select_events([customer.id])
     with app.datastore.transaction(commit=False) as curs:
         key = read_keys(curs, [customer_id]).get(customer_id)

@@ -1,5 +1,5 @@
-"""The dead-letter outbox, `ledger_dead_letters`: its one owner (DDL, writes and reads),
-except the relay's claim and publish marks (`consumers.relay`).
+"""The dead-letter outbox, `ledger_dead_letters`: its one owner (DDL, writes and reads,
+the relay's claim and publish marks included: `consumers.relay` is the outbox's relay).
 
 One row per rejected Kafka record (primary key: source log id, topic, partition, offset: a
 restarted embedded broker, or a topic deleted and created again, reuses offsets; see
@@ -226,3 +226,48 @@ def _at(row: Any, index: int, name: str) -> Any:
 
 def _bytes(value: Any) -> bytes:
     return b"" if value is None else bytes(value)
+
+
+_CLAIM = """
+WITH claimed AS (
+    UPDATE ledger_dead_letters SET attempts = attempts + 1
+    WHERE (source_log, source_topic, source_partition, source_offset) IN (
+        SELECT source_log, source_topic, source_partition, source_offset
+        FROM ledger_dead_letters WHERE NOT published AND source_topic = %s
+        ORDER BY recorded_at, source_partition, source_offset LIMIT %s)
+    RETURNING *
+)
+SELECT source_log, source_topic, source_partition, source_offset, error_type, error, key,
+       value, headers, attempts
+FROM claimed ORDER BY recorded_at, source_partition, source_offset
+"""
+# Ordered outside the UPDATE (RETURNING keeps no order), so a key's dead letters reach the
+# topic in the order they were rejected.
+
+_MARK = """
+UPDATE ledger_dead_letters SET published = true
+WHERE source_topic = %s AND (source_log, source_partition, source_offset) IN (
+    SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[]))
+"""
+
+
+def claim(conn: Connection[Any], source_topic: str, limit: int) -> list[Any]:
+    """The next `limit` unpublished dead letters of `source_topic`, oldest first, each
+    counted as attempted once more: (source_log, source_topic, source_partition,
+    source_offset, error_type, error, key, value, headers, attempts)."""
+    return conn.execute(_CLAIM, (source_topic, limit)).fetchall()
+
+
+def mark_published(
+    conn: Connection[Any], source_topic: str, sources: list[tuple[str, int, int]]
+) -> None:
+    """Mark these dead letters of `source_topic` (log id, partition, offset) published."""
+    conn.execute(
+        _MARK,
+        (
+            source_topic,
+            [log for log, _, _ in sources],
+            [partition for _, partition, _ in sources],
+            [offset for _, _, offset in sources],
+        ),
+    )

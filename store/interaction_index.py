@@ -46,14 +46,13 @@ ON e.originator_id = i.originator_id AND e.originator_version = i.originator_ver
 WHERE i.event_id = %s
 """
 
-MISSING_FROM_STORE = """
+_MISSING_FROM_STORE = """
 SELECT i.originator_id, i.originator_version, i.event_id, i.stream
 FROM ledger_interactions i
 WHERE NOT EXISTS (SELECT FROM ledger_events e WHERE e.originator_id = i.originator_id
                   AND e.originator_version = i.originator_version)
 ORDER BY i.originator_id, i.originator_version
 """
-"""Interactions the index says were recorded, whose record is not in the store."""
 
 
 def insert(curs: Cursor[Any], rows: Sequence[IndexRow]) -> None:
@@ -125,3 +124,9 @@ def event_ids_at(conn: Connection[Any], originator_id: UUID, versions: list[int]
 def _tuples(rows: list[Any], *names: str) -> list[tuple[Any, ...]]:
     """Rows as tuples, whether the cursor made dicts (the library's) or tuples."""
     return [tuple(r[n] for n in names) if isinstance(r, dict) else tuple(r) for r in rows]
+
+
+def missing_from_store(conn: Connection[Any]) -> list[tuple[Any, int, str, str]]:
+    """(originator_id, version, event_id, stream) of the interactions the index says were
+    recorded whose record is not in the store (`ledger verify`'s chain scan)."""
+    return conn.execute(_MISSING_FROM_STORE).fetchall()

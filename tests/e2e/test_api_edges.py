@@ -16,7 +16,7 @@ from support import free_port, ingest, keyed, publish, purchase, serve
 
 from ledger.metrics import Metrics
 from ledger.settings import Settings
-from projections import reads
+from projections import positions
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_health_says_kafka_is_unreachable_within_seconds(small: Settings) -> Non
         with pool.connection() as conn:
             health = metrics.health(conn, ends)
         assert health["status"] == "kafka unreachable" and health["ingest_lag"] is None
-        assert health["position"] == reads.position(conn) > 0
+        assert health["position"] == positions.position(conn) > 0
         assert time.monotonic() - started < 15
         assert "ledger_kafka_up 0.0" in metrics.render()[0].decode()
     finally:

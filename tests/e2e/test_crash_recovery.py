@@ -24,6 +24,7 @@ from support import (
 )
 
 from domain import partner
+from domain.schema import PARTNER_TYPES
 from ledger import bootstrap
 from ledger.settings import Settings
 from producers.publisher import Publisher
@@ -111,7 +112,7 @@ def test_partners_and_audiences_are_exact_for_the_simulated_traffic(
     members as the definitions evaluate the final profiles at the pinned clock."""
     streams: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for obj, fault in simulate_labelled(PLAN):
-        if fault is None and obj["type"] in partner.PARTNER_KINDS:
+        if fault is None and obj["type"] in PARTNER_TYPES:
             streams.setdefault(obj["partner_id"], []).append((obj["type"], obj))
     expected = {}
     for partner_id, interactions in streams.items():

@@ -36,7 +36,8 @@ from support import (
 
 from ledger import embedded
 from ledger.settings import Settings
-from projections import reads
+from projections import positions
+from store import event_store
 from store.locks import Lock
 
 
@@ -226,7 +227,7 @@ def test_project_until_idle_finishes_through_a_postgresql_restart(
     publish(small, purchases(50))
     ingest(small)
     with psycopg.connect(small.database_url or "") as conn:
-        head, at_start = reads.head(conn), reads.position(conn)
+        head, at_start = event_store.head(conn), positions.position(conn)
     # Hold the projections' lock, so the runner is waiting on PostgreSQL when it stops.
     holder = psycopg.connect(small.database_url or "", autocommit=True)
     holder.execute("SELECT pg_advisory_lock(%s)", (int(Lock.PROJECTIONS),))
@@ -252,7 +253,7 @@ def test_project_until_idle_finishes_through_a_postgresql_restart(
     assert projector.returncode == 0, told
     assert "Traceback" not in told, told
     with psycopg.connect(small.database_url or "") as conn:
-        assert reads.position(conn) == head
+        assert positions.position(conn) == head
     assert out.startswith(f"projected {head - at_start} event(s); projections at position {head};")
 
 

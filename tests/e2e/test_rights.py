@@ -31,7 +31,7 @@ from support import (
 )
 
 from domain.interactions import INTERACTION_TYPES
-from domain.partner import PARTNER_KINDS
+from domain.schema import PARTNER_TYPES
 from ledger import bootstrap
 from ledger.settings import Settings
 from producers.simulator import SimulationPlan
@@ -146,7 +146,7 @@ def test_export_holds_every_kind_of_interaction_and_the_consent_history(
 ) -> None:
     document = ledger_json(ledger, "export", WHO)
 
-    customer_kinds = set(INTERACTION_TYPES) - PARTNER_KINDS
+    customer_kinds = set(INTERACTION_TYPES) - PARTNER_TYPES
     assert {e["type"] for e in document["history"]} == customer_kinds | {"card_claimed"}
     assert len(document["history"]) == 11  # 10 interactions and the card's claim
     enrolled = next(e for e in document["history"] if e["type"] == "customer_enrolled")

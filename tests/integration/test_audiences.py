@@ -27,6 +27,7 @@ from support import (
 
 from ledger import bootstrap
 from ledger.settings import Settings
+from services import project as projecting
 
 
 def history(settings: Settings, customer: str) -> dict[str, list[tuple[int, str]]]:
@@ -130,7 +131,8 @@ def test_a_relay_killed_after_sending_sends_again_and_loses_nothing(settings: Se
     )
     ingest(settings)
     # The projection alone (no relay): the changes wait in the outbox.
-    bootstrap.projection_runner(settings).run(threading.Event(), until_idle=True)
+    pages = projecting.runner(bootstrap.ports(settings))
+    projecting.follow(pages, threading.Event(), until_idle=True)
     with psycopg.connect(settings.database_url or "") as conn:
         pending = conn.execute("SELECT count(*) FROM audience_outbox").fetchone()
         assert pending is not None and pending[0] >= len(customers)

@@ -15,7 +15,6 @@ from domain.aggregates import (
     stream_class,
 )
 from domain.interactions import INTERACTION_TYPES
-from domain.partner import PARTNER_KINDS
 from domain.schema import PARTNER_TYPES, InteractionType
 
 
@@ -44,4 +43,4 @@ def test_interaction_types_are_the_contracts_strings() -> None:
     assert set(INTERACTION_TYPES) == {t.value for t in InteractionType}
     assert InteractionType.CONTRACT_CHANGED == "contract_changed"
     assert orjson.dumps({"type": InteractionType.PURCHASE}) == b'{"type":"purchase"}'
-    assert "dispute_opened" in PARTNER_TYPES and PARTNER_KINDS is PARTNER_TYPES
+    assert "dispute_opened" in PARTNER_TYPES

@@ -1,7 +1,8 @@
-"""`ledger export ID`: everything the ledger holds about a person, in one document (GDPR
-articles 15 and 20): the profile, every recorded event with its personal fields opened,
-where the person stands in each audience and why, the history of their consent, and the
-messages about them the ledger rejected (dead letters keep the bytes as sent).
+"""Use case: `ledger export ID` and `GET /customers/{id}/export`: everything the ledger
+holds about a person, in one document (GDPR articles 15 and 20): the profile, every
+recorded event with its personal fields opened, where the person stands in each audience
+and why, the history of their consent, and the messages about them the ledger rejected
+(dead letters keep the bytes as sent).
 
 A forgotten customer is refused: the ledger can no longer open their personal data, and
 what it still holds about them (counts and sums under a bare id) is in their profile.
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg import Connection
+from psycopg import Connection, IsolationLevel
 
 from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN, customer_stream
 from domain.forgetting import identifying, names_person
 from domain.profile import instant, utc_text
-from projections import history, reads
-from store import dead_letters
+from projections import audiences, history, positions, profiles
+from services.ports import Ports
+from store import dead_letters as dead_letter_rows
 
 _CONSENT_KINDS = ("customer_enrolled", "consent_changed")
 
@@ -54,26 +56,20 @@ def export(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
     )
     return {
         "customer_id": customer_id,
-        "position": reads.position(conn),
-        "profile": reads.profile(conn, customer_id),
+        "position": positions.position(conn),
+        "profile": profiles.profile(conn, customer_id),
         "history": events,
-        "audiences": _standing(conn, customer_id),
+        "audiences": audiences.standing(conn, customer_id),
         "consent": consent,
         "dead_letters": _dead_letters(conn, customer_id, events),
     }
 
 
-def _standing(conn: Connection[Any], customer_id: str) -> list[dict[str, Any]]:
-    """Each audience the customer is in, or was in once, with the reason of the last change."""
-    rows = conn.execute(
-        "SELECT audience, member, since, reason FROM audience_members "
-        "WHERE customer_id = %s AND since IS NOT NULL ORDER BY audience",
-        (customer_id,),
-    ).fetchall()
-    return [
-        {"audience": audience, "member": member, "since": utc_text(since), "reason": reason}
-        for audience, member, since, reason in rows
-    ]
+def read_export(ports: Ports, customer_id: str) -> dict[str, Any] | None:
+    """The export document, read on a connection of its own in one snapshot."""
+    with ports.connect() as conn:
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ  # one snapshot for every part
+        return export(conn, customer_id)
 
 
 def _dead_letters(
@@ -83,7 +79,7 @@ def _dead_letters(
     e-mail (the same test `ledger forget` empties them by)."""
     ids = {customer_id} | {e["payload"]["card_id"] for e in events if e["type"] == CARD_CLAIMED}
     personal = identifying(e["payload"] for e in events if e["type"] == "customer_enrolled")
-    rows = dead_letters.with_values(conn)
+    rows = dead_letter_rows.with_values(conn)
     return [
         {
             "source_topic": topic,

@@ -1,0 +1,89 @@
+"""Who holds each card, and the card-only interactions waiting for a holder: the tables
+`profile_card_owners` and `profile_parked`, written in the profile projection's page
+transaction (`projections.profiles`).
+
+A card's holder is learnt from its stream's `card_claimed` event; an interaction that names
+only a card nobody holds yet is parked here and credited, in the same transaction, when the
+card is claimed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Cursor
+
+from projections.audiences import jsonb
+
+Parked = tuple[str, int, str, dict[str, Any]]
+"""(card id, position, kind, payload) of a parked interaction."""
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS profile_card_owners (
+    card_id text PRIMARY KEY,
+    customer_id text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS profile_parked (
+    card_id text NOT NULL,
+    position bigint NOT NULL,
+    kind text NOT NULL,
+    payload jsonb NOT NULL,
+    PRIMARY KEY (card_id, position)
+);
+"""
+
+COMPARED: tuple[tuple[str, str], ...] = (
+    ("card holder", 'SELECT card_id COLLATE "C", customer_id FROM {}.profile_card_owners'),
+    (
+        "parked card interaction",
+        "SELECT (card_id || ' ' || lpad(position::text, 20, '0')) COLLATE \"C\", kind, "
+        "payload::text FROM {}.profile_parked",
+    ),
+)
+"""What `ledger verify` compares of these tables (`projections.compare`)."""
+
+
+def holders(curs: Cursor[Any], cards: set[str]) -> dict[str, str]:
+    """The holder of each of these cards that has one (`curs`: a dict-row cursor)."""
+    if not cards:
+        return {}
+    curs.execute(
+        "SELECT card_id, customer_id FROM profile_card_owners WHERE card_id = ANY(%s)",
+        (list(cards),),
+    )
+    return {row["card_id"]: row["customer_id"] for row in curs.fetchall()}
+
+
+def take_parked(curs: Cursor[Any], cards: list[str]) -> dict[str, list[tuple[str, Any]]]:
+    """Remove and return the (kind, payload) parked for each of these cards."""
+    if not cards:
+        return {}
+    curs.execute(
+        "DELETE FROM profile_parked WHERE card_id = ANY(%s) RETURNING card_id, kind, payload",
+        (cards,),
+    )
+    parked: dict[str, list[tuple[str, Any]]] = {}
+    for row in curs.fetchall():
+        parked.setdefault(row["card_id"], []).append((row["kind"], row["payload"]))
+    return parked
+
+
+def write(curs: Cursor[Any], claims: dict[str, str], parked: list[Parked]) -> None:
+    """Record new holders (a card's first claim stands) and park interactions."""
+    if claims:
+        curs.execute(
+            "INSERT INTO profile_card_owners (card_id, customer_id) "
+            "SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+            (list(claims), list(claims.values())),
+        )
+    if parked:
+        curs.execute(
+            "INSERT INTO profile_parked (card_id, position, kind, payload) "
+            "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::jsonb[])",
+            (
+                [p[0] for p in parked],
+                [p[1] for p in parked],
+                [p[2] for p in parked],
+                [jsonb(p[3]) for p in parked],
+            ),
+        )

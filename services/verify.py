@@ -1,0 +1,89 @@
+"""Use case: `ledger verify`. Every hash chain, then (if given) a digest the ledger must
+extend, then every projection against a rebuild into a scratch schema of its own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import Connection, IsolationLevel
+
+from domain.chain_check import Finding
+from projections import chain_scan, positions, tables
+from projections.compare import Difference, differences
+from services.digest import check_digest
+from services.ports import Ports
+from services.replay import Progress, pinned_clock, replay
+from store import event_store
+
+VERIFY_SCHEMA = "ledger_verify_{pid}"  # one per run: two verifies never share a rebuild
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+    digest: str | None = None  # what the digest check found wrong, if anything
+    rebuild: str | None = None  # why the rebuild could not finish, if it could not
+    position: int = 0
+    records: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not (self.findings or self.differences or self.digest or self.rebuild)
+
+
+def verify(
+    ports: Ports,
+    expected: dict[str, Any] | None = None,
+    *,
+    chains: Progress = lambda done, total: None,
+    rebuild: Progress = lambda done, total: None,
+) -> Report:
+    """Every chain, then (if given) the `expected` digest, then every projection against
+    a rebuild."""
+    report = Report()
+    with ports.connect() as conn:
+        total = event_store.count(conn)
+        conn.commit()
+
+        def read(count: int) -> None:
+            report.records = count
+            chains(count, max(total, count))
+
+        report.findings = list(chain_scan.check_chains(conn, read))
+    if expected is not None:
+        with snapshot(ports) as snap:
+            report.digest = check_digest(snap, expected)
+    scratch_schema = VERIFY_SCHEMA.format(pid=os.getpid())
+    try:
+        with snapshot(ports) as live:
+            report.position = positions.position(live)
+            clock = pinned_clock(ports, live)
+            try:
+                replay(ports, scratch_schema, stop=report.position, clock=clock, progress=rebuild)
+            except Exception as error:  # a tampered record the folds cannot take: report it
+                report.rebuild = f"the rebuild stopped: {type(error).__name__}: {error}"
+            else:
+                with ports.connect() as scratch:
+                    report.differences = list(differences(live, "public", scratch, scratch_schema))
+    finally:
+        with ports.connect() as conn:
+            tables.drop_schema(conn, scratch_schema)
+            conn.commit()
+    return report
+
+
+@contextmanager
+def snapshot(ports: Ports) -> Iterator[Connection[Any]]:
+    """A REPEATABLE READ transaction on a connection of its own: one consistent view."""
+    conn = ports.connect()
+    conn.isolation_level = IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    try:
+        yield conn
+    finally:
+        conn.close()

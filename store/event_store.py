@@ -1,0 +1,90 @@
+"""Our reads of the event store's table, `ledger_events` (the library's: its recorder
+creates and writes it): the ingest loader's streams, a customer's or partner's history,
+the chain scan and the digest. Their rows are decoded by `store.event_rows`.
+
+Rows are read straight from the table here: the loader reads hundreds of streams in one
+query where the library's `repository.get()` reads one per query, and the audit must see a
+tampered row as it is stored, where the library's mapper would raise on it or hide it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection, Cursor
+
+from store.event_rows import COLUMNS, EventRow
+
+BATCH = 5_000
+
+HEAD_SQL = "(SELECT coalesce(max(notification_id), 0) FROM ledger_events)"
+"""The ledger's last notification id, as an SQL expression."""
+
+
+def head(conn: Connection[Any]) -> int:
+    """The ledger's last notification id (0: empty)."""
+    row = conn.execute(f"SELECT {HEAD_SQL}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def count(conn: Connection[Any]) -> int:
+    """How many records the store holds."""
+    row = conn.execute("SELECT count(*) FROM ledger_events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def of_streams(conn: Connection[Any], ids: list[UUID]) -> list[tuple[UUID, int, bytes, int]]:
+    """(originator_id, version, state, notification id) of these streams' records, in the
+    order the ledger recorded them."""
+    rows = conn.execute(
+        "SELECT originator_id, originator_version, state, notification_id FROM ledger_events "
+        "WHERE originator_id = ANY(%s) ORDER BY notification_id",
+        (ids,),
+    ).fetchall()
+    return [(o, v, bytes(state), n) for o, v, state, n in rows]
+
+
+def in_stream_order(conn: Connection[Any]) -> Iterator[EventRow]:
+    """Every record, stream by stream in version order, through a server-side cursor in a
+    transaction of its own."""
+    with conn.transaction(), conn.cursor(name="audit_chains") as curs:
+        curs.execute(
+            f"SELECT {COLUMNS} FROM ledger_events ORDER BY originator_id, originator_version"
+        )
+        while rows := curs.fetchmany(BATCH):
+            yield from (EventRow(*row) for row in rows)
+
+
+def of_streams_in_order(curs: Cursor[Any], ids: list[UUID]) -> list[EventRow]:
+    """Every record of these streams, stream by stream in version order, in one query
+    (`curs` may return dict rows: the library's datastore's cursors do)."""
+    curs.execute(
+        f"SELECT {COLUMNS} FROM ledger_events WHERE originator_id = ANY(%s) "
+        "ORDER BY originator_id, originator_version",
+        (ids,),
+    )
+    return [EventRow(*row) if isinstance(row, tuple) else EventRow(**row) for row in curs]
+
+
+def stream_heads(
+    conn: Connection[Any], position: int | None
+) -> tuple[int, Iterator[tuple[UUID, int, bytes | None]]]:
+    """The position (default: the head) and (originator_id, version, state) of the last
+    record of every stream as of it; iterate inside `conn.transaction()` for one snapshot."""
+    if position is None:
+        position = head(conn)
+
+    def rows() -> Iterator[tuple[UUID, int, bytes | None]]:
+        with conn.cursor(name="audit_heads") as curs:
+            curs.execute(
+                "SELECT DISTINCT ON (originator_id) originator_id, originator_version, state "
+                "FROM ledger_events WHERE notification_id <= %s "
+                "ORDER BY originator_id, originator_version DESC",
+                (position,),
+            )
+            while batch := curs.fetchmany(BATCH):
+                yield from batch
+
+    return position, rows()
