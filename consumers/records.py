@@ -23,7 +23,7 @@ class InboundRecord:
     restarted broker or a topic created again reuses offsets) and its bytes, header names
     included."""
 
-    log: str  # the inbound topic's log id: `{cluster id}/{topic id}` (see `consumers.offsets`)
+    log: str  # the inbound topic's log id: `{cluster id}/{topic id}` (see `consumers.log_ids`)
     topic: str
     partition: int
     offset: int

@@ -30,12 +30,10 @@ from psycopg.sql import SQL, Identifier
 from domain.aggregates import card_stream, customer_stream
 from domain.forgetting import ERASED_DIGEST, ERASED_ERROR, names_person
 from store import dead_letters, ingest_batches, interaction_index, offsets
-from store.dead_letters import DeadLetterRow, Header, headers_of
+from store.dead_letters import DeadLetterRow
 from store.interaction_index import IndexRow
 from store.keys import destroy_key
 from store.offsets import OffsetMove
-
-__all__ = ["Header", "headers_of"]  # read here by consumers.relay
 
 WRITE = "ledger_write"
 """The keyword under which `save()` hands the recorder its typed write."""

@@ -22,7 +22,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from consumers.application import CACHE_MAXSIZE, LedgerApplication
 from consumers.kafka_headers import read_undecodable_header_names
 from consumers.loader import BatchLoader
-from consumers.offsets import log_id
+from consumers.log_ids import log_id
 from consumers.relay import DeadLetterRelay
 from domain.audiences import Audience, AudienceFileError, load_audiences
 from ledger import embedded
@@ -189,7 +189,7 @@ def producer(settings: Settings) -> KafkaProducer:
 
 
 def inbound_log(settings: Settings) -> str:
-    """The inbound topic's log id (`consumers.offsets`): its cluster's id and its own,
+    """The inbound topic's log id (`consumers.log_ids`): its cluster's id and its own,
     stored with each offset and dead letter, so a new (empty) broker or a topic created
     again is noticed."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="ledger")

@@ -37,7 +37,7 @@ from eventsourcing.persistence import IntegrityError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from consumers.offsets import check_within, resume_at
+from consumers.log_ids import check_within, resume_at
 from consumers.records import inbound_record
 from consumers.relay import DeadLetterRelay
 from ledger.stall import Progress, StallWatch
@@ -83,7 +83,7 @@ class IngestWorker:
         self._conn = psycopg.connect(database_url)
         self._topic = topic
         self._group = consumer.config.get("group_id")
-        self._log_id = log_id  # `consumers.offsets`: cluster and topic incarnation
+        self._log_id = log_id  # `consumers.log_ids`: cluster and topic incarnation
         self._max_records = max_records
         self._expected: dict[int, int | None] = {}
         self._assignments: queue.SimpleQueue[list[TopicPartition]] = queue.SimpleQueue()

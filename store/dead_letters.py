@@ -3,7 +3,7 @@ the relay's claim and publish marks included: `consumers.relay` is the outbox's 
 
 One row per rejected Kafka record (primary key: source log id, topic, partition, offset: a
 restarted embedded broker, or a topic deleted and created again, reuses offsets; see
-`consumers.offsets`), written in its batch's transaction and published to the DLQ topic by
+`consumers.log_ids`), written in its batch's transaction and published to the DLQ topic by
 the relay. Any bytes a Kafka record can carry are kept: key and value as `bytea`, headers as
 `[{"name": hex, "value": hex or null}]` (header names may hold NUL or be no UTF-8). Here in
 `store/` because the read side (fates, export, metrics) reads it too.

@@ -1,7 +1,7 @@
 """The inbound partitions' stored offsets, `ledger_offsets`: its one owner.
 
 The next offset to read per inbound partition, and the log id it refers to (column
-`cluster_id`, named when it held only the cluster's id; see `consumers.offsets`). Moved
+`cluster_id`, named when it held only the cluster's id; see `consumers.log_ids`). Moved
 by compare-and-set in each batch's transaction, so PostgreSQL, never Kafka, decides where
 a worker resumes.
 """

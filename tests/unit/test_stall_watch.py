@@ -54,7 +54,7 @@ def test_an_assignment_ends_the_window() -> None:
 
 
 def test_an_offset_counts_only_in_its_own_log() -> None:
-    from consumers.offsets import StoredOffset, log_id, resume_at, same_log
+    from consumers.log_ids import StoredOffset, log_id, resume_at, same_log
 
     assert log_id("cl", "t-1") == "cl/t-1" and log_id("cl", None) == "cl"
     assert same_log("cl/t-1", "cl/t-1")
