@@ -104,7 +104,7 @@ def add_routes(app: FastAPI, settings: Settings, read: Read, wait: Wait) -> None
             )
         try:
             found: Forgotten | None = await run_in_threadpool(
-                bootstrap.forgetting(settings).forget, customer_id, reason
+                bootstrap.ledger(settings).forget, customer_id, reason
             )
         except ValueError as refused:  # beyond the pattern: the reason names the person
             problem = {"loc": ("query", "reason"), "msg": str(refused), "type": "value_error"}

@@ -32,7 +32,6 @@ from ledger.settings import Settings
 from projections import positions, tables
 from projections.audience_relay import AudienceRelay
 from services import project
-from services.forget import Forgetting
 from services.ingest import Ingest
 from services.ledger import Ledger
 from services.ports import Ports
@@ -241,15 +240,6 @@ def ingest_worker(settings: Settings, *, seal: bool = True) -> IngestWorker:
         settings.database_url,
         settings.inbound_topic,
         inbound_log(settings),
-    )
-
-
-def forgetting(settings: Settings) -> Forgetting:
-    """The forget use case, wired to this ledger's store and projections."""
-    return Forgetting(
-        lambda: ledger_application(settings),
-        lambda: connect(settings),
-        lambda position, timeout: project.until_position(ports(settings), position, timeout),
     )
 
 

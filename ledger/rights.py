@@ -4,7 +4,7 @@ the same for the CLI and the API (`ledger.api_rights`).
 Forgetting is the use case `services.forget`: recorded and the key destroyed in one
 transaction; the projections forget the person when they reach that event. So that
 `forget` returns with nothing personal left to read, the CLI then brings the projections
-there (`Forgetting.until_projected`): it runs them itself when no `ledger project` is
+there (`services.project.until_position`): it runs them itself when no `ledger project` is
 running, and otherwise waits for the one that is.
 """
 
@@ -24,6 +24,8 @@ from ledger.settings import Settings
 from projections import models
 from services.export import CustomerErased
 
+PROJECTED_WAIT = 60.0  # seconds `ledger forget` waits for a running projector
+
 
 def reason_text(text: str) -> str:
     """`--reason`: one line of 1 to 500 visible characters, kept for ever in the clear."""
@@ -34,9 +36,9 @@ def reason_text(text: str) -> str:
 
 
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
-    forgetting = bootstrap.forgetting(bootstrap.with_servers(settings))
+    ledger = bootstrap.ledger(bootstrap.with_servers(settings))
     try:
-        found = forgetting.forget(args.customer_id, args.reason)
+        found = ledger.forget(args.customer_id, args.reason)
     except ValueError as refused:
         print(f"ledger forget: {refused}", file=sys.stderr)
         return 1
@@ -50,7 +52,7 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
             f"recorded at position {found.position} (cards closed: {', '.join(found.cards)})"
         )
     try:
-        projected = forgetting.until_projected(found.position)
+        projected = ledger.until_projected(found.position, PROJECTED_WAIT)
     except Exception as error:  # the forgetting stands; say what did not happen yet
         print(
             f"ledger forget: recorded at position {found.position} and the key destroyed, but "

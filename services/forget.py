@@ -4,8 +4,8 @@
 One transaction records `customer_forgotten` on the customer's stream and its cards,
 destroys the customer's key, erases the content digests and empties the dead letters that
 name them (`consumers.store.ForgetWrite`). Then the person is scrubbed from the copies of
-the projections that replays left, and `until_projected` brings the projections to that
-event, so that nothing personal is left to read.
+the projections that replays left; the caller then brings the projections to that event
+(`services.project.until_position`), so that nothing personal is left to read.
 
 Ingest workers may be appending to the same streams: the store's (stream, version) key
 decides. If a worker got there first, the forgetting is decided again on the streams as
@@ -16,13 +16,10 @@ and the rules dead-letter what it held as `rule` (`CustomerForgotten`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from eventsourcing.persistence import IntegrityError
-from psycopg import Connection
 
 from consumers.application import LedgerApplication
 from consumers.loader import BatchLoader
@@ -33,15 +30,12 @@ from domain.forgetting import check_reason, forget, forget_event_id, identifying
 from domain.profile import utc_text
 from domain.shredding import unseal
 from projections.profiles import scrub_copies
+from services.ports import Ports
 from store import interaction_index
 from store.interaction_index import IndexRow
 from store.keys import read_keys
 
 ATTEMPTS = 20
-PROJECTED_WAIT = 60.0  # seconds `until_projected` waits for a running projector
-
-UntilProjected = Callable[[int, float], bool]
-"""Whether every projection reached a position, waiting up to a timeout."""
 
 
 @dataclass(frozen=True)
@@ -53,44 +47,26 @@ class Forgotten:
     first: bool  # False: it had been forgotten before
 
 
-class Forgetting:
-    """The forget use case over its ports: the event store, the read side's connection
-    and the projections' runner."""
-
-    def __init__(
-        self,
-        ledger: Callable[[], LedgerApplication],
-        connect: Callable[[], Connection[Any]],
-        until_projected: UntilProjected,
-    ) -> None:
-        self._ledger = ledger
-        self._connect = connect
-        self._until_projected = until_projected
-
-    def forget(
-        self, customer_id: str, reason: str, now: datetime | None = None
-    ) -> Forgotten | None:
-        """Record the forgetting (None: the ledger holds no customer by that id), then scrub
-        the person from the projections' copies. Repeating it answers what the first
-        forgetting did. Raises ValueError for a reason that is not one printable line, or
-        that names the person."""
-        app = self._ledger()
-        try:
-            found = forget_customer(app, customer_id, reason, now)
-        finally:
-            app.close()
-        if found is not None:
-            with self._connect() as conn:
-                scrub_copies(conn, customer_id)
-        return found
-
-    def until_projected(self, position: int, timeout: float = PROJECTED_WAIT) -> bool:
-        """Whether every projection reached `position` (`services.project.until_position`:
-        run here unless another runner holds them, then waited for up to `timeout`)."""
-        return self._until_projected(position, timeout)
-
-
 def forget_customer(
+    ports: Ports, customer_id: str, reason: str, now: datetime | None = None
+) -> Forgotten | None:
+    """Record the forgetting (None: the ledger holds no customer by that id), then scrub
+    the person from the projections' copies that replays left. Repeating it answers what
+    the first forgetting did. Raises ValueError for a reason that is not one printable line,
+    or that names the person. The caller then brings the projections to `position`
+    (`services.project.until_position`), so that nothing personal is left to read."""
+    app = ports.application()
+    try:
+        found = _record(app, customer_id, reason, now)
+    finally:
+        app.close()
+    if found is not None:
+        with ports.connect() as conn:
+            scrub_copies(conn, customer_id)
+    return found
+
+
+def _record(
     app: LedgerApplication, customer_id: str, reason: str, now: datetime | None = None
 ) -> Forgotten | None:
     """Record the forgetting in one transaction, deciding again if a writer got there

@@ -1,5 +1,6 @@
-"""The read side's use cases behind one object, over one set of ports: what the CLI
-commands and the HTTP routes call (`ledger.bootstrap.ledger` builds it)."""
+"""The use cases behind one object, over one set of ports: what the CLI commands and the
+HTTP routes call (`ledger.bootstrap.ledger` builds it). Ingest is the one use case not
+here: only the ingest worker runs it (`ledger.bootstrap.ingest`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 from psycopg import Connection
 
 from services import digest, export, project, replay, verify
+from services.forget import Forgotten, forget_customer
 from services.ports import Ports
 from services.replay import Progress
 
@@ -64,6 +66,11 @@ class Ledger:
 
     def digest(self) -> dict[str, Any]:
         return digest.digest(self.ports)
+
+    def forget(self, customer_id: str, reason: str) -> Forgotten | None:
+        """`services.forget`: None when the ledger holds no such customer; ValueError for a
+        reason it refuses."""
+        return forget_customer(self.ports, customer_id, reason)
 
     def export(self, customer_id: str) -> dict[str, Any] | None:
         return export.read_export(self.ports, customer_id)

@@ -1,4 +1,4 @@
-"""What the read side's use cases need of the outside world, as one typed object built by
+"""What the use cases need of the outside world, as one typed object built by
 the composition root (`ledger.bootstrap.ports`): connections, the event store's
 application, tracking recorders, the audience relay, the audience definitions and the
 clock. The use cases are functions over it; none reads settings or the environment."""
@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresTrackingRecorder
 from psycopg import Connection
 
+from consumers.application import LedgerApplication
 from domain.audiences import Audience
 from projections.upkeep import Relay
 
@@ -26,9 +26,9 @@ class Connect(Protocol):
 @dataclass(frozen=True)
 class Ports:
     connect: Connect
-    application: Callable[[], Application[Any]]
+    application: Callable[[], LedgerApplication]
     """The event store's application (its recorder, mapper and connection pool)."""
-    live_tracking: Callable[[Application[Any]], PostgresTrackingRecorder]
+    live_tracking: Callable[[LedgerApplication], PostgresTrackingRecorder]
     """The live projections' tracking recorder, on the application's own pool."""
     scratch_tracking: Callable[[str], PostgresTrackingRecorder]
     """A tracking recorder whose datastore is in this (replay) schema."""
