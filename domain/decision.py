@@ -99,7 +99,9 @@ class Decision:
 
 
 def decide(items: Sequence[Parsed], loaded: Loaded) -> Decision:
-    """Decide each item in order against `loaded` (whose streams and digests it extends).
+    """Decide each item in order against `loaded`, whose streams and digests it extends in
+    place (they are the ingest worker's caches: the next batch starts from them). No I/O;
+    new events take the library's timestamps.
 
     Raises `Poisoned` when recording an item fails unforeseen."""
     seen = loaded.digests

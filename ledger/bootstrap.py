@@ -30,7 +30,7 @@ from ledger.errors import first_line
 from ledger.ingest_worker import IngestWorker
 from ledger.settings import Settings
 from projections import positions, tables
-from projections.audience_relay import AudienceRelay
+from projections.audience_outbox import AudienceRelay
 from services import project
 from services.ingest import Ingest
 from services.ledger import Ledger
@@ -90,6 +90,9 @@ def postgres_env(database_url: str) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": "4",
         "POSTGRES_LOCK_TIMEOUT": "10",
         "POSTGRES_CONNECT_TIMEOUT": "10",
+        # The library's database-function insert skips the recorder's `_insert_events`
+        # hook, where each batch's offsets, index rows and dead letters are written.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
     }
 
 

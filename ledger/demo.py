@@ -15,9 +15,8 @@ from ledger import bootstrap, embedded
 from ledger.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import SPAN, SimulationPlan, simulate
-from projections import profiles
 from services import reads
-from store import dead_letters, event_store, interaction_index
+from services.ledger import Ledger
 
 MALFORMED = [
     (b"C-broken", b"{this is not json"),
@@ -63,31 +62,27 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         f"dead-lettered {sum(stats.rejected.values())} in {time.monotonic() - started:.1f} s"
     )
     console.print("[bold]3.[/] Building customer profiles, partner statuses and audiences")
-    done = bootstrap.run_projections(settings, stop, until_idle=True)
+    ledger = bootstrap.ledger(settings)
+    done = ledger.project(stop, until_idle=True)
     console.print(
         f"   projected {done.processed} events; projections at position {done.position}; "
         f"{done.published} audience changes published to [cyan]{settings.audiences_topic}[/]"
     )
-    _summary(console, settings)
+    _summary(console, settings, ledger)
     return 0
 
 
-def _summary(console: Console, settings: Settings) -> None:
-    with bootstrap.connect(settings) as conn:
-        recorded = interaction_index.count(conn)
-        events = event_store.count(conn)
-        stored = profiles.count(conn)
-        dead = dead_letters.summary(conn, settings.inbound_topic)
-        top = profiles.top_spenders(conn, 5)
+def _summary(console: Console, settings: Settings, ledger: Ledger) -> None:
+    at_a_glance = ledger.read(lambda conn: reads.summary(conn, settings.inbound_topic))
     console.print()
     console.print(
-        f"[bold]Ledger:[/] {recorded} interactions recorded as "
-        f"{events} events; {stored} customer profiles"
+        f"[bold]Ledger:[/] {at_a_glance.recorded} interactions recorded as "
+        f"{at_a_glance.events} events; {at_a_glance.profiles} customer profiles"
     )
     table = Table(title=f"Dead letters on {settings.dead_letter_topic} (all runs)")
     for column in ("error_type", "count", "example reason"):
         table.add_column(column)
-    for error_type, count, example in dead:
+    for error_type, count, example in at_a_glance.dead_letters:
         table.add_row(error_type, str(count), example)
     console.print(table)
     people = Table(title="Top customers by EUR spend")
@@ -101,7 +96,7 @@ def _summary(console: Console, settings: Settings) -> None:
         "nps",
     ):
         people.add_column(column)
-    for p in top:
+    for p in at_a_glance.top_spenders:
         people.add_row(
             p["customer_id"],
             p["name"] or "",
@@ -112,26 +107,25 @@ def _summary(console: Console, settings: Settings) -> None:
             "" if p["nps"] is None else str(p["nps"]),
         )
     console.print(people)
-    _projections(console, settings)
-    ledger = sys.argv[0] if sys.argv and sys.argv[0].endswith("ledger") else "ledger"
+    _projections(console, settings, ledger)
+    command = sys.argv[0] if sys.argv and sys.argv[0].endswith("ledger") else "ledger"
     console.print(
-        f"Try: [cyan]{ledger} profile C-00001 --json[/], [cyan]{ledger} partner P-001[/], "
-        f"[cyan]{ledger} audience new_members[/]"
+        f"Try: [cyan]{command} profile C-00001 --json[/], [cyan]{command} partner P-001[/], "
+        f"[cyan]{command} audience new_members[/]"
     )
     servers = embedded.running(settings.home)
     if servers is not None and servers.database_url == settings.database_url:
         console.print(
             f"The embedded servers keep running under {settings.home}; "
-            f"stop them with [cyan]{ledger} down[/]."
+            f"stop them with [cyan]{command} down[/]."
         )
 
 
-def _projections(console: Console, settings: Settings) -> None:
+def _projections(console: Console, settings: Settings, ledger: Ledger) -> None:
     """Audience sizes and partner statuses, as the marketing and account teams see them."""
     audiences = bootstrap.audiences(settings)
-    with bootstrap.connect(settings) as conn:
-        sizes = reads.audience_sizes(conn, audiences)
-        statuses = reads.partner_statuses(conn)
+    sizes = ledger.read(lambda conn: reads.audience_sizes(conn, audiences))
+    statuses = ledger.read(reads.partner_statuses)
     table = Table(title=f"Campaign audiences (changes on {settings.audiences_topic})")
     for column in ("audience", "members", "description"):
         table.add_column(column)

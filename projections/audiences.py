@@ -1,13 +1,13 @@
 """Audience membership in PostgreSQL, kept true as profiles change and as time passes.
 
-This module owns `audience_members`, `audience_clock` and `audience_outbox` (the relay,
-`projections.audience_relay`, reads and deletes what is published). `audience_members`
+This module owns `audience_members` and `audience_clock`; the changes it makes go to
+`audience_outbox` (`projections.audience_outbox`, which owns it and relays it). `audience_members`
 holds, per audience and customer, the stored answer, its `seq` and the next time the
 clock alone may change it. Profile changes are evaluated in the profile
 projection's page transaction (`on_profiles`); the clock pass (`clock_pass`) asks SQL for
 the rows that are due, through a partial index, so a pass costs what is due, not what is
 stored. Every entry and exit goes to `audience_outbox` in the same transaction as the
-membership change; `projections.audience_relay` publishes it.
+membership change; the relay of `projections.audience_outbox` publishes it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb, set_json_loads
 from domain.audiences import Audience
 from domain.membership import ERASED, Change, Membership, erase, step, tick
 from domain.profile import utc_text
+from projections import audience_outbox
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS audience_members (
@@ -42,15 +43,6 @@ CREATE TABLE IF NOT EXISTS audience_members (
 CREATE INDEX IF NOT EXISTS audience_members_due
     ON audience_members (next_flip) WHERE next_flip IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audience_members_customer ON audience_members (customer_id);
-CREATE TABLE IF NOT EXISTS audience_outbox (
-    id bigserial PRIMARY KEY,
-    audience text NOT NULL,
-    customer_id text NOT NULL,
-    change text NOT NULL,
-    at timestamptz NOT NULL,
-    reason text NOT NULL,
-    seq bigint NOT NULL
-);
 CREATE TABLE IF NOT EXISTS audience_clock (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     evaluated_at timestamptz NOT NULL
@@ -67,12 +59,6 @@ ON CONFLICT (audience, customer_id) DO UPDATE SET
     member = EXCLUDED.member, since = EXCLUDED.since, reason = EXCLUDED.reason,
     seq = EXCLUDED.seq, tests = EXCLUDED.tests, next_flip = EXCLUDED.next_flip,
     inputs = EXCLUDED.inputs
-"""
-
-_OUTBOX = """
-INSERT INTO audience_outbox (audience, customer_id, change, at, reason, seq)
-SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::text[],
-                     %b::bigint[])
 """
 
 _DUE = f"""
@@ -215,17 +201,7 @@ def write(curs: Cursor[Any], rows: Iterable[Membership], changes: list[Change]) 
         columns = list(zip(*[_values(row) for row in rows], strict=True))
         curs.execute(_UPSERT, [list(column) for column in columns])
     if changes:
-        curs.execute(
-            _OUTBOX,
-            (
-                [c.audience for c in changes],
-                [c.customer_id for c in changes],
-                [c.change for c in changes],
-                [c.at for c in changes],
-                [c.reason for c in changes],
-                [c.seq for c in changes],
-            ),
-        )
+        audience_outbox.append(curs, changes)
 
 
 def _values(row: Membership) -> tuple[Any, ...]:
@@ -290,9 +266,7 @@ def erase_in_copy(curs: Cursor[Any], customer_id: str, now: datetime) -> None:
     which is never published and keeps every change."""
     curs.execute(f"SELECT {COLUMNS} FROM audience_members WHERE customer_id = %s", (customer_id,))
     write(curs, [erase(Membership(**r), now)[0] for r in curs.fetchall()], [])
-    curs.execute(
-        "UPDATE audience_outbox SET reason = %s WHERE customer_id = %s", (ERASED, customer_id)
-    )
+    audience_outbox.erase_reasons(curs, customer_id, ERASED)
 
 
 def sizes(conn: Connection[Any]) -> dict[str, int]:

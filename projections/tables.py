@@ -8,13 +8,22 @@ from typing import Any
 from psycopg import Connection
 from psycopg.sql import SQL, Identifier
 
-from projections import audience_definitions, audiences, card_holders, partners, positions, profiles
+from projections import (
+    audience_definitions,
+    audience_outbox,
+    audiences,
+    card_holders,
+    partners,
+    positions,
+    profiles,
+)
 
 SCHEMAS = (
     profiles.SCHEMA_SQL,
     card_holders.SCHEMA_SQL,
     partners.SCHEMA_SQL,
     audiences.SCHEMA_SQL,
+    audience_outbox.SCHEMA_SQL,
     audience_definitions.SCHEMA_SQL,
 )
 """The projections' DDL (unqualified: created in the first schema on the search path)."""

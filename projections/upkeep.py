@@ -18,7 +18,7 @@ from projections.audiences import AudienceBook
 
 
 class Relay(Protocol):
-    """Publishes what the outbox holds (`projections.audience_relay`)."""
+    """Publishes what the outbox holds (`projections.audience_outbox`)."""
 
     def publish_pending(self) -> int: ...
 

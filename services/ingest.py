@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from consumers.application import LedgerApplication
 from consumers.loader import BatchLoader
@@ -21,7 +22,7 @@ from consumers.records import InboundRecord, about_the_forgotten, dead_letter, p
 from consumers.store import IngestWrite
 from domain import decision
 from domain.aggregates import LedgerStream
-from domain.decision import Parsed, Poisoned
+from domain.decision import Loaded, Parsed, Poisoned
 from store.dead_letters import DeadLetterRow
 from store.offsets import OffsetMove
 
@@ -91,7 +92,8 @@ class Ingest:
         self._loader.reset()
 
     def _decide_once(self, batch: Batch, offsets: list[OffsetMove]) -> Decided:
-        made = decision.decide([item for _, item in batch], self._loader.load(batch))
+        loaded = self._loader.load(batch)
+        made = decision.decide([item for _, item in batch], loaded)
         result = BatchResult(recorded=len(made.recorded), duplicates=made.duplicates)
         rows: list[DeadLetterRow] = []
         for r in made.rejections:
@@ -102,8 +104,17 @@ class Ingest:
             result.rejected[r.error_type] += 1
         write = IngestWrite(
             index=made.recorded,
-            dead_letters=about_the_forgotten(rows, self._loader.streams),
+            dead_letters=about_the_forgotten(rows, partial(_known_first, loaded, self._loader)),
             offsets=offsets,
             records=len(batch),
         )
         return Decided(made.streams, write, result)
+
+
+def _known_first(
+    loaded: Loaded, loader: BatchLoader, names: set[str]
+) -> dict[str, LedgerStream | None]:
+    """The named streams as the decision left them (`loaded`, which it extended), and the
+    others from the loader: a rejected message may name streams the batch did not load."""
+    known = {name: loaded.streams[name] for name in names & loaded.streams.keys()}
+    return known | loader.streams(names - known.keys())

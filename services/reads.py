@@ -17,7 +17,7 @@ from psycopg import Connection
 from domain.audiences import Audience
 from domain.membership import fingerprint
 from projections import audience_definitions, audiences, history, partners, profiles
-from store import dead_letters, ingest_batches, interaction_index, offsets
+from store import dead_letters, event_store, ingest_batches, interaction_index, offsets
 
 
 def profile(
@@ -106,3 +106,26 @@ def ingest_counts(conn: Connection[Any], topic: str) -> tuple[dict[str, int], di
 def batch_sizes(conn: Connection[Any]) -> list[tuple[int, int, int]]:
     """The ingest batch-size histogram: (upper bound, batches, records) per bucket."""
     return ingest_batches.batch_sizes(conn)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The ledger at a glance (`ledger demo`'s closing tables)."""
+
+    recorded: int  # interactions recorded
+    events: int  # events in the store (an enrollment records two)
+    profiles: int
+    dead_letters: list[tuple[str, int, str]]  # (error type, count, an example reason)
+    top_spenders: list[dict[str, Any]]  # the five customers of the highest EUR spend
+
+
+def summary(conn: Connection[Any], topic: str) -> Summary:
+    """The ledger at a glance: counts, the dead letters of `topic` by error type, the top
+    spenders."""
+    return Summary(
+        interaction_index.count(conn),
+        event_store.count(conn),
+        profiles.count(conn),
+        dead_letters.summary(conn, topic),
+        profiles.top_spenders(conn, 5),
+    )

@@ -1,7 +1,7 @@
 """The one outbox relay: rows written in a transaction, published to Kafka after its commit.
 
 Both outboxes of the ledger (dead letters, `consumers.relay`; audience changes,
-`projections.audience_relay`) are published the same way, and only their tables differ:
+`projections.audience_outbox`) are published the same way, and only their tables differ:
 
 1. take the outbox's session advisory lock (`store.locks`), or return at once: another
    relay is publishing and takes our rows too; one publisher keeps each key in order;

@@ -73,6 +73,21 @@ def test_an_event_id_recorded_before_with_other_content_is_a_conflict() -> None:
     assert made.recorded == []
 
 
+def test_an_event_id_sent_twice_in_one_batch_with_other_content_is_a_conflict() -> None:
+    first = purchase(customer_id="C-1", total="12.50")
+    second = purchase(customer_id="C-1", total="1.00") | {"event_id": first["event_id"]}
+    items = parsed(first, second)
+    made = decide(items, loaded(items))
+    ix = items[0]
+    assert isinstance(ix, Interaction)
+    assert made.recorded == [
+        Recorded(ix.event_id, ix.digest, "purchase", "customer-C-1", made.streams[0].id, 1)
+    ]
+    reason = f"event_id {ix.event_id} was already recorded with other content"
+    assert made.rejections == [Rejection(1, ix.event_id, "conflict", reason)]
+    assert made.duplicates == 0
+
+
 def test_a_message_about_a_forgotten_customer_sent_again_is_a_duplicate() -> None:
     (ix,) = items = parsed(purchase(customer_id="C-1"))
     assert isinstance(ix, Interaction)
@@ -123,6 +138,24 @@ def resolved(customer: str, complaint_id: str) -> dict[str, Any]:
     )
 
 
+def opened(partner: str, dispute_id: str) -> dict[str, Any]:
+    return interaction(
+        "dispute_opened", partner_id=partner, dispute_id=dispute_id, reason="late delivery"
+    )
+
+
+def settled(partner: str, dispute_id: str) -> dict[str, Any]:
+    return interaction(
+        "dispute_resolved", partner_id=partner, dispute_id=dispute_id, resolution="credit note"
+    )
+
+
+def contract(partner: str, contract_id: str, change: str) -> dict[str, Any]:
+    return interaction(
+        "contract_changed", partner_id=partner, contract_id=contract_id, change=change
+    )
+
+
 RULES = {
     "complaint filed twice": (
         lambda: [filed("C-1", "cmp-1"), filed("C-1", "cmp-1")],
@@ -139,6 +172,30 @@ RULES = {
     "a card held by another": (
         lambda: [enrollment("C-1", "K-1"), enrollment("C-2", "K-1")],
         errors.CardHeldByAnother,
+    ),
+    "a dispute opened twice": (
+        lambda: [opened("P-1", "d-1"), opened("P-1", "d-1")],
+        errors.DisputeAlreadyOpened,
+    ),
+    "an unknown dispute resolved": (
+        lambda: [opened("P-1", "d-1"), settled("P-1", "d-404")],
+        errors.UnknownDispute,
+    ),
+    "a dispute resolved twice": (
+        lambda: [opened("P-1", "d-1"), settled("P-1", "d-1"), settled("P-1", "d-1")],
+        errors.DisputeAlreadyResolved,
+    ),
+    "a contract signed before it was proposed": (
+        lambda: [contract("P-1", "k-0", "proposed"), contract("P-1", "k-1", "signed")],
+        errors.ContractOutOfOrder,
+    ),
+    "a contract changed after it was terminated": (
+        lambda: [
+            contract("P-1", "k-1", "proposed"),
+            contract("P-1", "k-1", "terminated"),
+            contract("P-1", "k-1", "renewed"),
+        ],
+        errors.ContractOutOfOrder,
     ),
 }
 
@@ -172,6 +229,22 @@ def test_nothing_about_a_forgotten_customer_is_recorded_nor_kept() -> None:
     (rejection,) = made.rejections
     assert (rejection.index, rejection.error_type, rejection.forgotten) == (0, "rule", True)
     assert [r.stream for r in made.recorded] == ["customer-C-2"]
+
+
+@pytest.mark.parametrize(
+    "holder", [{}, {"customer_id": "C-9"}], ids=["card only", "card and another customer"]
+)
+def test_an_interaction_on_a_forgotten_customers_card_is_refused_and_not_kept(
+    holder: dict[str, str],
+) -> None:
+    items = parsed(purchase(card_id="K-1", **holder), purchase(customer_id="C-2"))
+    made = decide(items, loaded(items, streams=forgotten_customer()))
+    ix = items[0]
+    assert isinstance(ix, Interaction)
+    reason = "card 'K-1' belongs to a forgotten customer"
+    assert made.rejections == [Rejection(0, ix.event_id, "rule", reason, forgotten=True)]
+    assert [r.stream for r in made.recorded] == ["customer-C-2"]
+    assert [s.stream for s in made.streams] == ["customer-C-2"]
 
 
 def test_a_customer_whose_key_is_gone_is_forgotten() -> None:
