@@ -67,6 +67,11 @@ class _Chained:
     prev_hash: str
     hash: str
 
+    @property
+    def type(self) -> str:
+        """The interaction's type: the name the code reads it by (`kind` is its stored name)."""
+        return self.kind
+
     def apply(self, aggregate: Any) -> None:
         aggregate.absorb(self.kind, self.payload, self.hash)
 

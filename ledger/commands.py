@@ -27,9 +27,9 @@ from services import reads
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
-def personal_text(kind: str, payload: dict[str, Any]) -> str:
+def personal_text(type_name: str, payload: dict[str, Any]) -> str:
     """The personal fields of a recorded event, opened or `[erased]`, for the history table."""
-    fields = sorted(PERSONAL_FIELDS.get(kind, ()))
+    fields = sorted(PERSONAL_FIELDS.get(type_name, ()))
     return " ".join(f"{f}={payload[f]}" for f in fields if payload.get(f) is not None)
 
 

@@ -124,8 +124,8 @@ class Metrics(Collector):
         by_type = CounterMetricFamily(
             "ledger_interactions_recorded", "Interactions recorded, by type", labels=["type"]
         )
-        for kind, count in sorted(recorded.items()):
-            by_type.add_metric([kind], count)
+        for type_name, count in sorted(recorded.items()):
+            by_type.add_metric([type_name], count)
         yield by_type
         dead_letters = CounterMetricFamily(
             "ledger_interactions_dead_lettered",

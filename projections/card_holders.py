@@ -16,7 +16,7 @@ from psycopg import Cursor
 from projections.audiences import jsonb
 
 Parked = tuple[str, int, str, dict[str, Any]]
-"""(card id, position, kind, payload) of a parked interaction."""
+"""(card id, position, type, payload) of a parked interaction (column `kind`)."""
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS profile_card_owners (
@@ -55,7 +55,7 @@ def holders(curs: Cursor[Any], cards: set[str]) -> dict[str, str]:
 
 
 def take_parked(curs: Cursor[Any], cards: list[str]) -> dict[str, list[tuple[str, Any]]]:
-    """Remove and return the (kind, payload) parked for each of these cards."""
+    """Remove and return the (type, payload) parked for each of these cards."""
     if not cards:
         return {}
     curs.execute(

@@ -42,7 +42,7 @@ class PartnerProjection:
     name = PARTNERS
 
     def process_page(self, curs: Cursor[Any], events: list[tuple[int, Any]]) -> None:
-        items = [(position, e) for position, e in events if e.kind in PARTNER_TYPES]
+        items = [(position, e) for position, e in events if e.type in PARTNER_TYPES]
         if not items:
             return
         set_json_loads(orjson.loads, curs)
@@ -55,7 +55,7 @@ class PartnerProjection:
             state = states.get(partner_id)
             if state is None:
                 state = states[partner_id] = fold.new_state(partner_id)
-            fold.apply(state, event.kind, event.payload)
+            fold.apply(state, event.type, event.payload)
             changed[partner_id] = position
         ids = list(changed)
         curs.execute(

@@ -25,7 +25,7 @@ from projections.positions import POSITION_SQL, PROFILES, PROJECTIONS, REACHED_S
 from store.keys import read_keys
 
 Item = tuple[int, int, str, dict[str, Any]]
-"""(stream version, position, kind, payload) of one event of a page."""
+"""(stream version, position, type, payload) of one event of a page."""
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -57,9 +57,9 @@ class ProfileProjection:
     def process_page(self, curs: Cursor[Any], events: list[tuple[int, Any]]) -> None:
         set_json_loads(orjson.loads, curs)  # states are read and written by the page
         items = [
-            (e.originator_version, position, e.kind, e.payload)
+            (e.originator_version, position, e.type, e.payload)
             for position, e in events
-            if e.kind not in PARTNER_TYPES
+            if e.type not in PARTNER_TYPES
         ]
         if not items:
             return
@@ -77,33 +77,33 @@ class ProfileProjection:
         triggers: dict[str, str] = {}  # customer -> the last event that changed the profile
         new_parked: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}  # parked this page
 
-        def credit(customer_id: str, kind: str, payload: dict[str, Any], event: Any) -> None:
+        def credit(customer_id: str, type: str, payload: dict[str, Any], event: Any) -> None:
             state = states.get(customer_id)
             if state is None:
                 state = states[customer_id] = fold.new_state(customer_id)
-            fold.apply(state, kind, payload)
+            fold.apply(state, type, payload)
             changed[customer_id] = event[0]
             # A card claim is the card's side of an enrollment, and shares its event_id.
-            kind = "customer_enrolled" if event[1] == CARD_CLAIMED else event[1]
-            triggers[customer_id] = f"event {kind} {event[2]['event_id']}"
+            type = "customer_enrolled" if event[1] == CARD_CLAIMED else event[1]
+            triggers[customer_id] = f"event {type} {event[2]['event_id']}"
 
-        for _, position, kind, payload in items:
-            event = (position, kind, payload)
-            if kind == CARD_CLAIMED:
+        for _, position, type, payload in items:
+            event = (position, type, payload)
+            if type == CARD_CLAIMED:
                 card_id, owner = payload["card_id"], payload["customer_id"]
                 owners[card_id] = owner
-                for parked_kind, parked_payload in parked.pop(card_id, []):
-                    credit(owner, parked_kind, parked_payload, event)
-                for _, parked_kind, parked_payload in new_parked.pop(card_id, []):
-                    credit(owner, parked_kind, parked_payload, event)
+                for parked_type, parked_payload in parked.pop(card_id, []):
+                    credit(owner, parked_type, parked_payload, event)
+                for _, parked_type, parked_payload in new_parked.pop(card_id, []):
+                    credit(owner, parked_type, parked_payload, event)
             elif _card_only(payload):
                 owner = owners.get(payload["card_id"])
                 if owner is None:
-                    new_parked.setdefault(payload["card_id"], []).append((position, kind, payload))
+                    new_parked.setdefault(payload["card_id"], []).append((position, type, payload))
                 else:
-                    credit(owner, kind, payload, event)
+                    credit(owner, type, payload, event)
             else:
-                credit(payload["customer_id"], kind, payload, event)
+                credit(payload["customer_id"], type, payload, event)
         still_parked = [(card, *row) for card, rows in new_parked.items() for row in rows]
         profiles = {c: fold.render(states[c]) for c in changed}
         self._write(curs, states, profiles, changed, claims, still_parked)
@@ -154,15 +154,15 @@ class ProfileProjection:
 def _opened(curs: Cursor[Any], items: list[Item]) -> list[Item]:
     """The page's payloads with their personal fields opened with each customer's key
     (left null once the key is destroyed: the profile forgets them)."""
-    owners = {p["customer_id"] for _, _, kind, p in items if sealed_fields(kind, p)}
+    owners = {p["customer_id"] for _, _, type, p in items if sealed_fields(type, p)}
     if not owners:
         return items
     keys = read_keys(curs, owners)
     return [
-        (v, n, kind, unseal(kind, p, p["customer_id"], keys.get(p["customer_id"])))
+        (v, n, type, unseal(type, p, p["customer_id"], keys.get(p["customer_id"])))
         if p.get("customer_id") in owners
-        else (v, n, kind, p)
-        for v, n, kind, p in items
+        else (v, n, type, p)
+        for v, n, type, p in items
     ]
 
 

@@ -124,7 +124,7 @@ def _identifying(app: LedgerApplication, customer: Customer) -> list[str]:
         key = read_keys(curs, [customer_id]).get(customer_id)
     return sorted(
         identifying(
-            unseal(event.kind, event.payload, customer_id, key)
+            unseal(event.type, event.payload, customer_id, key)
             for stream_events in events.values()
             for event in stream_events
         )
