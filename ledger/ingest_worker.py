@@ -40,6 +40,7 @@ from kafka.structs import OffsetAndMetadata
 from consumers.log_ids import check_within, resume_at
 from consumers.records import inbound_record
 from consumers.relay import DeadLetterRelay
+from ledger.collector import collecting_less
 from ledger.stall import Progress, StallWatch
 from services.ingest import BatchResult, Ingest
 from store.dead_letters import refuse_dead_letter_collision
@@ -95,6 +96,10 @@ class IngestWorker:
         self.stats = IngestStats()
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> IngestStats:
+        with collecting_less():
+            return self._run(stop, until_idle)
+
+    def _run(self, stop: threading.Event, until_idle: bool) -> IngestStats:
         self._consumer.subscribe([self._topic], listener=_Rebalance(self))
         self._relay.publish_pending()  # what a crashed worker left behind
         try:
