@@ -24,6 +24,7 @@ from eventsourcing.postgres import PostgresFactory
 from consumers.store import WRITE, ForgetWrite, IngestRecorder, IngestWrite
 from domain.aggregates import LedgerStream
 from store import event_store
+from store.card_holdings import ClaimsLost
 from store.event_rows import domain_event
 from store.transcoding import OrjsonTranscoder
 
@@ -53,16 +54,25 @@ class LedgerApplication(Application[UUID]):
         return recorder
 
     def record(
-        self, streams: Sequence[LedgerStream], write: IngestWrite | ForgetWrite
+        self,
+        streams: Sequence[LedgerStream],
+        write: IngestWrite | ForgetWrite,
+        events: Sequence[Any] = (),
     ) -> list[Recording[UUID]]:
-        """Commit the streams' new events and `write` in one transaction.
+        """Commit the streams' new events and `write` in one transaction. `events`: the
+        streams' new events when the caller collected them already (ingest keeps them, to
+        commit them again after a lost card claim); the streams are then only cached.
 
         Raises `store.offsets.OffsetConflict` when a partition was taken over by another
-        worker, and the library's `IntegrityError` when another writer extended a stream
-        first. On any failure the cache is dropped, so a retry starts from the stored truth.
+        worker, the library's `IntegrityError` when another writer extended a stream
+        first (the cache is dropped: a retry starts from the stored truth), and
+        `store.card_holdings.ClaimsLost` when another worker held a card first (the cache
+        is kept: the caller evicts the streams involved).
         """
         try:
-            return self.save(*streams, **{WRITE: write})
+            return self.save(*streams, *events, **{WRITE: write})
+        except ClaimsLost:
+            raise
         except BaseException:
             self.reset_cache()
             raise

@@ -6,7 +6,9 @@ place before anything is decided (`domain.decision.Loaded`).
   dead letter about a forgotten customer can be emptied): from the library's aggregate
   cache, else every miss in one `originator_id = ANY(...)` query;
 - the keys of the customers whose personal fields the batch carries: from memory, else in
-  one round trip to the key store.
+  one round trip to the key store;
+- the holders of the cards the batch's enrollments name (`store.card_holdings`), one
+  query, never cached: another worker may claim a card at any moment.
 
 A key in memory may have been destroyed since (`ledger forget`, in another process). It
 cannot reach the store: a sealed payload is only ever recorded on its customer's stream,
@@ -16,6 +18,7 @@ caches are dropped, and the batch is decided again from the stored truth.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 from uuid import UUID
@@ -28,7 +31,7 @@ from domain.aggregates import LedgerStream, stream_id
 from domain.decision import Loaded, Parsed, keys_wanted
 from domain.interactions import Interaction
 from domain.recording import streams_named
-from store import interaction_index
+from store import card_holdings, interaction_index
 from store.keys import KeyStore
 
 
@@ -49,7 +52,16 @@ class BatchLoader:
             digests=self.digests(ix.event_id for ix in valid),
             streams=self.streams(names),
             keys=None if self._keys is None else self._keys_for(keys_wanted(valid)),
+            holders=self.holders(valid),
         )
+
+    def holders(self, valid: Iterable[Interaction]) -> dict[str, str]:
+        """Who holds the cards these interactions enroll, as the store says now."""
+        cards = {ix.card_id for ix in valid if ix.type == "customer_enrolled" and ix.card_id}
+        if not cards:
+            return {}
+        with self._app.datastore.transaction(commit=False) as curs:
+            return card_holdings.held_by(curs, cards)
 
     def digests(self, event_ids: Iterable[str]) -> dict[str, str]:
         with self._app.datastore.transaction(commit=False) as curs:
@@ -90,6 +102,14 @@ class BatchLoader:
             known.update((c, k) for c, k in fetched.items() if k is not None)
             found |= fetched
         return found
+
+    def evict(self, names: Iterable[str]) -> None:
+        """Forget these cached streams (a batch changed them in memory, then lost a card
+        claim): the next load reads them from the store."""
+        cache = self._app.cache
+        for name in names:
+            with contextlib.suppress(KeyError):
+                cache.get(stream_id(name), evict=True)
 
     def reset(self) -> None:
         """Forget every cached stream and key (after a failed write or a partition

@@ -2,10 +2,12 @@
 ledger keeps beside them (no dual write).
 
 Two typed writes ride with the events: `IngestWrite` (a batch: the offsets'
-compare-and-set, the interaction index, the dead letters, the batch-size histogram) and
+compare-and-set, the cards its enrollments hold, the interaction index, the dead letters,
+the batch-size histogram) and
 `ForgetWrite` (`ledger forget`: the index row, the key destroyed, the digests erased, the
 dead letters about the person emptied). Each table's SQL lives with its owner in `store/`
-(`interaction_index`, `dead_letters`, `offsets`, `ingest_batches`, `keys`); this module
+(`interaction_index`, `dead_letters`, `offsets`, `card_holdings`, `ingest_batches`, `keys`);
+this module
 only orders the calls. `LedgerApplication.record` is the one typed way in.
 
 `IngestRecorder` is the library's PostgreSQL application recorder; its `_insert_events(curs,
@@ -28,8 +30,9 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from domain.aggregates import card_stream, customer_stream
+from domain.decision import Claim
 from domain.forgetting import ERASED_DIGEST, ERASED_ERROR, names_person
-from store import dead_letters, ingest_batches, interaction_index, offsets
+from store import card_holdings, dead_letters, ingest_batches, interaction_index, offsets
 from store.dead_letters import DeadLetterRow
 from store.interaction_index import IndexRow
 from store.keys import destroy_key
@@ -46,6 +49,7 @@ class IngestWrite:
     index: list[IndexRow] = field(default_factory=list)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     offsets: list[OffsetMove] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     records: int = 0  # Kafka records the batch consumed (for the batch-size histogram)
 
 
@@ -62,9 +66,12 @@ class ForgetWrite:
 
 
 def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
-    """A batch's offsets (compare-and-set first, so a late writer stops at once), its size
-    in the histogram, its index rows and its dead letters."""
+    """A batch's offsets (compare-and-set first, so a late writer stops at once), its card
+    claims (before the events: a claim lost to another worker raises
+    `card_holdings.ClaimsLost` before anything else is written), its size in the
+    histogram, its index rows and its dead letters."""
     offsets.move(curs, write.offsets)
+    card_holdings.claim(curs, write.claims)
     if write.records:
         ingest_batches.count_batch(curs, write.records)
     interaction_index.insert(curs, write.index)

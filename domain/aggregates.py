@@ -21,7 +21,13 @@ from domain import errors
 from domain.canonical import GENESIS_HASH, chain_hash
 
 CARD_CLAIMED = "card_claimed"
-"""The card stream's record of an enrollment: which customer holds the card from then on."""
+"""How ledgers recorded before the card holders' table held a card: an event on the card's
+stream. Still read (old ledgers decode, and hold their cards by it); no longer written: an
+enrollment is recorded on the customer's stream only, its card held in a table
+(`store.card_holdings`), so that every stream has one writer, its key's partition."""
+HOLDS = frozenset({"customer_enrolled", CARD_CLAIMED})
+"""The recorded events by which a customer holds a card (`payload`: `card_id`,
+`customer_id`): its enrollment, and in older ledgers the card stream's claim too."""
 CUSTOMER_FORGOTTEN = "customer_forgotten"
 """`ledger forget`'s record, on the customer's stream and on each card it holds: nothing
 more is recorded on them (their key is destroyed in the same transaction)."""
@@ -256,10 +262,18 @@ class Card(LedgerStream):
             raise errors.CustomerForgotten(
                 f"card {stream.card_id!r} belongs to a forgotten customer"
             )
-        owner = stream.owner if stream is not None else None
-        if type == CARD_CLAIMED and owner is not None and owner != payload["customer_id"]:
+
+    @classmethod
+    def check_claim(
+        cls, stream: Card | None, holder: str | None, card_id: str, customer_id: str
+    ) -> None:
+        """May `customer_id` enroll this card? Not if its customer was forgotten, nor if
+        another customer holds it (`holder`, else an old ledger's `card_claimed`)."""
+        cls.check(stream, CARD_CLAIMED, {})
+        owner = holder or (stream.owner if stream is not None else None)
+        if owner is not None and owner != customer_id:
             raise errors.CardHeldByAnother(
-                f"card {payload['card_id']!r} is already held by customer {owner!r}"
+                f"card {card_id!r} is already held by customer {owner!r}"
             )
 
 

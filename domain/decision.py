@@ -16,16 +16,16 @@ the stream's chain. The content digest stays the one of the message as sent
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from domain.aggregates import LedgerStream
+from domain.aggregates import LedgerStream, card_stream, customer_stream
 from domain.canonical import canonical_bytes
 from domain.errors import CustomerForgotten, RuleViolation
 from domain.forgetting import ERASED_DIGEST
 from domain.interactions import Interaction, RejectedInteraction
-from domain.recording import record
+from domain.recording import record, streams_named
 from domain.shredding import seal, sealed_fields
 
 Parsed = Interaction | RejectedInteraction
@@ -64,6 +64,7 @@ class Loaded:
     digests: dict[str, str]  # content digests of the batch's event ids already recorded
     streams: dict[str, LedgerStream | None]  # the named streams as they stand (None: no events)
     keys: Mapping[str, bytes | None] | None  # customers' keys (None: no sealing at all)
+    holders: dict[str, str] = field(default_factory=dict)  # card -> customer, of enrolled cards
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,17 @@ class Recorded:
     stream: str
     originator_id: Any
     originator_version: int
+    index: int = field(default=0, compare=False, repr=False)  # the item's place in its batch
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An enrollment's card, held from now on by its customer (`store.card_holdings`)."""
+
+    card_id: str
+    customer_id: str
+    event_id: str
+    index: int = field(default=0, compare=False, repr=False)  # the item's place in its batch
 
 
 @dataclass(frozen=True)
@@ -95,13 +107,14 @@ class Decision:
     streams: list[LedgerStream] = field(default_factory=list)  # the streams that gained events
     recorded: list[Recorded] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)  # cards the batch holds anew
     duplicates: int = 0
 
 
 def decide(items: Sequence[Parsed], loaded: Loaded) -> Decision:
-    """Decide each item in order against `loaded`, whose streams and digests it extends in
-    place (they are the ingest worker's caches: the next batch starts from them). No I/O;
-    new events take the library's timestamps.
+    """Decide each item in order against `loaded`, whose streams, digests and card holders
+    it extends in place (the streams and digests are the ingest worker's caches: the next
+    batch starts from them). No I/O; new events take the library's timestamps.
 
     Raises `Poisoned` when recording an item fails unforeseen."""
     seen = loaded.digests
@@ -123,8 +136,9 @@ def decide(items: Sequence[Parsed], loaded: Loaded) -> Decision:
                 reason = f"event_id {item.event_id} was already recorded with other content"
                 decision.rejections.append(Rejection(index, item.event_id, "conflict", reason))
             continue
+        holder = loaded.holders.get(item.card_id) if item.card_id else None
         try:
-            gained = record(sealed(item, loaded.keys), streams)
+            gained = record(sealed(item, loaded.keys), streams, loaded.holders)
         except CustomerForgotten as forgotten:
             # Nothing about a forgotten person is kept: not even the message's bytes.
             decision.rejections.append(
@@ -141,10 +155,70 @@ def decide(items: Sequence[Parsed], loaded: Loaded) -> Decision:
             touched[stream.id] = stream
         home = gained[0]
         decision.recorded.append(
-            Recorded(item.event_id, item.digest, item.type, home.stream, home.id, home.version)
+            Recorded(
+                item.event_id, item.digest, item.type, home.stream, home.id, home.version, index
+            )
         )
+        if item.type == "customer_enrolled" and holder is None:
+            assert item.card_id is not None and item.customer_id is not None
+            decision.claims.append(Claim(item.card_id, item.customer_id, item.event_id, index))
         seen[item.event_id] = item.digest
     decision.streams = list(touched.values())
+    return decision
+
+
+def involved(
+    items: Sequence[Parsed], claims: Sequence[Claim], lost: Collection[str]
+) -> tuple[list[int], set[str]]:
+    """After the store refused the claims of the `lost` cards (another worker held them
+    first), the items to decide again, in order, and the streams they name: the lost
+    cards' enrollments, then every item naming a stream those name, or sharing an event id
+    with one of them, until none is added. The other items' decisions stand: nothing they
+    were decided on changes."""
+    streams = {card_stream(card) for card in lost} | {
+        customer_stream(c.customer_id) for c in claims if c.card_id in lost
+    }
+    named = {
+        i: streams_named(item) for i, item in enumerate(items) if isinstance(item, Interaction)
+    }
+    chosen: set[int] = set()
+    event_ids: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for i, names in named.items():
+            item = items[i]
+            assert isinstance(item, Interaction)
+            if i not in chosen and (streams.intersection(names) or item.event_id in event_ids):
+                chosen.add(i)
+                streams.update(names)
+                event_ids.add(item.event_id)
+                grew = True
+    return sorted(chosen), streams
+
+
+def merged(before: Decision, again: Decision, redone: Sequence[int], total: int) -> Decision:
+    """`before` with the items at `redone` replaced by `again`, their decision anew (whose
+    item indexes count within `redone`)."""
+    out = set(redone)
+    decision = Decision(
+        recorded=sorted(
+            [r for r in before.recorded if r.index not in out]
+            + [replace(r, index=redone[r.index]) for r in again.recorded],
+            key=lambda r: r.index,
+        ),
+        rejections=sorted(
+            [r for r in before.rejections if r.index not in out]
+            + [replace(r, index=redone[r.index]) for r in again.rejections],
+            key=lambda r: r.index,
+        ),
+        claims=sorted(
+            [c for c in before.claims if c.index not in out]
+            + [replace(c, index=redone[c.index]) for c in again.claims],
+            key=lambda c: c.index,
+        ),
+    )
+    decision.duplicates = total - len(decision.recorded) - len(decision.rejections)
     return decision
 
 

@@ -23,7 +23,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 import orjson
 
-from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, LedgerStream
+from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, LedgerStream, card_stream
 
 REASON_MAX = 500
 ID_FIELDS = ("customer_id", "card_id")
@@ -202,12 +202,17 @@ def forget(
     customer.append(CUSTOMER_FORGOTTEN, event_id, payload)
     touched: list[LedgerStream] = [customer]
     held = []
-    for card_id in customer.cards:
+    for card_id in customer.cards:  # its enrollments: every card it holds
         card = cards.get(card_id)
-        if card is not None and card.owner == customer_id and not card.forgotten:
-            card.append(CUSTOMER_FORGOTTEN, event_id, {**common, "card_id": card_id})
-            touched.append(card)
-            held.append(card_id)
+        closing = {**common, "card_id": card_id}
+        if card is None:  # held, never used alone: its stream begins closed
+            card = Card.open(card_stream(card_id), CUSTOMER_FORGOTTEN, event_id, closing)
+        elif card.owner not in (None, customer_id) or card.forgotten:
+            continue
+        else:
+            card.append(CUSTOMER_FORGOTTEN, event_id, closing)
+        touched.append(card)
+        held.append(card_id)
     return Forgetting(event_id, payload, touched, held)
 
 

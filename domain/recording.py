@@ -7,11 +7,10 @@ with no events yet), record it and return the streams that gained events, or rai
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from domain.aggregates import (
-    CARD_CLAIMED,
     Card,
     Customer,
     LedgerStream,
@@ -31,6 +30,7 @@ def streams_named(ix: Interaction) -> list[str]:
         assert ix.partner_id is not None
         return [partner_stream(ix.partner_id)]
     if ix.type == "customer_enrolled":
+        # Recorded on the customer's stream; the card's is read for its rules.
         assert ix.customer_id is not None and ix.card_id is not None
         return [customer_stream(ix.customer_id), card_stream(ix.card_id)]
     if ix.customer_id is not None and ix.card_id is not None:
@@ -42,32 +42,31 @@ def streams_named(ix: Interaction) -> list[str]:
     return [card_stream(ix.card_id)]
 
 
-def card_claim(ix: Interaction) -> dict[str, Any]:
-    """The card stream's payload for an enrollment: no personal data, only who holds it."""
-    return {
-        "event_id": ix.event_id,
-        "customer_id": ix.customer_id,
-        "card_id": ix.card_id,
-        "occurred_at": ix.payload["occurred_at"],
-    }
+def record(
+    ix: Interaction,
+    streams: Mapping[str, LedgerStream | None],
+    holders: MutableMapping[str, str],
+) -> list[LedgerStream]:
+    """Record `ix` on its stream; return the streams that gained an event (new ones too).
 
-
-def record(ix: Interaction, streams: Mapping[str, LedgerStream | None]) -> list[LedgerStream]:
-    """Record `ix` on its streams; return the streams that gained an event (new ones too)."""
+    An enrollment is recorded on the customer's stream only; its card is held in
+    `holders` (card id -> customer id: the card holders' table as loaded, extended by
+    the batch), which the store writes in the events' transaction. The card's stream is
+    read (a forgotten customer's card, an old ledger's `card_claimed`), never written:
+    it belongs to the card's partition."""
     names = streams_named(ix)
     if ix.type == "customer_enrolled":
         customer_name, card_name = names
+        card_id, customer_id = ix.payload["card_id"], ix.payload["customer_id"]
         card = streams[card_name]
-        claim = card_claim(ix)
-        Card.check(card if isinstance(card, Card) else None, CARD_CLAIMED, claim)
-        touched = [
-            _record_on(
-                Customer, customer_name, streams, ix.type, ix.event_id, ix.payload, ix.canonical
-            )
-        ]
-        if card is None or (isinstance(card, Card) and card.owner is None):
-            touched.append(_record_on(Card, card_name, streams, CARD_CLAIMED, ix.event_id, claim))
-        return touched
+        Card.check_claim(
+            card if isinstance(card, Card) else None, holders.get(card_id), card_id, customer_id
+        )
+        touched = _record_on(
+            Customer, customer_name, streams, ix.type, ix.event_id, ix.payload, ix.canonical
+        )
+        holders.setdefault(card_id, customer_id)
+        return [touched]
     name = names[0]
     for other in names[1:]:
         card = streams[other]

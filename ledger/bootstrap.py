@@ -36,7 +36,7 @@ from services.ingest import Ingest
 from services.ledger import Ledger
 from services.ports import Ports
 from services.project import ProjectionRun
-from store import dead_letters, ingest_batches, interaction_index, locks, offsets
+from store import card_holdings, dead_letters, ingest_batches, interaction_index, locks, offsets
 from store.keys import SCHEMA_SQL as KEYS_SCHEMA
 from store.keys import PostgresKeyStore
 from store.locks import Lock
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 INGEST_SCHEMAS = (
     interaction_index.SCHEMA_SQL,
+    card_holdings.SCHEMA_SQL,
     dead_letters.SCHEMA_SQL,
     offsets.SCHEMA_SQL,
     ingest_batches.SCHEMA_SQL,
@@ -129,8 +130,11 @@ def init_schema(settings: Settings) -> None:
         tracking_recorder(app).create_table()
         app.close()
         with connect(settings) as conn:
+            older = not card_holdings.exists(conn)
             for schema in INGEST_SCHEMAS:
                 conn.execute(schema)  # type: ignore[arg-type]
+            if older:  # a ledger that held its cards on their streams: hold them here
+                card_holdings.backfill(conn)
             tables.create(conn)
 
 

@@ -57,7 +57,8 @@ class IngestStats:
     recorded: int = 0
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
-    retries: int = 0
+    retries: int = 0  # batches rolled back and read again from the stored offsets
+    redecided: int = 0  # records decided again after a card claim lost to another worker
     first_poll_at: float | None = None  # time.perf_counter() of the first poll with records
     last_commit_at: float | None = None  # time.perf_counter() of the last committed batch
 
@@ -185,6 +186,7 @@ class IngestWorker:
         self.stats.batches += 1
         self.stats.recorded += result.recorded
         self.stats.duplicates += result.duplicates
+        self.stats.redecided += result.redecided
         self.stats.rejected.update(result.rejected)
         self.stats.last_commit_at = time.perf_counter()
         self._consumer.commit_async(

@@ -4,8 +4,9 @@ past moment, folded from those events with the live projection's own fold.
 Events are read straight from the event store's table (`store.event_store`) and
 decoded by the one decoder of stored rows (`store.event_rows`): the stored state is the
 event's JSON, so no application (and no aggregate) is needed to show it. A customer's
-history is its own stream and the streams of the cards it enrolled: card claims and
-interactions that named only the card, which count for the card's holder.
+history is its own stream and the streams of the cards it enrolled: interactions that named
+only the card, which count for the card's holder (and, in ledgers recorded before the card
+holders' table, the cards' `card_claimed` events).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from uuid import UUID
 from psycopg import Connection
 
 from domain import profile as fold
-from domain.aggregates import CARD_CLAIMED, card_stream, customer_stream, partner_stream, stream_id
+from domain.aggregates import (
+    CARD_CLAIMED,
+    HOLDS,
+    card_stream,
+    customer_stream,
+    partner_stream,
+    stream_id,
+)
 from domain.profile import utc_text
 from domain.shredding import ERASED, unseal
 from store import event_store
@@ -87,7 +95,7 @@ def profile_as_of(
     held = {
         card_stream(e["payload"]["card_id"])
         for e in known
-        if e["type"] == CARD_CLAIMED and e["payload"]["customer_id"] == customer_id
+        if e["type"] in HOLDS and e["payload"]["customer_id"] == customer_id
     }
     counted = [
         (e["type"], e["payload"])

@@ -1,7 +1,8 @@
 """The customer profile projection: the `profiles` table, its DDL, writes and reads.
 
 Interactions that name only a card count for the customer who holds the card now
-(`projections.card_holders`, written in the same page transaction).
+(`projections.card_holders`, written in the same page transaction): the customer whose
+`customer_enrolled` (or, in older ledgers, the card stream's `card_claimed`) came first.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg.types.json import set_json_loads
 
 from domain import profile as fold
-from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN
+from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN, HOLDS
 from domain.schema import PARTNER_TYPES
 from domain.shredding import sealed_fields, unseal
 from projections import audiences, card_holders
@@ -64,7 +65,7 @@ class ProfileProjection:
         if not items:
             return
         items = _opened(curs, items)
-        claims = {p["card_id"]: p["customer_id"] for _, _, k, p in items if k == CARD_CLAIMED}
+        claims = {p["card_id"]: p["customer_id"] for _, _, k, p in items if k in HOLDS}
         card_only = {p["card_id"] for _, _, k, p in items if k != CARD_CLAIMED and _card_only(p)}
         owners = card_holders.holders(curs, card_only - claims.keys())
         parked = card_holders.take_parked(curs, list(claims))
@@ -89,7 +90,9 @@ class ProfileProjection:
 
         for _, position, type, payload in items:
             event = (position, type, payload)
-            if type == CARD_CLAIMED:
+            if type == "customer_enrolled":
+                credit(payload["customer_id"], type, payload, event)
+            if type in HOLDS:  # the card is held: what waited for it counts now
                 card_id, owner = payload["card_id"], payload["customer_id"]
                 owners[card_id] = owner
                 for parked_type, parked_payload in parked.pop(card_id, []):

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import Connection, IsolationLevel
 
-from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN, customer_stream
+from domain.aggregates import CUSTOMER_FORGOTTEN, HOLDS, customer_stream
 from domain.forgetting import identifying, names_person
 from domain.profile import instant, utc_text
 from projections import audiences, history, positions, profiles
@@ -77,7 +77,7 @@ def _dead_letters(
 ) -> list[dict[str, Any]]:
     """The rejected messages that name the customer or its cards, or hold its name or
     e-mail (the same test `ledger forget` empties them by)."""
-    ids = {customer_id} | {e["payload"]["card_id"] for e in events if e["type"] == CARD_CLAIMED}
+    ids = {customer_id} | {e["payload"]["card_id"] for e in events if e["type"] in HOLDS}
     personal = identifying(e["payload"] for e in events if e["type"] == "customer_enrolled")
     rows = dead_letter_rows.with_values(conn)
     return [

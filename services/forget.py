@@ -84,7 +84,9 @@ def _record(
         personal = _identifying(app, customer)
         reason = check_reason(reason, personal)
         streams = loader.streams({card_stream(c) for c in customer.cards})
-        cards = {c: s for c in customer.cards if isinstance(s := streams[card_stream(c)], Card)}
+        cards = {
+            c: s if isinstance(s := streams[card_stream(c)], Card) else None for c in customer.cards
+        }
         done = forget(customer, cards, reason, at)
         row = IndexRow(
             done.event_id,

@@ -6,7 +6,10 @@ previous batch's commit), then the batch is decided in memory against what one l
 fetched (`decide`: `consumers.loader`, then the pure `domain.decision.decide`), then the
 new events, the index rows, the dead letters and the partitions' offsets are written in one
 transaction (`commit`). On any failure before that commit succeeds the caches are dropped,
-so a retry starts from the stored truth.
+so a retry starts from the stored truth, but one: a card claim lost to another worker
+(two customers enrolling one card in the same moment) decides again only the records it
+involves, evicting only their streams, and commits the rest as decided
+(`domain.decision.involved`).
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 from consumers.application import LedgerApplication
 from consumers.loader import BatchLoader
 from consumers.records import InboundRecord, about_the_forgotten, dead_letter, parse_records
 from consumers.store import IngestWrite
 from domain import decision
-from domain.aggregates import LedgerStream
+from domain.aggregates import LedgerStream, stream_id
 from domain.decision import Loaded, Parsed, Poisoned
+from store.card_holdings import ClaimsLost
 from store.dead_letters import DeadLetterRow
 from store.offsets import OffsetMove
 
@@ -34,6 +39,7 @@ class BatchResult:
     recorded: int = 0
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    redecided: int = 0  # records decided again after lost card claims
 
     @property
     def dead_lettered(self) -> int:
@@ -42,11 +48,16 @@ class BatchResult:
 
 @dataclass
 class Decided:
-    """A decided batch, ready to commit: the streams that gained events and the rows."""
+    """A decided batch, ready to commit: the streams that gained events, their new events
+    (collected, so that they can be committed again), the rows, and how it was decided."""
 
     streams: list[LedgerStream]
+    events: list[Any]
     write: IngestWrite
     result: BatchResult
+    batch: Batch
+    made: decision.Decision
+    loaded: Loaded
 
 
 class Ingest:
@@ -79,13 +90,22 @@ class Ingest:
             raise
 
     def commit(self, decided: Decided) -> BatchResult:
-        """Write a decided batch in one transaction (see `LedgerApplication.record`)."""
+        """Write a decided batch in one transaction (see `LedgerApplication.record`); when
+        card claims were lost, decide again the records they involve and write again."""
+        redecided = 0
         try:
-            self._app.record(decided.streams, decided.write)
+            while True:
+                try:
+                    self._app.record(decided.streams, decided.write, decided.events)
+                except ClaimsLost as lost:
+                    decided = self._again(decided, lost.lost)
+                    redecided += decided.result.redecided
+                    continue
+                decided.result.redecided = redecided
+                return decided.result
         except BaseException:
             self._loader.reset()
             raise
-        return decided.result
 
     def reset(self) -> None:
         """Drop the cached streams and keys (a partition reassignment, a failed commit)."""
@@ -94,6 +114,41 @@ class Ingest:
     def _decide_once(self, batch: Batch, offsets: list[OffsetMove]) -> Decided:
         loaded = self._loader.load(batch)
         made = decision.decide([item for _, item in batch], loaded)
+        events = [event for stream in made.streams for event in stream.collect_events()]
+        return self._decided(batch, offsets, loaded, made, events)
+
+    def _again(self, decided: Decided, lost: dict[str, str]) -> Decided:
+        """`decided` with the records that lost card claims involve decided again against
+        the store (their streams evicted and read again, the cards' holders as now)."""
+        batch = decided.batch
+        items = [item for _, item in batch]
+        redone, names = decision.involved(items, decided.made.claims, lost.keys())
+        self._loader.evict(names)
+        sub = [batch[i] for i in redone]
+        try:
+            loaded = self._loader.load(sub)
+            again = decision.decide([item for _, item in sub], loaded)
+        except Poisoned:  # rare within rare: decide the whole batch again
+            self._loader.reset()
+            return self.decide(batch, decided.write.offsets)
+        ids = {stream_id(name) for name in names}
+        made = decision.merged(decided.made, again, redone, len(items))
+        made.streams = [s for s in decided.streams if s.id not in ids] + again.streams
+        events = [e for e in decided.events if e.originator_id not in ids]
+        events += [event for stream in again.streams for event in stream.collect_events()]
+        both = replace(decided.loaded, streams=decided.loaded.streams | loaded.streams)
+        remade = self._decided(batch, decided.write.offsets, both, made, events)
+        remade.result.redecided = len(redone)
+        return remade
+
+    def _decided(
+        self,
+        batch: Batch,
+        offsets: list[OffsetMove],
+        loaded: Loaded,
+        made: decision.Decision,
+        events: list[Any],
+    ) -> Decided:
         result = BatchResult(recorded=len(made.recorded), duplicates=made.duplicates)
         rows: list[DeadLetterRow] = []
         for r in made.rejections:
@@ -106,9 +161,10 @@ class Ingest:
             index=made.recorded,
             dead_letters=about_the_forgotten(rows, partial(_known_first, loaded, self._loader)),
             offsets=offsets,
+            claims=made.claims,
             records=len(batch),
         )
-        return Decided(made.streams, write, result)
+        return Decided(made.streams, events, write, result, batch, made, loaded)
 
 
 def _known_first(

@@ -154,6 +154,8 @@ def dispute_resolved(partner_id: str, dispute_id: str) -> Interaction:
 
 
 class Ledger(Protocol):
+    holders: dict[str, str]  # the card holders' table
+
     def record(self, ix: Interaction) -> list[LedgerStream]: ...
 
     def stream(self, name: str) -> LedgerStream | None: ...
@@ -164,12 +166,14 @@ class MemoryLedger:
 
     def __init__(self) -> None:
         self.streams: dict[str, LedgerStream] = {}
+        self.holders: dict[str, str] = {}
 
     def stream(self, name: str) -> LedgerStream | None:
         return self.streams.get(name)
 
     def record(self, ix: Interaction) -> list[LedgerStream]:
-        touched = record(ix, {name: self.streams.get(name) for name in streams_named(ix)})
+        named = {name: self.streams.get(name) for name in streams_named(ix)}
+        touched = record(ix, named, self.holders)
         for stream in touched:
             self.streams[stream.stream] = stream
         return touched
@@ -180,6 +184,7 @@ class StoredLedger:
 
     def __init__(self) -> None:
         self.app: Application[Any] = Application()
+        self.holders: dict[str, str] = {}
 
     def stream(self, name: str) -> LedgerStream | None:
         try:
@@ -188,7 +193,7 @@ class StoredLedger:
             return None
 
     def record(self, ix: Interaction) -> list[LedgerStream]:
-        touched = record(ix, {name: self.stream(name) for name in streams_named(ix)})
+        touched = record(ix, {name: self.stream(name) for name in streams_named(ix)}, self.holders)
         self.app.save(*touched)
         return touched
 
@@ -368,8 +373,7 @@ def test_enrolling_with_a_card_another_customer_holds_is_a_rule_violation(ledger
     ledger.record(enrolled("c-1", "card-7"))
     _rejects(ledger, enrolled("c-2", "card-7"), errors.CardHeldByAnother, "card-7", "c-1")
     assert ledger.stream(customer_stream("c-2")) is None
-    card = ledger.stream(card_stream("card-7"))
-    assert isinstance(card, Card) and card.owner == "c-1"
+    assert ledger.holders == {"card-7": "c-1"}
 
 
 def test_a_refused_enrollment_leaves_the_enrolling_customers_stream_untouched(
@@ -381,34 +385,29 @@ def test_a_refused_enrollment_leaves_the_enrolling_customers_stream_untouched(
     assert _version(ledger.stream(customer_stream("c-2"))) == 1
 
 
-def test_an_enrollment_with_a_new_card_claims_it(ledger: Ledger) -> None:
+def test_an_enrollment_with_a_new_card_holds_it_and_writes_only_the_customers_stream(
+    ledger: Ledger,
+) -> None:
     ix = enrolled("c-1", "card-7")
     touched = ledger.record(ix)
-    assert sorted(s.stream for s in touched) == ["card-card-7", "customer-c-1"]
-    card = ledger.stream(card_stream("card-7"))
-    assert isinstance(card, Card)
-    assert card.owner == "c-1"
-    assert card.version == 1
+    assert [s.stream for s in touched] == ["customer-c-1"]
+    assert ledger.holders == {"card-7": "c-1"}
+    assert ledger.stream(card_stream("card-7")) is None  # the card's partition writes it
 
 
-def test_the_card_claim_carries_who_holds_the_card_and_no_personal_data() -> None:
-    ix = enrolled("c-1", "card-7")
-    touched = record(ix, {"customer-c-1": None, "card-card-7": None})
-    card = next(s for s in touched if isinstance(s, Card))
-    (event,) = card.collect_events()
-    assert event.kind == CARD_CLAIMED
-    assert event.event_id == ix.event_id
-    assert event.payload == {
-        "event_id": ix.event_id,
-        "customer_id": "c-1",
-        "card_id": "card-7",
-        "occurred_at": "2024-05-01T12:30:00+02:00",
-    }
+def test_an_older_ledgers_card_claim_still_holds_the_card(ledger: Ledger) -> None:
+    claim = {"event_id": "e-0", "customer_id": "c-1", "card_id": "card-7"}
+    old = Card.open(card_stream("card-7"), CARD_CLAIMED, "e-0", claim)
+    assert old.owner == "c-1"
+    named = {"customer-c-2": None, "card-card-7": old}
+    with pytest.raises(errors.CardHeldByAnother, match="c-1"):
+        record(enrolled("c-2", "card-7"), named, {})
+    assert record(enrolled("c-1", "card-7"), {**named, "customer-c-1": None}, {}) != []
 
 
 def test_the_customer_stream_records_the_enrollment_as_sent() -> None:
     ix = enrolled("c-1", "card-7", loyalty_tier="gold")  # an unknown field is kept
-    touched = record(ix, {"customer-c-1": None, "card-card-7": None})
+    touched = record(ix, {"customer-c-1": None, "card-card-7": None}, {})
     customer = next(s for s in touched if isinstance(s, Customer))
     (event,) = customer.collect_events()
     assert event.kind == "customer_enrolled"
@@ -422,7 +421,7 @@ def test_re_enrolling_the_same_customer_with_the_same_card_claims_it_only_once(
     ledger.record(enrolled("c-1", "card-7"))
     touched = ledger.record(enrolled("c-1", "card-7", email="ada@new.example"))
     assert [s.stream for s in touched] == ["customer-c-1"]
-    assert _version(ledger.stream(card_stream("card-7"))) == 1
+    assert ledger.holders == {"card-7": "c-1"}
     assert _version(ledger.stream(customer_stream("c-1"))) == 2
 
 
@@ -431,22 +430,18 @@ def test_re_enrolling_the_same_customer_with_another_card_claims_the_new_card(
 ) -> None:
     ledger.record(enrolled("c-1", "card-7"))
     touched = ledger.record(enrolled("c-1", "card-8"))
-    assert sorted(s.stream for s in touched) == ["card-card-8", "customer-c-1"]
-    for card_id in ["card-7", "card-8"]:
-        card = ledger.stream(card_stream(card_id))
-        assert isinstance(card, Card) and card.owner == "c-1"
+    assert [s.stream for s in touched] == ["customer-c-1"]
+    assert ledger.holders == {"card-7": "c-1", "card-8": "c-1"}
 
 
-def test_enrolling_a_card_first_seen_in_a_card_only_purchase_claims_it_on_that_stream(
+def test_enrolling_a_card_first_seen_in_a_card_only_purchase_holds_it_without_its_stream(
     ledger: Ledger,
 ) -> None:
     ledger.record(purchase(card_id="card-7"))
     touched = ledger.record(enrolled("c-1", "card-7"))
-    assert sorted(s.stream for s in touched) == ["card-card-7", "customer-c-1"]
-    card = ledger.stream(card_stream("card-7"))
-    assert isinstance(card, Card)
-    assert card.owner == "c-1"
-    assert card.version == 2
+    assert [s.stream for s in touched] == ["customer-c-1"]
+    assert ledger.holders == {"card-7": "c-1"}
+    assert _version(ledger.stream(card_stream("card-7"))) == 1
 
 
 def test_a_card_only_purchase_is_recorded_on_the_card_stream(ledger: Ledger) -> None:
@@ -465,7 +460,7 @@ def test_a_card_only_purchase_of_a_held_card_is_still_recorded_on_the_card_strea
     ledger.record(enrolled("c-1", "card-7"))
     (stream,) = ledger.record(purchase(card_id="card-7"))
     assert isinstance(stream, Card)
-    assert stream.version == 2
+    assert stream.version == 1
     assert _version(ledger.stream(customer_stream("c-1"))) == 1
 
 
@@ -569,7 +564,7 @@ def test_the_card_stream_is_chained_too() -> None:
     ledger.record(enrolled("c-1", "card-7"))
     ledger.record(purchase(card_id="card-7"))
     events = ledger.streams["card-card-7"].collect_events()
-    assert [e.kind for e in events] == ["card_swiped", "purchase", CARD_CLAIMED, "purchase"]
+    assert [e.kind for e in events] == ["card_swiped", "purchase", "purchase"]
     _assert_chained("card-card-7", events)
 
 
@@ -585,9 +580,9 @@ def test_the_chain_continues_across_a_save_and_reload() -> None:
 
 
 def test_the_same_interaction_on_another_stream_gets_another_hash() -> None:
-    one = record(call("c-1"), {"customer-c-1": None})[0].collect_events()[0]
+    one = record(call("c-1"), {"customer-c-1": None}, {})[0].collect_events()[0]
     ix = call("c-2")
-    two = record(ix, {"customer-c-2": None})[0].collect_events()[0]
+    two = record(ix, {"customer-c-2": None}, {})[0].collect_events()[0]
     assert one.hash != two.hash
     assert two.hash == chain_hash("customer-c-2", 1, "call", ix.payload, GENESIS_HASH)
 
@@ -621,10 +616,13 @@ def test_a_partner_rebuilt_from_its_events_knows_its_contracts_and_disputes() ->
     assert rebuilt.disputes == {"d-1": False, "d-2": True}
 
 
-def test_a_card_rebuilt_from_its_events_knows_its_holder() -> None:
+def test_a_card_rebuilt_from_an_older_ledgers_claim_knows_its_holder() -> None:
     ledger = StoredLedger()
     ledger.record(swiped(card_id="card-7"))
-    ledger.record(enrolled("c-1", "card-7"))
+    card = ledger.stream("card-card-7")
+    assert isinstance(card, Card)
+    card.append(CARD_CLAIMED, "e-0", {"customer_id": "c-1", "card_id": "card-7"})
+    ledger.app.save(card)
     rebuilt = ledger.stream("card-card-7")
     assert isinstance(rebuilt, Card)
     assert rebuilt.owner == "c-1"

@@ -14,7 +14,7 @@ import domain.decision as decision
 from domain import errors
 from domain.aggregates import Customer, LedgerStream, customer_stream
 from domain.canonical import GENESIS_HASH, canonical_bytes, chain_hash
-from domain.decision import Loaded, Parsed, Poisoned, Recorded, Rejection, Unforeseen, decide
+from domain.decision import Claim, Loaded, Parsed, Poisoned, Recorded, Rejection, Unforeseen, decide
 from domain.forgetting import ERASED_DIGEST, forget
 from domain.interactions import Interaction, parse_interaction
 from domain.recording import record, streams_named
@@ -42,8 +42,9 @@ def test_a_new_interaction_is_recorded_on_its_streams_and_indexed() -> None:
     (ix,) = items = parsed(enrollment("C-1", "K-1"))
     made = decide(items, loaded(items))
     assert isinstance(ix, Interaction)
-    assert sorted(s.stream for s in made.streams) == ["card-K-1", "customer-C-1"]
-    home = next(s for s in made.streams if s.stream == "customer-C-1")
+    assert [s.stream for s in made.streams] == ["customer-C-1"]
+    assert made.claims == [Claim("K-1", "C-1", ix.event_id)]
+    home = made.streams[0]
     assert made.recorded == [
         Recorded(ix.event_id, ix.digest, "customer_enrolled", "customer-C-1", home.id, 1)
     ]
@@ -105,15 +106,15 @@ def test_a_record_rejected_when_parsed_is_dead_lettered_as_it_was() -> None:
 
 def refusal(items: list[Parsed], named: type[errors.RuleViolation]) -> str:
     """The reason the streams' rules give, with the named error, for the last item."""
-    streams = loaded(items).streams
+    streams, holders = loaded(items).streams, {}
     for ix in items[:-1]:
         assert isinstance(ix, Interaction)
-        for stream in record(ix, streams):
+        for stream in record(ix, streams, holders):
             streams[stream.stream] = stream
     last = items[-1]
     assert isinstance(last, Interaction)
     with pytest.raises(named) as raised:
-        record(last, streams)
+        record(last, streams, holders)
     return raised.value.reason
 
 
@@ -218,8 +219,9 @@ def forgotten_customer() -> dict[str, LedgerStream | None]:
     streams = loaded(items).streams
     decide(items, Loaded({}, streams, None))
     customer, card = streams["customer-C-1"], streams["card-K-1"]
-    assert isinstance(customer, Customer)
-    forget(customer, {"K-1": card}, "asked", "2026-03-02T10:00:00Z")  # type: ignore[dict-item]
+    assert isinstance(customer, Customer) and card is None  # an enrollment holds, never writes
+    done = forget(customer, {"K-1": None}, "asked", "2026-03-02T10:00:00Z")
+    streams.update((s.stream, s) for s in done.streams)
     return streams
 
 
@@ -298,8 +300,8 @@ def test_an_unforeseen_failure_names_its_record_and_the_batch_is_decided_again_w
     buggy = items[1]
     real = decision.record
 
-    def record_with_a_bug(ix: Interaction, streams: Any) -> Any:
-        gained = real(ix, streams)  # the stream has changed in memory when the bug strikes
+    def record_with_a_bug(ix: Interaction, streams: Any, holders: Any) -> Any:
+        gained = real(ix, streams, holders)  # the stream has changed in memory when the bug strikes
         if ix is buggy:
             raise ZeroDivisionError("a bug")
         return gained

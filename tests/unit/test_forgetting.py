@@ -57,10 +57,11 @@ def swiped(card: str, customer: str | None = None) -> Any:
 
 def ledger_of(*interactions: Any) -> dict[str, Any]:
     streams: dict[str, Any] = {}
+    holders: dict[str, str] = {}
     for ix in interactions:
         for name in streams_named(ix):
             streams.setdefault(name, None)
-        for stream in record(ix, streams):
+        for stream in record(ix, streams, holders):
             streams[stream.stream] = stream
     return streams
 
@@ -93,12 +94,13 @@ def test_forget_closes_the_customer_and_every_card_it_holds() -> None:
 )
 def test_nothing_is_recorded_after_a_forget(later: Any, reason: str) -> None:
     streams = ledger_of(enrolled("C-1", "K-1"))
-    forget(streams["customer-C-1"], {"K-1": streams["card-K-1"]}, "request", AT)
+    done = forget(streams["customer-C-1"], {"K-1": streams["card-K-1"]}, "request", AT)
+    streams.update((s.stream, s) for s in done.streams)
     ix = later()
     for name in streams_named(ix):
         streams.setdefault(name, None)
     with pytest.raises(errors.CustomerForgotten) as refused:
-        record(ix, streams)
+        record(ix, streams, {"K-1": "C-1"})
     assert refused.value.reason == reason
 
 

@@ -45,6 +45,7 @@ OWNERS: dict[str, str] = {
 
 INGEST_OWNERS: dict[str, str] = {
     "ledger_interactions": "store/interaction_index.py",
+    "ledger_card_holders": "store/card_holdings.py",
     "ledger_dead_letters": "store/dead_letters.py",
     "ledger_offsets": "store/offsets.py",
     "ledger_ingest_batches": "store/ingest_batches.py",
