@@ -58,6 +58,7 @@ class IngestStats:
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     retries: int = 0  # batches rolled back and read again from the stored offsets
+    stream_conflicts: int = 0  # of which: another writer had extended one of its streams
     redecided: int = 0  # records decided again after a card claim lost to another worker
     first_poll_at: float | None = None  # time.perf_counter() of the first poll with records
     last_commit_at: float | None = None  # time.perf_counter() of the last committed batch
@@ -171,6 +172,7 @@ class IngestWorker:
             refuse_dead_letter_collision(lost)
             self._failures += 1
             self.stats.retries += 1
+            self.stats.stream_conflicts += isinstance(lost, IntegrityError)
             if self._failures > MAX_CONSECUTIVE_FAILURES:
                 raise
             log.info("batch not recorded (%s); resuming from stored offsets", lost)

@@ -1,5 +1,6 @@
 """Use case: `ledger verify`. Every hash chain, then (if given) a digest the ledger must
-extend, then every projection against a rebuild into a scratch schema of its own."""
+extend, then every projection against a rebuild into a scratch schema of its own, then the
+card holders' table against the log (`services.holdings`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from psycopg import Connection, IsolationLevel
 from domain.chain_check import Finding
 from projections import chain_scan, positions, tables
 from projections.compare import Difference, differences
+from services import holdings
 from services.digest import check_digest
 from services.ports import Ports
 from services.replay import Progress, pinned_clock, replay
@@ -74,6 +76,8 @@ def verify(
         with ports.connect() as conn:
             tables.drop_schema(conn, scratch_schema)
             conn.commit()
+    with snapshot(ports) as snap:  # the table ingest writes with the events, against the log
+        report.differences += holdings.differences(snap)
     return report
 
 

@@ -292,3 +292,24 @@ def test_as_of_profiles_match_hand_computed_ones_at_several_past_times(
             "SELECT profile FROM ledger_replay.profiles WHERE customer_id = 'C-7'"
         ).fetchone()
     assert row is not None and row[0]["purchase_count"] == 1, "the replay as of the first time"
+
+
+def test_verify_checks_the_card_holders_table_against_the_log(ledger: Settings) -> None:
+    assert verify(ledger)[0] == 0
+    tamper(ledger, "UPDATE ledger_card_holders SET customer_id = 'C-X' WHERE card_id = 'K-00001'")
+    tamper(ledger, "DELETE FROM ledger_card_holders WHERE card_id = 'K-00002'")
+    code, report = verify(ledger)
+    assert code == 1
+    holdings = [d for d in report["differences"] if d["what"] == "card holding"]
+    assert holdings == [
+        {
+            "what": "card holding",
+            "key": "K-00001",
+            "detail": "held by C-X in the table, by C-00001 in the log",
+        },
+        {
+            "what": "card holding",
+            "key": "K-00002",
+            "detail": "held by C-00002 in the log, not in the table",
+        },
+    ]

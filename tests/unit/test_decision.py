@@ -14,7 +14,18 @@ import domain.decision as decision
 from domain import errors
 from domain.aggregates import Customer, LedgerStream, customer_stream
 from domain.canonical import GENESIS_HASH, canonical_bytes, chain_hash
-from domain.decision import Claim, Loaded, Parsed, Poisoned, Recorded, Rejection, Unforeseen, decide
+from domain.decision import (
+    Claim,
+    Loaded,
+    Parsed,
+    Poisoned,
+    Recorded,
+    Rejection,
+    Unforeseen,
+    decide,
+    involved,
+    merged,
+)
 from domain.forgetting import ERASED_DIGEST, forget
 from domain.interactions import Interaction, parse_interaction
 from domain.recording import record, streams_named
@@ -321,3 +332,32 @@ def test_an_unforeseen_failure_names_its_record_and_the_batch_is_decided_again_w
         ("customer-C-1", 1),
         ("customer-C-1", 2),
     ]
+
+
+def test_a_lost_claim_involves_its_enrollment_and_what_shares_its_streams_or_card() -> None:
+    items = parsed(
+        enrollment("C-B", "K-1"),
+        purchase(customer_id="C-B"),
+        purchase(customer_id="C-X"),
+        purchase(card_id="K-1"),
+        enrollment("C-Z", "K-1"),  # refused in the batch: C-B held K-1 in it
+        enrollment("C-Y", "K-3"),
+    )
+    made = decide(items, loaded(items))
+    assert [c.card_id for c in made.claims] == ["K-1", "K-3"]
+    redone, streams = involved(items, made.claims, {"K-1"})
+    assert redone == [0, 1, 3, 4]
+    assert streams == {"customer-C-B", "card-K-1", "customer-C-Z"}
+
+
+def test_a_merged_decision_keeps_the_others_and_takes_the_items_decided_again() -> None:
+    items = parsed(enrollment("C-B", "K-1"), purchase(customer_id="C-X"), purchase(card_id="K-1"))
+    before = decide(items, loaded(items))
+    again_items = [items[0], items[2]]
+    again = decide(again_items, loaded(again_items))
+    again.rejections.append(Rejection(0, "e", "rule", "held"))
+    again.recorded = again.recorded[1:]
+    made = merged(before, again, [0, 2], 3)
+    assert [r.index for r in made.recorded] == [1, 2]
+    assert [(r.index, r.reason) for r in made.rejections] == [(0, "held")]
+    assert made.duplicates == 0
