@@ -1,12 +1,17 @@
 """Throughput benchmark: produce, bare consume, ledger ingest and the projections.
 
-Run: `python bench/ingest.py [--events 100000] [--home DIR]` (see bench/README.md).
+Run: `python bench/ingest.py [--events 100000] [--workers N] [--home DIR]` (see
+bench/README.md). With `--workers N` (N > 1) the same topic is also ingested, each time into
+a fresh database, by 1 and by N worker processes in one consumer group, and their rates,
+ratio and batch rollbacks are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
+import resource
 import shutil
 import sys
 import tempfile
@@ -136,6 +141,88 @@ def ingest(settings: Settings, rss: RssSampler, *, seal: bool = True) -> tuple[i
     return stats.recorded, raw, batches
 
 
+@dataclass(frozen=True)
+class WorkerRun:
+    """What one worker process reported."""
+
+    recorded: int
+    rollbacks: int  # batches rolled back and read again (stream conflicts among them)
+    stream_conflicts: int
+    redecided: int  # records decided again after a card claim lost to another worker
+    first_poll_at: float | None  # time.perf_counter(): CLOCK_MONOTONIC, one clock for all
+    last_commit_at: float | None
+    peak_rss: int  # bytes
+
+
+def _worker(settings: Settings, runs: multiprocessing.Queue[WorkerRun]) -> None:
+    stats = bootstrap.ingest_worker(settings).run(threading.Event(), until_idle=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    runs.put(
+        WorkerRun(
+            stats.recorded,
+            stats.retries,
+            stats.stream_conflicts,
+            stats.redecided,
+            stats.first_poll_at,
+            stats.last_commit_at,
+            peak,
+        )
+    )
+
+
+def ingest_in_processes(settings: Settings, workers: int) -> tuple[list[WorkerRun], float]:
+    """`workers` ingest processes in one consumer group until idle; (their runs, seconds
+    from the first poll that held records to the last commit, over all of them)."""
+    context = multiprocessing.get_context("spawn")
+    runs: multiprocessing.Queue[WorkerRun] = context.Queue()
+    processes = [context.Process(target=_worker, args=(settings, runs)) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    done = [runs.get(timeout=1800) for _ in processes]
+    for process in processes:
+        process.join()
+    firsts = [r.first_poll_at for r in done if r.first_poll_at is not None]
+    lasts = [r.last_commit_at for r in done if r.last_commit_at is not None]
+    return done, (max(lasts) - min(firsts)) if firsts and lasts else float("nan")
+
+
+def same_topic(servers: embedded.EmbeddedServers, settings: Settings) -> Settings:
+    """A fresh database (schema made) reading `settings`' topics."""
+    name = "bench_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(servers.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    url = servers.database_url.rsplit("/", 1)[0] + "/" + name
+    fresh = Settings(
+        url, servers.kafka_bootstrap, topic_prefix=settings.topic_prefix, home=settings.home
+    )
+    bootstrap.init_schema(fresh)
+    return fresh
+
+
+def drop_database(servers: embedded.EmbeddedServers, settings: Settings) -> None:
+    url = settings.database_url or ""
+    with (
+        contextlib.suppress(Exception),
+        psycopg.connect(servers.database_url, autocommit=True) as conn,
+    ):
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def scale_out(
+    servers: embedded.EmbeddedServers, settings: Settings, workers: int
+) -> list[tuple[int, list[WorkerRun], float]]:
+    """The topic ingested by 1, then by `workers` processes, each into a fresh database."""
+    found = []
+    for n in (1, workers):
+        fresh = same_topic(servers, settings)
+        print(f"ledger ingest, {n} worker process(es) ...", flush=True)
+        try:
+            found.append((n, *ingest_in_processes(fresh, n)))
+        finally:
+            drop_database(servers, fresh)
+    return found
+
+
 def project(settings: Settings) -> tuple[int, float]:
     """Run every projection (with audiences and their relay) until caught up;
     (notifications, seconds)."""
@@ -164,9 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="interactions to simulate")
     parser.add_argument("--home", type=Path, help="LEDGER_HOME to start or reuse servers in")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="also ingest with 1 and this many processes"
+    )
     args = parser.parse_args(argv)
-    if args.events < 1:
-        parser.error("--events must be at least 1")
+    if args.events < 1 or args.workers < 1:
+        parser.error("--events and --workers must be at least 1")
     home = args.home.resolve() if args.home else Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     n = args.events
     print(f"servers under {home} ...", flush=True)
@@ -182,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         recorded, ingest_raw_s, ingest_s = ingest(settings, rss)
         print("projections (profiles, partners, audiences) ...", flush=True)
         projected, project_s = project(settings)
+        scaled = scale_out(servers, settings, args.workers) if args.workers > 1 else []
     finally:
         drop(servers, settings)
         if args.home is None or servers.postgres_started:
@@ -202,7 +293,26 @@ def main(argv: list[str] | None = None) -> int:
     for label, count, seconds in rates:
         rate = count / seconds
         print(f"{label:<36}{count:>9}{seconds:>10.2f}{rate:>10.0f}{rate / bare:>9.2f}")
+    for workers, runs, seconds in scaled:
+        total = sum(r.recorded for r in runs)
+        rate = total / seconds
+        print(
+            f"{f'ingest, {workers} process(es), first to last':<36}{total:>9}{seconds:>10.2f}"
+            f"{rate:>10.0f}{rate / bare:>9.2f}"
+        )
     print(f"\ningest RSS: {rss.summary()}")
+    if scaled:
+        (_, one, one_s), (workers, many, many_s) = scaled
+        speedup = (sum(r.recorded for r in many) / many_s) / (sum(r.recorded for r in one) / one_s)
+        print(f"{workers} workers / 1 worker: {speedup:.2f}x")
+        for count, runs, _ in scaled:
+            print(
+                f"{count} process(es): recorded {[r.recorded for r in runs]}, "
+                f"batch rollbacks {sum(r.rollbacks for r in runs)} "
+                f"(stream conflicts {sum(r.stream_conflicts for r in runs)}), "
+                f"records decided again {sum(r.redecided for r in runs)}, "
+                f"peak RSS {', '.join(f'{r.peak_rss / MiB:.0f}' for r in runs)} MiB"
+            )
     verdicts = [
         ("ingest", recorded / ingest_s),
         ("projection", recorded / project_s),
