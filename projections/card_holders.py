@@ -2,9 +2,9 @@
 `profile_card_owners` and `profile_parked`, written in the profile projection's page
 transaction (`projections.profiles`).
 
-A card's holder is learnt from its stream's `card_claimed` event; an interaction that names
-only a card nobody holds yet is parked here and credited, in the same transaction, when the
-card is claimed.
+A card's holder is learnt from the customer's `customer_enrolled` (in older ledgers also
+from the card stream's `card_claimed`); an interaction that names only a card nobody holds
+yet is parked here and credited, in the same transaction, when the card is enrolled.
 """
 
 from __future__ import annotations

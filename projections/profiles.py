@@ -84,7 +84,7 @@ class ProfileProjection:
                 state = states[customer_id] = fold.new_state(customer_id)
             fold.apply(state, type, payload)
             changed[customer_id] = event[0]
-            # A card claim is the card's side of an enrollment, and shares its event_id.
+            # An older ledger's card claim is the card's side of an enrollment: same event_id.
             type = "customer_enrolled" if event[1] == CARD_CLAIMED else event[1]
             triggers[customer_id] = f"event {type} {event[2]['event_id']}"
 
