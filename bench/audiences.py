@@ -270,13 +270,14 @@ def timing(name: str, spent: list[float]) -> Iterator[None]:
 
 def passes(conn: psycopg.Connection[Any], audiences: list[Audience], scan: float) -> None:
     """Time `AudienceBook.clock_pass` at each of PASSES, in order, with the seconds spent
-    in `tick` (the reading thread) and in `write` (the writing threads, which overlap)."""
+    in `shift` (evaluating each group of due rows that store the same answer) and in
+    `apply_shifts` (the one statement that updates the due rows and fills the outbox)."""
     moment = [NOW0]
     reader = psycopg.connect(conn.info.dsn, autocommit=True)
     writer = psycopg.connect(conn.info.dsn, autocommit=True)
     book = AudienceBook(audiences, lambda: moment[0])
     print(f"\n{'pass':<22}{'due':>7}{'changes':>8}{'seconds':>8}{'rows/s':>7}{'/ scan':>7}", end="")
-    print(f"{'tick':>6}{'write':>6}  target")
+    print(f"{'eval':>6}{'write':>6}  target")
     due_by: list[str] = []
     total = 0
     for label, now in PASSES:
@@ -288,7 +289,7 @@ def passes(conn: psycopg.Connection[Any], audiences: list[Audience], scan: float
         due_by.append(f"due at {label}: " + (", ".join(f"{a} {c}" for a, c in counts) or "-"))
         moment[0] = now
         step_s, write_s = [0.0], [0.0]
-        with timing("tick", step_s), timing("write", write_s):
+        with timing("shift", step_s), timing("apply_shifts", write_s):
             t0 = time.perf_counter()
             evaluated, changed = book.clock_pass(reader, (conn, writer))
             seconds = time.perf_counter() - t0
