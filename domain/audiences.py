@@ -13,6 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import cached_property
 from typing import Any
 
 from domain.clock_tests import as_time
@@ -67,9 +68,26 @@ class Audience:
         tests' earlier answers."""
         return {name: profile.get(name) for name in self._clock_fields}
 
-    @property
+    @cached_property
     def _clock_fields(self) -> tuple[str, ...]:
         return tuple(sorted({t.path[0] for t in self.tests if t.op in CLOCK_OPERATORS}))
+
+    @cached_property
+    def fields(self) -> frozenset[str]:
+        """The profile fields its tests read (the first name of each dotted path): while
+        they keep their values, only the clock can change its answer."""
+        return frozenset(t.path[0] for t in self.tests)
+
+    @cached_property
+    def flat(self) -> bool:
+        """Whether its condition is a test or one all/any of tests (each perhaps under
+        `not`). Then, while the answer has a next flip, every test's answer holds until
+        then too: no test sits in a part that another test settles for good, where its
+        own flips would not show in the audience's."""
+        root = _bare(self.condition)
+        if isinstance(root, All | Any_):
+            return all(isinstance(_bare(child), Test) for child in root.children)
+        return isinstance(root, Test)
 
     def flipped(self, before: str | None, after: str) -> list[str]:
         """The tests whose answer differs between two verdicts' `tests` (all true ones when
@@ -82,9 +100,15 @@ class Audience:
                 changed.append(f"{test.describe()} became {'true' if now_true else 'false'}")
         return changed
 
-    @property
+    @cached_property
     def uses_clock(self) -> bool:
         return any(test.op in CLOCK_OPERATORS for test in self.tests)
+
+
+def _bare(node: Node) -> Node:
+    while isinstance(node, Not):
+        node = node.child
+    return node
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -78,6 +78,54 @@ def tick(
     )
 
 
+@dataclass(frozen=True)
+class Shift:
+    """What a clock pass does to every due row of one group: the rows of one audience that
+    store the same answer (`member`, `tests`, `next_flip`, `inputs`), which `tick` takes
+    to the same result whoever the customer (`shift`). `change` is None when membership
+    stays, and then `since`, `reason` and `seq` stay too; `keep_inputs` says whether the
+    rows keep their `inputs` (else None)."""
+
+    at: datetime
+    member: bool
+    change: str | None  # "entered", "exited" or None
+    reason: str | None
+    tests: str
+    next_flip: datetime | None
+    keep_inputs: bool
+
+    def apply(self, current: Membership) -> tuple[Membership, Change | None]:
+        """The row and change of one due row of the group: what the clock pass writes in
+        SQL for the whole group at once (the unit tests hold it equal to `tick`)."""
+        inputs = current.inputs if self.keep_inputs else None
+        row = replace(current, tests=self.tests, next_flip=self.next_flip, inputs=inputs)
+        if self.change is None or self.reason is None:
+            return row, None
+        row = replace(row, member=self.member, since=self.at, reason=self.reason, seq=row.seq + 1)
+        change = Change(row.audience, row.customer_id, self.change, self.at, self.reason, row.seq)
+        return row, change
+
+
+def shift(audience: Audience, group: Membership, now: datetime, trigger: str) -> Shift | None:
+    """What `tick` does at `now` to every due row that stores what `group` stores (its
+    `member`, `tests`, `next_flip` and `inputs`: all `tick` reads besides `seq`, which it
+    only counts on), or None when it leaves them as they are. Evaluated once per group,
+    so a pass over many rows with few distinct answers (a birthday audience at a month
+    boundary: one group per birth date) evaluates few."""
+    row, change = tick(audience, group, now, trigger)
+    if row is None:
+        return None
+    return Shift(
+        now,
+        row.member,
+        None if change is None else change.change,
+        None if change is None else change.reason,
+        row.tests,
+        row.next_flip,
+        row.inputs is not None,
+    )
+
+
 def _settle(
     audience: Audience,
     customer_id: str,

@@ -45,6 +45,7 @@ def reconcile(book: AudienceBook, conn: Connection[Any], batch: int = 5_000) -> 
         # only look forward, so every audience that reads the clock is evaluated afresh.
         changed += [a for a in book.audiences if a.uses_clock and a not in changed]
     if not changed and not removed:
+        book.reconciled(last)
         return 0
     count = _retire(conn, removed, now) + _evaluate_all(conn, changed, now, batch)
     with conn.transaction():
@@ -52,6 +53,7 @@ def reconcile(book: AudienceBook, conn: Connection[Any], batch: int = 5_000) -> 
         conn.execute("DELETE FROM audience_definitions")
         for name, value in current.items():
             conn.execute("INSERT INTO audience_definitions VALUES (%s, %s)", (name, value))
+    book.reconciled(now)  # every row a clock test reads was evaluated at `now` or before
     return count
 
 

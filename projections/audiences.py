@@ -12,18 +12,18 @@ membership change; the relay of `projections.audience_outbox` publishes it.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Collection, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from psycopg import Connection, Cursor
-from psycopg.types.json import Jsonb, set_json_loads
+from psycopg.types.json import Jsonb
 
+from domain import membership_batch as batch
 from domain.audiences import Audience
-from domain.membership import ERASED, Change, Membership, erase, step, tick
+from domain.membership import ERASED, Change, Membership, Shift, erase
 from domain.profile import utc_text
 from projections import audience_outbox
 
@@ -61,10 +61,53 @@ ON CONFLICT (audience, customer_id) DO UPDATE SET
     inputs = EXCLUDED.inputs
 """
 
-_DUE = f"""
-SELECT {COLUMNS} FROM audience_members
-WHERE next_flip <= %s AND audience = ANY(%s)
-ORDER BY next_flip
+_DUE_GROUPS = """
+SELECT audience, member, tests, next_flip, coalesce(inputs::text, ''),
+       coalesce(array_agg(ctid::text) FILTER (WHERE (ctid::text::point)[0]::bigint %% 2 = 0),
+                '{}'),
+       coalesce(array_agg(ctid::text) FILTER (WHERE (ctid::text::point)[0]::bigint %% 2 = 1),
+                '{}')
+FROM audience_members WHERE next_flip <= %s AND audience = ANY(%s)
+GROUP BY audience, member, tests, next_flip, coalesce(inputs::text, '')
+"""
+"""The due rows by what they store alike (a group; see `domain.membership_batch`), with
+the addresses of each group's rows on even and on odd pages of the table: two writers
+then never meet on a page of the table."""
+
+# Each due row is found again by its address (a TID scan), in address order, and updated
+# if it still stores what its group stores (an address is reused once a row is updated and
+# vacuumed); its change goes to the outbox in the same statement. So the pass reads the
+# due rows once (`_DUE_GROUPS`) and never a row that is not due.
+_SHIFT = """
+WITH shift AS (
+    SELECT * FROM unnest(%(audience)s::text[], %(member)s::bool[], %(tests)s::text[],
+                         %(next_flip)s::timestamptz[], %(inputs)s::text[], %(to_member)s::bool[],
+                         %(change)s::text[], %(reason)s::text[], %(to_tests)s::text[],
+                         %(to_flip)s::timestamptz[], %(keep)s::bool[]) WITH ORDINALITY
+        AS s (audience, member, tests, next_flip, inputs, to_member, change, reason,
+              to_tests, to_flip, keep, shift)
+), hit AS MATERIALIZED (
+    SELECT r.row_at, s.* FROM unnest(%(rows)s::text[]::tid[], %(shifts)s::bigint[])
+        AS r (row_at, shift) JOIN shift s USING (shift)
+    ORDER BY r.row_at
+), moved AS (
+    UPDATE audience_members m SET
+        member = h.to_member,
+        since = CASE WHEN h.change IS NULL THEN m.since ELSE %(now)s END,
+        reason = CASE WHEN h.change IS NULL THEN m.reason ELSE h.reason END,
+        seq = m.seq + (h.change IS NOT NULL)::int,
+        tests = h.to_tests,
+        next_flip = h.to_flip,
+        inputs = CASE WHEN h.keep THEN m.inputs END
+    FROM hit h
+    WHERE m.ctid = h.row_at AND m.next_flip <= %(now)s
+      AND (m.audience, m.member, m.tests, m.next_flip, coalesce(m.inputs::text, ''))
+        = (h.audience, h.member, h.tests, h.next_flip, h.inputs)
+    RETURNING m.audience, m.customer_id, h.change, m.seq, h.reason, h.next_flip AS fell_due
+)
+INSERT INTO audience_outbox (audience, customer_id, change, at, reason, seq)
+SELECT audience, customer_id, change, %(now)s, reason, seq FROM moved
+WHERE change IS NOT NULL ORDER BY fell_due, audience, customer_id
 """
 
 COMPARED: tuple[tuple[str, str], ...] = (
@@ -86,9 +129,21 @@ class AudienceBook:
         self.audiences = audiences
         self._by_name = {a.name: a for a in audiences}
         self._clock = clock
+        self._settled_at: datetime | None = None
 
     def now(self) -> datetime:
         return self._clock()
+
+    def reconciled(self, evaluated: datetime | None) -> None:
+        """The stored rows follow the definitions in force (`audience_definitions`), and
+        none was evaluated after `evaluated` (`audience_clock`): from now on, a page
+        evaluates an audience only for the customers whose change it can see
+        (`domain.membership_batch.unaffected`)."""
+        self._settled_at = evaluated
+
+    def _evaluated(self, now: datetime) -> None:
+        if self._settled_at is not None:
+            self._settled_at = max(self._settled_at, now)
 
     def on_profiles(
         self,
@@ -98,9 +153,11 @@ class AudienceBook:
         triggers: dict[str, str],
         erased: Collection[str] = (),
     ) -> int:
-        """Re-evaluate every audience for these changed profiles (`before`: as they were,
+        """Re-evaluate the audiences for these changed profiles (`before`: as they were,
         for the customers that had one); return how many memberships changed. Forgotten
-        customers (`erased`) leave every audience, defined or not, with reason `erased`."""
+        customers (`erased`) leave every audience, defined or not, with reason `erased`.
+        The evaluation time is recorded (`audience_clock`, never moved back), so that a
+        later runner knows whether its clock is behind any stored answer."""
         if not profiles or not self.audiences:
             return 0
         now = self.now()
@@ -110,89 +167,125 @@ class AudienceBook:
             (list(profiles), list(self._by_name), list(erased)),
         )
         stored = {(r["audience"], r["customer_id"]): Membership(**r) for r in curs.fetchall()}
-        rows: list[Membership] = []
-        changes: list[Change] = []
-        for (_, customer_id), current in stored.items():
-            if customer_id in erased:
-                left, exit_ = erase(current, now)
-                rows.append(left)
-                if exit_ is not None:
-                    changes.append(exit_)
-        for customer_id, profile in profiles.items():
-            if customer_id in erased:
-                continue
-            for audience in self.audiences:
-                row, change = step(
-                    audience,
-                    customer_id,
-                    stored.get((audience.name, customer_id)),
-                    profile,
-                    now,
-                    triggers[customer_id],
-                    before.get(customer_id),
-                )
-                if row is not None:
-                    rows.append(row)
-                if change is not None:
-                    changes.append(change)
+        rows, changes = batch.on_profiles(
+            self.audiences, stored, profiles, before, triggers, erased, now, self._settled_at
+        )
         write(curs, rows, changes)
+        record_clock(curs, now, forward=True)
+        self._evaluated(now)
         return len(changes)
 
     def clock_pass(
-        self, reader: Connection[Any], writers: Sequence[Connection[Any]], batch: int = 5_000
+        self, reader: Connection[Any], writers: Sequence[Connection[Any]] = ()
     ) -> tuple[int, int]:
         """Re-evaluate the rows whose answer the clock may have changed by now; return
         (rows evaluated, changes).
 
-        A due row holds all the pass needs (`Membership.inputs` and the tests' answers),
-        so the profiles are not read. One read of the due rows (a server-side cursor)
-        overlaps the writes: each batch's memberships and outbox rows commit in their own
-        transaction on one of `writers`, each from its own thread, while the next batch is
-        read and evaluated. Batches hold distinct rows, so writers never wait on each
-        other. A pass cut short leaves the rest due for the next.
+        A due row holds all `tick` needs (`Membership.inputs` and the tests' answers), and
+        the due rows of one audience that store the same answer go the same way whoever
+        the customer. So the pass reads the distinct answers among the due rows with the
+        addresses of their rows (`_DUE_GROUPS`; at a month boundary, one group per birth
+        date rather than one per customer), evaluates each group once
+        (`domain.membership_batch.clock_shifts`), and updates the rows of the groups that
+        move, with their changes to the outbox, in set-based statements: the rows on even
+        and on odd pages of the table, each in one transaction on one of `writers` (each
+        from its own thread), so the two halves' server work overlaps. A pass cut short
+        leaves what it did not write due for the next.
         """
-        clocked = [a for a in self.audiences if a.uses_clock]
+        clocked = [a.name for a in self.audiences if a.uses_clock]
         if not clocked:
             return 0, 0
         now = self.now()
         trigger = f"clock {utc_text(now)}"
-        evaluated = changed = 0
-        pending: deque[Future[Connection[Any]]] = deque()
-        idle = deque(writers)
-        with (
-            ThreadPoolExecutor(len(writers), thread_name_prefix="clock-pass-writer") as pool,
-            reader.transaction(),
-            reader.cursor(name="audience_due") as curs,
-        ):
-            set_json_loads(orjson.loads, curs)
-            curs.execute(_DUE, (now, [a.name for a in clocked]))
-            while rows := curs.fetchmany(batch):
-                memberships, changes = [], []
-                for stored in rows:
-                    current = Membership(*stored)
-                    row, change = tick(self._by_name[current.audience], current, now, trigger)
-                    if row is not None:
-                        memberships.append(row)
-                    if change is not None:
-                        changes.append(change)
-                if not idle:
-                    idle.append(pending.popleft().result())  # a batch per writer in flight
-                pending.append(pool.submit(_commit, idle.popleft(), memberships, changes))
-                evaluated += len(rows)
-                changed += len(changes)
-            for future in pending:
-                future.result()
-        with writers[0].transaction():
-            record_clock(writers[0], now)
+        with reader.transaction():
+            counted = reader.execute(_DUE_GROUPS, (now, clocked)).fetchall()
+        evaluated = sum(len(even) + len(odd) for *_, even, odd in counted)
+        keys = [cast(batch.GroupKey, tuple(group[:5])) for group in counted]
+        addresses = {key: group[5:] for key, group in zip(keys, counted, strict=True)}
+        moved = batch.clock_shifts(self._by_name, keys, now, trigger)
+        halves = [
+            [(addresses[key][half], key, shift) for key, shift in moved if addresses[key][half]]
+            for half in (0, 1)
+        ]
+        changed = _in_parallel(list(writers) or [reader], [h for h in halves if h], now)
+        with reader.transaction():
+            record_clock(reader, now, forward=True)
+        self._evaluated(now)
         return evaluated, changed
 
 
-def _commit(
-    conn: Connection[Any], rows: list[Membership], changes: list[Change]
-) -> Connection[Any]:
-    with conn.transaction(), conn.cursor() as curs:
-        write(curs, rows, changes)
-    return conn
+Moves = list[tuple[list[str], batch.GroupKey, Shift]]
+"""Due rows by address (`ctid` as text), each list with what its rows store alike and
+what the clock does to them."""
+
+
+def _in_parallel(connections: list[Connection[Any]], halves: list[Moves], now: datetime) -> int:
+    """Write each half in its own transaction, on its own connection and thread (in turn
+    on one connection when given one); return how many changes went to the outbox."""
+    if len(connections) < len(halves):
+        return sum(_commit(connections[0], half, now) for half in halves)
+    with ThreadPoolExecutor(len(halves) or 1, thread_name_prefix="clock-pass-writer") as pool:
+        done = [
+            pool.submit(_commit, conn, half, now)
+            for conn, half in zip(connections, halves, strict=False)
+        ]
+        return sum(future.result() for future in done)
+
+
+CHUNK = 50_000
+"""Due rows per transaction at most: a pass after a long stop (or a jump of the clock)
+writes in bounded transactions, and one cut short leaves only the rest due."""
+
+
+def _commit(conn: Connection[Any], moves: Moves, now: datetime) -> int:
+    """Write these moves in transactions of at most CHUNK rows; return the changes."""
+    changed = 0
+    for chunk in _chunks(moves):
+        with conn.transaction(), conn.cursor() as curs:
+            changed += apply_shifts(curs, chunk, now)
+    return changed
+
+
+def _chunks(moves: Moves) -> Iterator[Moves]:
+    chunk: Moves = []
+    size = 0
+    for addresses, key, moved in moves:
+        for start in range(0, len(addresses), CHUNK):
+            part = addresses[start : start + CHUNK]
+            if size + len(part) > CHUNK:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append((part, key, moved))
+            size += len(part)
+    if chunk:
+        yield chunk
+
+
+def apply_shifts(curs: Cursor[Any], moves: Moves, now: datetime) -> int:
+    """Write what the clock does to these due rows (`_SHIFT`); return how many changes
+    went to the outbox."""
+    keys = list(zip(*[key for _, key, _ in moves], strict=True))
+    groups = [moved for _, _, moved in moves]
+    curs.execute(
+        _SHIFT,
+        {
+            "now": now,
+            "rows": [at for addresses, _, _ in moves for at in addresses],
+            "shifts": [n for n, (addresses, _, _) in enumerate(moves, 1) for _ in addresses],
+            "audience": list(keys[0]),
+            "member": list(keys[1]),
+            "tests": list(keys[2]),
+            "next_flip": list(keys[3]),
+            "inputs": list(keys[4]),
+            "to_member": [m.member for m in groups],
+            "change": [m.change for m in groups],
+            "reason": [m.reason for m in groups],
+            "to_tests": [m.tests for m in groups],
+            "to_flip": [m.next_flip for m in groups],
+            "keep": [m.keep_inputs for m in groups],
+        },
+    )
+    return curs.rowcount
 
 
 def write(curs: Cursor[Any], rows: Iterable[Membership], changes: list[Change]) -> None:
@@ -223,13 +316,22 @@ def jsonb(value: Any) -> Jsonb:
     return Jsonb(value, dumps=orjson.dumps)
 
 
-def record_clock(conn: Connection[Any] | Cursor[Any], now: datetime) -> None:
-    """Record `now` as the time membership was last evaluated."""
+def record_clock(
+    conn: Connection[Any] | Cursor[Any], now: datetime, *, forward: bool = False
+) -> None:
+    """Record `now` as the time membership was last evaluated (`forward`: unless a later
+    time is recorded, as rows evaluated then are still stored)."""
     conn.execute(
-        "INSERT INTO audience_clock (evaluated_at) VALUES (%s) ON CONFLICT "
-        "(singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
+        _RECORD_FORWARD if forward else _RECORD,
         (now,),
     )
+
+
+_RECORD = (
+    "INSERT INTO audience_clock (evaluated_at) VALUES (%s) ON CONFLICT "
+    "(singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at"
+)
+_RECORD_FORWARD = _RECORD + " WHERE audience_clock.evaluated_at < EXCLUDED.evaluated_at"
 
 
 def evaluated_at(conn: Connection[Any]) -> datetime | None:
