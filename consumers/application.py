@@ -71,8 +71,8 @@ class LedgerApplication(Application[UUID]):
         The streams hold their new events' attributes (`LedgerStream.take_unsaved`), which
         become the rows the mapper would make (`store.transcoding.stored_row`), written by
         the recorder (`IngestRecorder.record_rows`). What else `save()` does is not used by
-        the ledger: snapshots are off, `notify` and `_notify` are the library's no-ops,
-        and its cache is put to only without fast-forward (on here).
+        the ledger (snapshots are off, `notify` and `_notify` are the library's no-ops)
+        or done here: the saved streams go into the aggregate cache (fast-forward is off).
 
         Raises `store.offsets.OffsetConflict` when a partition was taken over by another
         worker, and the library's `IntegrityError` when another writer extended a stream
@@ -89,6 +89,10 @@ class LedgerApplication(Application[UUID]):
         except BaseException:
             self.reset_cache()
             raise
+        cache = self.repository.cache
+        if cache is not None and not self.repository.fastforward:  # as `save()` does
+            for stream in streams:
+                cache.put(stream.id, stream)
         return _Recordings(self.mapper, rows, ids)
 
     def select_events(self, ids: list[UUID]) -> dict[UUID, list[Any]]:
