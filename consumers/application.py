@@ -80,7 +80,7 @@ class LedgerApplication(Application[UUID]):
         """
         try:
             rows = [
-                stored_row(self.mapper, unsaved.event_class, unsaved.fields)
+                stored_row(self.mapper, unsaved)
                 for stream in streams
                 for unsaved in stream.take_unsaved()
             ]

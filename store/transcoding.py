@@ -25,6 +25,8 @@ import orjson
 from eventsourcing.persistence import Mapper, Transcoder
 from eventsourcing.utils import get_topic
 
+from domain.aggregates import Unsaved
+
 
 class OrjsonTranscoder(Transcoder):
     def encode(self, obj: Any) -> bytes:
@@ -46,40 +48,47 @@ class StoredRow(NamedTuple):
     state: bytes
 
 
-_STATE_NAMES: dict[type[Any], tuple[str, ...]] = {}
+_CHECKED: set[tuple[type[Any], tuple[str, ...]]] = set()
 
 
-def stored_row(mapper: Mapper[Any], event_class: type[Any], fields: dict[str, Any]) -> StoredRow:
-    """The row the library's `Mapper.to_stored_event` would make of `event_class(**fields)`,
-    made from the fields without building the event (ingest's hot path; see
+def stored_row(mapper: Mapper[Any], unsaved: Unsaved) -> StoredRow:
+    """The row the library's `Mapper.to_stored_event` would make of `unsaved.event()`,
+    made without building the event (ingest's hot path; see
     `domain.aggregates.LedgerStream`). Byte for byte the same: the state is the event's
-    attributes in its dataclass field order less originator id and version, the class
-    version when above 1, then the mapper's transcoder, compressor and cipher (a unit test
-    compares the two paths)."""
-    names = _STATE_NAMES.get(event_class)
-    if names is None:
-        skip = ("originator_id", "originator_version")
-        names = tuple(f.name for f in dataclasses.fields(event_class) if f.name not in skip)
-        _STATE_NAMES[event_class] = names
-    state = {name: fields[name] for name in names}
+    attributes in its dataclass field order less originator id and version (each class's
+    order checked once), the class version when above 1, then the mapper's transcoder,
+    compressor and cipher (a unit test compares the two paths)."""
+    event_class, state = unsaved.event_class, unsaved.state
+    if (event_class, tuple(state)) not in _CHECKED:
+        _check_order(event_class, state)
     class_version = getattr(event_class, "class_version", 1)
     if class_version > 1:
-        state["class_version"] = class_version
+        state = {**state, "class_version": class_version}
     encoded = mapper.transcoder.encode(state)
     if mapper.compressor:
         encoded = mapper.compressor.compress(encoded)
     if mapper.cipher:
         encoded = mapper.cipher.encrypt(encoded)
     return StoredRow(
-        fields["originator_id"], fields["originator_version"], get_topic(event_class), encoded
+        unsaved.originator_id, unsaved.originator_version, get_topic(event_class), encoded
     )
+
+
+def _check_order(event_class: type[Any], state: dict[str, Any]) -> None:
+    skip = ("originator_id", "originator_version")
+    names = tuple(f.name for f in dataclasses.fields(event_class) if f.name not in skip)
+    if tuple(state) != names:
+        raise ValueError(f"{event_class.__qualname__}: state {tuple(state)}, fields {names}")
+    _CHECKED.add((event_class, names))
 
 
 # PostgreSQL's binary COPY format: a header, then per row a field count and each field as
 # a 4-byte length and its binary value, then -1 as a field count.
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
-_ROW_START = struct.Struct(">hiq")  # 5 fields; notification_id: 8 bytes, its value
+_ROW_START = struct.pack(">hi", 5, 8)  # 5 fields; notification_id's length (its value next)
+_ID = struct.Struct(">q")
+_NO_ID = bytes(_ID.size)  # its place, until the ids are known
 _ROW_FIXED = struct.Struct(">i16siqi")  # originator_id (uuid), version (bigint), topic length
 _LENGTH = struct.Struct(">i")
 COPY_COLUMNS = ("notification_id", "originator_id", "originator_version", "topic", "state")
@@ -88,38 +97,36 @@ COPY_COLUMNS = ("notification_id", "originator_id", "originator_version", "topic
 
 class CopyRows:
     """Rows of the events table in PostgreSQL's binary COPY format (`COPY_COLUMNS`), all
-    but their notification ids encoded up front: the ids are only known once the table
-    lock is held, and everything else is done before it is taken."""
+    encoded up front but their notification ids, which are only known once the table lock
+    is held: `with_ids` writes them into their places."""
 
     def __init__(self, rows: Sequence[StoredRow]) -> None:
         topics: dict[str, bytes] = {}
-        self._tails: list[bytes] = []
+        data = bytearray(_COPY_HEADER)
+        places: list[int] = []
         for row in rows:
             topic = topics.get(row.topic)
             if topic is None:
                 topic = topics[row.topic] = row.topic.encode("utf-8")
-            self._tails.append(
-                b"".join(
-                    (
-                        _ROW_FIXED.pack(
-                            16, row.originator_id.bytes, 8, row.originator_version, len(topic)
-                        ),
-                        topic,
-                        _LENGTH.pack(len(row.state)),
-                        row.state,
-                    )
-                )
+            data += _ROW_START
+            places.append(len(data))
+            data += _NO_ID
+            data += _ROW_FIXED.pack(
+                16, row.originator_id.bytes, 8, row.originator_version, len(topic)
             )
+            data += topic
+            data += _LENGTH.pack(len(row.state))
+            data += row.state
+        data += _COPY_TRAILER
+        self._data = data
+        self._places = places
 
     def __len__(self) -> int:
-        return len(self._tails)
+        return len(self._places)
 
-    def with_ids(self, first_id: int) -> bytes:
+    def with_ids(self, first_id: int) -> bytearray:
         """The COPY data, the rows numbered from `first_id` on."""
-        parts = [_COPY_HEADER]
-        start = _ROW_START.pack
-        for number, tail in enumerate(self._tails, first_id):
-            parts.append(start(5, 8, number))
-            parts.append(tail)
-        parts.append(_COPY_TRAILER)
-        return b"".join(parts)
+        pack_into, data = _ID.pack_into, self._data
+        for number, place in enumerate(self._places, first_id):
+            pack_into(data, place, number)
+        return data

@@ -47,10 +47,10 @@ def _streams() -> list[LedgerStream]:
 @pytest.mark.parametrize("stream", _streams(), ids=lambda s: s.stream)
 def test_a_stored_row_is_the_library_mappers_row_byte_for_byte(stream: LedgerStream) -> None:
     unsaved = stream.take_unsaved()
-    assert [u.fields["originator_version"] for u in unsaved] == [1, 2]
+    assert [u.originator_version for u in unsaved] == [1, 2]
     for u in unsaved:
-        ours = stored_row(MAPPER, u.event_class, u.fields)
-        theirs = MAPPER.to_stored_event(u.event_class(**u.fields))
+        ours = stored_row(MAPPER, u)
+        theirs = MAPPER.to_stored_event(u.event())
         assert ours == StoredRow(
             theirs.originator_id, theirs.originator_version, theirs.topic, theirs.state
         )
