@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic_core import PydanticCustomError
 
@@ -105,8 +105,9 @@ def _schema_version(value: Any) -> bool:
     return type(value) is int and value == 1
 
 
-def _money_ok(value: Any) -> bool:
-    return money_normalised(value) is not None
+def _money_later(value: Any) -> bool:
+    """Checked apart, once (`quick_check` needs its normalised text)."""
+    return True
 
 
 def money_normalised(value: Any) -> str | None:
@@ -155,7 +156,7 @@ FIELDS: dict[str, Fields] = {
         "store_id": (_id, True),
         "order_id": (_id, True),
         "currency": (_pattern(_CURRENCY), True),
-        "total": (_money_ok, True),
+        "total": (_money_later, True),
         "lines": (lambda value: type(value) is list and len(value) >= 1, True),
     },
     "call": {
@@ -192,7 +193,7 @@ FIELDS: dict[str, Fields] = {
         "contract_id": (_id, True),
         "change": (_one_of("proposed", "signed", "amended", "renewed", "terminated"), True),
         "partner_kind": (_one_of("vendor", "supplier", "distributor", "reseller"), False),
-        "value": (_money_ok, False),
+        "value": (_money_later, False),
         "currency": (_pattern(_CURRENCY), False),
         "effective_at": (_DATE, False),
         "ends_at": (_DATE, False),
@@ -213,13 +214,36 @@ LINE_FIELDS: Fields = {
     "sku": (_id, True),
     "category": (_text, True),
     "quantity": (_int_between(1, MAX_SAFE_INT), True),
-    "unit_price": (_money_ok, True),
+    "unit_price": (_money_later, True),
 }
-_REQUIRED = {
-    kind: tuple(name for name, (_, required) in fields.items() if required)
-    for kind, fields in FIELDS.items()
-}
-_LINE_REQUIRED = tuple(LINE_FIELDS)
+
+
+class _Spec(NamedTuple):
+    """A model's fields as the hand check runs them: the required names, then the ids and
+    the texts (the most frequent checks, inlined), then the rest by their functions."""
+
+    required: tuple[str, ...]
+    ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    others: tuple[tuple[str, Check], ...]
+
+
+def _spec(fields: Fields) -> _Spec:
+    return _Spec(
+        tuple(name for name, (_, required) in fields.items() if required),
+        tuple(name for name, (check, _) in fields.items() if check is _id),
+        tuple(name for name, (check, _) in fields.items() if check is _text),
+        tuple(
+            (name, check)
+            for name, (check, _) in fields.items()
+            if check not in (_id, _text, _present, _money_later)
+        ),
+    )
+
+
+_SPECS = {kind: _spec(fields) for kind, fields in FIELDS.items()}
+_LINE_SPEC = _spec(LINE_FIELDS)
+_ABSENT: Any = object()
 
 
 class Checked:
@@ -243,7 +267,7 @@ class Checked:
 def quick_check(obj: dict[str, Any], kind: str) -> Checked | None:
     """`obj` (whose `type` is the known `kind`) checked by hand; None when it is not
     plainly valid, and pydantic must decide (and say why)."""
-    if not _fields_pass(obj, FIELDS[kind], _REQUIRED[kind]):
+    if not _fields_pass(obj, _SPECS[kind]):
         return None
     try:
         occurred_at = _timestamp(obj["occurred_at"])
@@ -252,17 +276,31 @@ def quick_check(obj: dict[str, Any], kind: str) -> Checked | None:
     if kind == "purchase":
         return _purchase(obj, occurred_at)
     if kind == "contract_changed" and "value" in obj:
-        return Checked(occurred_at, value=money_normalised(obj["value"]))
+        value = money_normalised(obj["value"])
+        return None if value is None else Checked(occurred_at, value=value)
     return Checked(occurred_at)
 
 
-def _fields_pass(obj: dict[str, Any], fields: Fields, required: tuple[str, ...]) -> bool:
-    for name in required:
+def _fields_pass(obj: dict[str, Any], spec: _Spec) -> bool:
+    for name in spec.required:
         if name not in obj:
             return False
-    for name, value in obj.items():
-        known = fields.get(name)
-        if known is not None and not known[0](value):
+    get = obj.get
+    for name in spec.ids:
+        value = get(name, _ABSENT)
+        if value is not _ABSENT and not (
+            type(value) is str and 0 < len(value) <= ID_MAX and (value.isascii() or _unicode(value))
+        ):
+            return False
+    for name in spec.texts:
+        value = get(name, _ABSENT)
+        if value is not _ABSENT and not (
+            type(value) is str and value and (value.isascii() or _unicode(value))
+        ):
+            return False
+    for name, check in spec.others:
+        value = get(name, _ABSENT)
+        if value is not _ABSENT and not check(value):
             return False
     return True
 
@@ -275,14 +313,14 @@ def _purchase(obj: dict[str, Any], occurred_at: datetime) -> Checked | None:
     prices: list[str] = []
     cents = 0
     for line in obj["lines"]:
-        if type(line) is not dict or not _fields_pass(line, LINE_FIELDS, _LINE_REQUIRED):
+        if type(line) is not dict or not _fields_pass(line, _LINE_SPEC):
             return None
         price = money_normalised(line["unit_price"])
-        assert price is not None  # checked above
+        if price is None:
+            return None
         prices.append(price)
         cents += int(price.replace(".", "")) * line["quantity"]
     total = money_normalised(obj["total"])
-    assert total is not None
-    if int(total.replace(".", "")) != cents:
+    if total is None or int(total.replace(".", "")) != cents:
         return None
     return Checked(occurred_at, total=total, unit_prices=prices)
