@@ -101,9 +101,11 @@ class InvalidInteraction(RejectedInteraction):
     error_type = "invalid"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Interaction:
-    """A valid interaction, ready to be recorded."""
+    """A valid interaction, ready to be recorded. Never changed once made
+    (`dataclasses.replace` makes another); not declared frozen for speed: a frozen
+    dataclass's `__init__` cost ~1.5 us more per interaction on ingest's hot path."""
 
     event_id: str
     type: str

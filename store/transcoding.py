@@ -48,20 +48,23 @@ class StoredRow(NamedTuple):
     state: bytes
 
 
-_CHECKED: set[tuple[type[Any], tuple[str, ...]]] = set()
+_CLASSES: dict[type[Any], tuple[str, int]] = {}
+"""Per event class: its topic and class version, once its state order was checked."""
 
 
 def stored_row(mapper: Mapper[Any], unsaved: Unsaved) -> StoredRow:
     """The row the library's `Mapper.to_stored_event` would make of `unsaved.event()`,
     made without building the event (ingest's hot path; see
     `domain.aggregates.LedgerStream`). Byte for byte the same: the state is the event's
-    attributes in its dataclass field order less originator id and version (each class's
-    order checked once), the class version when above 1, then the mapper's transcoder,
-    compressor and cipher (a unit test compares the two paths)."""
+    attributes in its dataclass field order less originator id and version (checked on a
+    class's first event: the aggregates build each class's state in one place), the class
+    version when above 1, then the mapper's transcoder, compressor and cipher (a unit test
+    compares the two paths)."""
     event_class, state = unsaved.event_class, unsaved.state
-    if (event_class, tuple(state)) not in _CHECKED:
-        _check_order(event_class, state)
-    class_version = getattr(event_class, "class_version", 1)
+    known = _CLASSES.get(event_class)
+    if known is None:
+        known = _CLASSES[event_class] = _class_info(event_class, state)
+    topic, class_version = known
     if class_version > 1:
         state = {**state, "class_version": class_version}
     encoded = mapper.transcoder.encode(state)
@@ -69,17 +72,15 @@ def stored_row(mapper: Mapper[Any], unsaved: Unsaved) -> StoredRow:
         encoded = mapper.compressor.compress(encoded)
     if mapper.cipher:
         encoded = mapper.cipher.encrypt(encoded)
-    return StoredRow(
-        unsaved.originator_id, unsaved.originator_version, get_topic(event_class), encoded
-    )
+    return StoredRow(unsaved.originator_id, unsaved.originator_version, topic, encoded)
 
 
-def _check_order(event_class: type[Any], state: dict[str, Any]) -> None:
+def _class_info(event_class: type[Any], state: dict[str, Any]) -> tuple[str, int]:
     skip = ("originator_id", "originator_version")
     names = tuple(f.name for f in dataclasses.fields(event_class) if f.name not in skip)
     if tuple(state) != names:
         raise ValueError(f"{event_class.__qualname__}: state {tuple(state)}, fields {names}")
-    _CHECKED.add((event_class, names))
+    return get_topic(event_class), getattr(event_class, "class_version", 1)
 
 
 # PostgreSQL's binary COPY format: a header, then per row a field count and each field as
