@@ -105,8 +105,8 @@ def _schema_version(value: Any) -> bool:
     return type(value) is int and value == 1
 
 
-def _money_later(value: Any) -> bool:
-    """Checked apart, once (`quick_check` needs its normalised text)."""
+def _apart(value: Any) -> bool:
+    """Checked apart, once, where `quick_check` needs the value: the time and money."""
     return True
 
 
@@ -120,11 +120,6 @@ def money_normalised(value: Any) -> str | None:
         return None
 
 
-def _present(value: Any) -> bool:
-    """Checked apart, once (`quick_check` needs its value): the time of the interaction."""
-    return True
-
-
 _DATE = _by(_date)
 _COUNT = _int_between(0, MAX_SAFE_INT)
 
@@ -132,7 +127,7 @@ _COUNT = _int_between(0, MAX_SAFE_INT)
 Fields = dict[str, tuple[Check, bool]]
 _COMMON: Fields = {
     "event_id": (_pattern(_EVENT_ID), True),
-    "occurred_at": (_present, True),
+    "occurred_at": (_apart, True),
     "source": (_text, True),
     "schema_version": (_schema_version, False),
 }
@@ -156,7 +151,7 @@ FIELDS: dict[str, Fields] = {
         "store_id": (_id, True),
         "order_id": (_id, True),
         "currency": (_pattern(_CURRENCY), True),
-        "total": (_money_later, True),
+        "total": (_apart, True),
         "lines": (lambda value: type(value) is list and len(value) >= 1, True),
     },
     "call": {
@@ -193,7 +188,7 @@ FIELDS: dict[str, Fields] = {
         "contract_id": (_id, True),
         "change": (_one_of("proposed", "signed", "amended", "renewed", "terminated"), True),
         "partner_kind": (_one_of("vendor", "supplier", "distributor", "reseller"), False),
-        "value": (_money_later, False),
+        "value": (_apart, False),
         "currency": (_pattern(_CURRENCY), False),
         "effective_at": (_DATE, False),
         "ends_at": (_DATE, False),
@@ -214,7 +209,7 @@ LINE_FIELDS: Fields = {
     "sku": (_id, True),
     "category": (_text, True),
     "quantity": (_int_between(1, MAX_SAFE_INT), True),
-    "unit_price": (_money_later, True),
+    "unit_price": (_apart, True),
 }
 
 
@@ -236,7 +231,7 @@ def _spec(fields: Fields) -> _Spec:
         tuple(
             (name, check)
             for name, (check, _) in fields.items()
-            if check not in (_id, _text, _present, _money_later)
+            if check not in (_id, _text, _apart)
         ),
     )
 
