@@ -15,6 +15,7 @@ environment.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import astuple
 from typing import Any, overload
 from uuid import UUID
 
@@ -79,11 +80,7 @@ class LedgerApplication(Application[UUID]):
         first. On any failure the cache is dropped, so a retry starts from the stored truth.
         """
         try:
-            rows = [
-                stored_row(self.mapper, unsaved)
-                for stream in streams
-                for unsaved in stream.take_unsaved()
-            ]
+            rows = [row for stream in streams for row in self._rows(stream)]
             assert isinstance(self.recorder, IngestRecorder)
             ids = self.recorder.record_rows(rows, write)
         except BaseException:
@@ -94,6 +91,15 @@ class LedgerApplication(Application[UUID]):
             for stream in streams:
                 cache.put(stream.id, stream)
         return _Recordings(self.mapper, rows, ids)
+
+    def _rows(self, stream: LedgerStream) -> list[StoredRow]:
+        """The rows of the stream's new events, in version order."""
+        if not stream.pending_events:
+            return [stored_row(self.mapper, unsaved) for unsaved in stream.take_unsaved()]
+        # An event triggered the library's way (`trigger_event`; the ledger's own commands
+        # do not): the library's mapper writes them all, so none is left behind.
+        events = sorted(stream.collect_events(), key=lambda e: e.originator_version)
+        return [StoredRow(*astuple(self.mapper.to_stored_event(e))) for e in events]
 
     def select_events(self, ids: list[UUID]) -> dict[UUID, list[Any]]:
         """The stored events of these streams, as domain events, in version order: one

@@ -74,3 +74,26 @@ def test_a_version_taken_by_another_writer_is_an_integrity_error_and_writes_noth
     assert ids == [1, 2]
     assert set(streams) == {customer.id}
     assert app.record([Customer.open(customer_stream("C-3"), "call", "e-5", {})], IngestWrite())
+
+
+def test_an_event_triggered_the_librarys_way_is_recorded_with_the_rest(
+    settings: Settings,
+) -> None:
+    app = bootstrap.ledger_application(settings)
+    customer = Customer.open(customer_stream("C-1"), "call", "e-1", {"topic": "t"})
+    customer.trigger_event(
+        Customer.Recorded,
+        kind="call",
+        event_id="e-2",
+        payload={"topic": "u"},
+        prev_hash=customer.head_hash,
+        hash="0" * 64,
+    )
+    customer.append("call", "e-3", {"topic": "v"})
+
+    recordings = app.record([customer], IngestWrite())
+
+    assert [r.notification.originator_version for r in recordings] == [1, 2, 3]
+    ids, streams = _rebuilt(app)
+    assert ids == [1, 2, 3]
+    assert streams[customer.id] == customer
