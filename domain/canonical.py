@@ -108,14 +108,30 @@ def chain_hash(
             b'{"payload":',
             body,
             b',"prev_hash":',
-            canonical_bytes(prev_hash),
+            _string(prev_hash),
             b',"stream":',
-            canonical_bytes(stream),
+            _string(stream),
             b',"type":',
-            canonical_bytes(type),
+            _string(type),
             b',"version":',
-            canonical_bytes(version),
+            b"%d" % version
+            if type_of(version) is int and 0 <= version <= _MAX_SAFE_INT
+            else canonical_bytes(version),
             b"}",
         )
     )
     return hashlib.sha256(envelope).hexdigest()
+
+
+type_of = type  # `chain_hash` names a parameter `type`
+
+
+def _string(value: Any) -> bytes:
+    """`canonical_bytes` of a string, without its type walk: a string is in the plain
+    subset, which orjson writes as RFC 8785 does (see `encode_plain`)."""
+    if type_of(value) is str:
+        try:
+            return orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate: the reference refuses it with its own error
+    return canonical_bytes(value)

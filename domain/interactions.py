@@ -24,6 +24,7 @@ import rfc8785
 from pydantic import ValidationError
 
 from domain.canonical import canonical_bytes, encode_plain, is_plain
+from domain.quick_check import Checked, quick_check
 from domain.schema import INTERACTION_ADAPTER, MODELS, PurchaseLine, money_text
 
 __all__ = [
@@ -100,9 +101,11 @@ class InvalidInteraction(RejectedInteraction):
     error_type = "invalid"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Interaction:
-    """A valid interaction, ready to be recorded."""
+    """A valid interaction, ready to be recorded. Never changed once made
+    (`dataclasses.replace` makes another); not declared frozen for speed: a frozen
+    dataclass's `__init__` cost ~1.5 us more per interaction on ingest's hot path."""
 
     event_id: str
     type: str
@@ -126,10 +129,12 @@ def parse_interaction(raw: bytes | bytearray | memoryview | None) -> Interaction
         )
     if nested_deeper_than(raw, MAX_DEPTH):
         raise MalformedInteraction(f"nested deeper than {MAX_DEPTH} levels")
-    # orjson parses the common case ~3x faster. It reads integers past 64 bits as floats,
-    # so a message with a run of 20 digits goes to the standard parser, as does anything
-    # orjson refuses (the standard parser then gives the readable reason).
-    if _LONG_DIGITS.search(raw) is None:
+    # orjson parses the common case ~3x faster. It reads integers past 64 bits (below
+    # -2**63, above 2**64-1) as floats, so a message with a run of 19 digits goes to the
+    # standard parser, as does anything orjson refuses (the standard parser then gives the
+    # readable reason). The run is found by mapping every digit to "0" and looking for 19
+    # zeros: ~0.7 us, where a regular expression's scan of a message took ~6 us.
+    if _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZERO):
         try:
             return validate_object(orjson.loads(raw))
         except orjson.JSONDecodeError:
@@ -192,32 +197,53 @@ def validate_object(obj: object) -> Interaction:
         if type(kind) is not str:
             raise InvalidInteraction(f"type: must be a string (got {_show(kind)})")
         raise InvalidInteraction(f"unknown type {_show(kind)}")
+    checked = quick_check(obj, kind)  # the common, valid case, by hand (see there)
+    if checked is None:
+        checked = _checked_by_pydantic(obj, kind)
+    payload = dict(obj)
+    if kind == "purchase":
+        if checked.total != obj["total"]:
+            payload["total"] = checked.total
+        prices = checked.unit_prices
+        assert prices is not None
+        lines = obj["lines"]
+        if any(line["unit_price"] != price for line, price in zip(lines, prices, strict=True)):
+            payload["lines"] = [
+                {**line, "unit_price": price} for line, price in zip(lines, prices, strict=True)
+            ]
+    elif checked.value is not None:
+        payload["value"] = checked.value
+    known = _KNOWN_IDS[kind]
+    canonical = _canonical(payload, kind)
+    return Interaction(
+        event_id=obj["event_id"].lower(),
+        type=kind,
+        occurred_at=checked.occurred_at,
+        payload=payload,
+        digest=hashlib.sha256(canonical).hexdigest(),
+        canonical=canonical,
+        customer_id=obj.get("customer_id") if known[0] else None,
+        card_id=obj.get("card_id") if known[1] else None,
+        partner_id=obj.get("partner_id") if known[2] else None,
+    )
+
+
+def _checked_by_pydantic(obj: dict[str, Any], kind: str) -> Checked:
+    """The schema's models decide: `invalid` with their first error, or the same
+    `Checked` the hand check gives."""
     try:
         model = INTERACTION_ADAPTER.validate_python(obj)
     except ValidationError as error:
         raise InvalidInteraction(_describe(error)) from None
-    payload = dict(obj)
     if kind == "purchase":
-        payload["total"] = money_text(model.total)
-        payload["lines"] = [
-            {**line, "unit_price": money_text(checked.unit_price)}
-            for line, checked in zip(obj["lines"], model.lines, strict=True)
-        ]
-    elif kind == "contract_changed" and model.value is not None:
-        payload["value"] = money_text(model.value)
-    known = _KNOWN_IDS[kind]
-    canonical = _canonical(payload, kind)
-    return Interaction(
-        event_id=model.event_id.lower(),
-        type=kind,
-        occurred_at=model.occurred_at,
-        payload=payload,
-        digest=hashlib.sha256(canonical).hexdigest(),
-        canonical=canonical,
-        customer_id=model.customer_id if known[0] else None,
-        card_id=model.card_id if known[1] else None,
-        partner_id=model.partner_id if known[2] else None,
-    )
+        return Checked(
+            model.occurred_at,
+            total=money_text(model.total),
+            unit_prices=[money_text(line.unit_price) for line in model.lines],
+        )
+    if kind == "contract_changed" and model.value is not None:
+        return Checked(model.occurred_at, value=money_text(model.value))
+    return Checked(model.occurred_at)
 
 
 def routing_key(obj: Mapping[str, Any]) -> str | None:
@@ -241,7 +267,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_DIGITS = b"0" * 19
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN, Infinity: not JSON
 
 

@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
 
 from consumers.application import LedgerApplication
 from consumers.loader import BatchLoader
@@ -30,6 +29,7 @@ from domain.decision import Loaded, Parsed, Poisoned
 from store.card_holdings import ClaimsLost
 from store.dead_letters import DeadLetterRow
 from store.offsets import OffsetMove
+from store.transcoding import StoredRow
 
 Batch = list[tuple[InboundRecord, Parsed]]
 
@@ -49,10 +49,11 @@ class BatchResult:
 @dataclass
 class Decided:
     """A decided batch, ready to commit: the streams that gained events, their new events
-    (collected, so that they can be committed again), the rows, and how it was decided."""
+    as rows (taken, so that they can be committed again), the other rows, and how it was
+    decided."""
 
     streams: list[LedgerStream]
-    events: list[Any]
+    rows: list[StoredRow]
     write: IngestWrite
     result: BatchResult
     batch: Batch
@@ -96,7 +97,7 @@ class Ingest:
         try:
             while True:
                 try:
-                    self._app.record(decided.streams, decided.write, decided.events)
+                    self._app.record(decided.streams, decided.write, decided.rows)
                 except ClaimsLost as lost:
                     decided = self._again(decided, lost.lost)
                     redecided += decided.result.redecided
@@ -114,8 +115,7 @@ class Ingest:
     def _decide_once(self, batch: Batch, offsets: list[OffsetMove]) -> Decided:
         loaded = self._loader.load(batch)
         made = decision.decide([item for _, item in batch], loaded)
-        events = [event for stream in made.streams for event in stream.collect_events()]
-        return self._decided(batch, offsets, loaded, made, events)
+        return self._decided(batch, offsets, loaded, made, self._app.rows(made.streams))
 
     def _again(self, decided: Decided, lost: dict[str, str]) -> Decided:
         """`decided` with the records that lost card claims involve decided again against
@@ -134,10 +134,10 @@ class Ingest:
         ids = {stream_id(name) for name in names}
         made = decision.merged(decided.made, again, redone, len(items))
         made.streams = [s for s in decided.streams if s.id not in ids] + again.streams
-        events = [e for e in decided.events if e.originator_id not in ids]
-        events += [event for stream in again.streams for event in stream.collect_events()]
+        rows = [row for row in decided.rows if row.originator_id not in ids]
+        rows += self._app.rows(again.streams)
         both = replace(decided.loaded, streams=decided.loaded.streams | loaded.streams)
-        remade = self._decided(batch, decided.write.offsets, both, made, events)
+        remade = self._decided(batch, decided.write.offsets, both, made, rows)
         remade.result.redecided = len(redone)
         return remade
 
@@ -147,24 +147,24 @@ class Ingest:
         offsets: list[OffsetMove],
         loaded: Loaded,
         made: decision.Decision,
-        events: list[Any],
+        rows: list[StoredRow],
     ) -> Decided:
         result = BatchResult(recorded=len(made.recorded), duplicates=made.duplicates)
-        rows: list[DeadLetterRow] = []
+        dead: list[DeadLetterRow] = []
         for r in made.rejections:
             rec = batch[r.index][0]
             if r.forgotten:  # nothing about a forgotten person is kept: not even the bytes
                 rec = replace(rec, key=None, value=None, headers=())
-            rows.append(dead_letter(rec, r.event_id, r.error_type, r.reason))
+            dead.append(dead_letter(rec, r.event_id, r.error_type, r.reason))
             result.rejected[r.error_type] += 1
         write = IngestWrite(
             index=made.recorded,
-            dead_letters=about_the_forgotten(rows, partial(_known_first, loaded, self._loader)),
+            dead_letters=about_the_forgotten(dead, partial(_known_first, loaded, self._loader)),
             offsets=offsets,
             claims=made.claims,
             records=len(batch),
         )
-        return Decided(made.streams, events, write, result, batch, made, loaded)
+        return Decided(made.streams, rows, write, result, batch, made, loaded)
 
 
 def _known_first(
