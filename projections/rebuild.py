@@ -1,0 +1,189 @@
+"""Every projection rebuilt in memory from the whole log, then bulk-loaded: what `ledger
+replay` and `ledger verify` run (`services.replay`).
+
+The live projection (`projections.profiles`, `projections.partners`) reads a page at a
+time and, per page, reads and upserts the rows it changes and evaluates the audiences of
+every changed customer. A rebuild starts from empty tables and sees every event, so it
+keeps each fold state in memory, applies the same folds (`domain.profile`,
+`domain.partner`) with the same rules for cards (below), renders each profile once,
+evaluates each audience once per customer at the pinned clock (`domain.membership.step`,
+as a first evaluation: a customer's final membership is the verdict on its final profile,
+whatever came before), and COPYs the final rows in, through each table's owner.
+
+Cards, as the live projection has them: an interaction naming only a card counts for the
+card's holder; before the card has one it is parked, and credited when the card is
+claimed. A holder is learnt from the card stream's `card_claimed` (older ledgers) or from
+the `customer_enrolled` naming the card (its payload has both ids): both, idempotently,
+the first one standing.
+
+Memory: one fold state per customer and partner, the holders, and the parked card-only
+interactions. When that does not fit, the customers are rebuilt in `passes`, each pass
+folding the customers whose id hashes to it (`bucket`) from a fresh read of the log.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from psycopg import Cursor
+
+from domain import partner as partner_fold
+from domain import profile as fold
+from domain.aggregates import CARD_CLAIMED
+from domain.audiences import Audience
+from domain.membership import Change, Membership, step
+from domain.personal import PERSONAL_FIELDS, PROFILE_PERSONAL_FIELDS
+from domain.schema import PARTNER_TYPES
+from domain.shredding import sealed_fields, unseal
+from projections import audience_outbox, audiences, card_holders, partners, profiles
+
+ENROLLED = "customer_enrolled"
+SHOWN_SEALED = frozenset(
+    type for type, fields in PERSONAL_FIELDS.items() if fields & set(PROFILE_PERSONAL_FIELDS)
+)
+"""The types whose sealed fields a profile shows: the only payloads a rebuild opens (the
+other sealed fields, free text about a complaint or a call, are read by no fold)."""
+OUTBOX_BATCH = 10_000
+
+
+def bucket(customer_id: str, passes: int) -> int:
+    """The pass that rebuilds this customer (stable across processes, unlike `hash`)."""
+    return 0 if passes == 1 else zlib.crc32(customer_id.encode()) % passes
+
+
+class Rebuild:
+    """The fold states of one pass, fed the log's events in the ledger's order."""
+
+    def __init__(self, part: int = 0, passes: int = 1) -> None:
+        """`part` of `passes`: which customers this pass folds (partners and the parked
+        interactions go with pass 0)."""
+        self._part, self._passes = part, passes
+        self._sealed: list[tuple[str, str, dict[str, Any]]] = []  # folded once keys are read
+        self.states: dict[str, fold.State] = {}
+        self.positions: dict[str, int] = {}  # customer -> position of its last credit
+        self.triggers: dict[str, str] = {}  # customer -> the last event that changed it
+        self.holders: dict[str, str] = {}  # card -> customer (of this pass)
+        self._held: dict[str, str] = {}  # card -> customer (every pass's)
+        self.parked: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+        self.partners: dict[str, tuple[partner_fold.State, int]] = {}
+
+    def _mine(self, customer_id: str) -> bool:
+        return self._passes == 1 or bucket(customer_id, self._passes) == self._part
+
+    def feed(self, position: int, type: str, payload: dict[str, Any]) -> None:
+        """One event, in the ledger's order (the live projection's page loop, per event)."""
+        if type in PARTNER_TYPES:
+            if self._part == 0:
+                self._partner(position, type, payload)
+            return
+        card_id = payload.get("card_id")
+        customer_id = payload.get("customer_id")
+        if card_id is not None and customer_id and type in (CARD_CLAIMED, ENROLLED):
+            self._hold(position, card_id, customer_id, payload["event_id"])
+            if type == CARD_CLAIMED:
+                return
+        if not customer_id:  # an interaction naming only a card
+            holder = self._held.get(card_id)  # type: ignore[arg-type]
+            if holder is None:
+                self.parked.setdefault(card_id, []).append((position, type, payload))  # type: ignore[arg-type]
+            elif self._mine(holder):
+                self._credit(holder, type, payload, position, type, payload["event_id"])
+            return
+        if self._mine(customer_id):
+            sealed = type in SHOWN_SEALED and bool(sealed_fields(type, payload))
+            if sealed:
+                self._sealed.append((customer_id, type, payload))
+            self._credit(customer_id, type, payload, position, type, payload["event_id"], sealed)
+
+    def sealed_owners(self) -> set[str]:
+        """The customers whose keys `open_sealed` needs."""
+        return {customer_id for customer_id, _, _ in self._sealed}
+
+    def open_sealed(self, keys: dict[str, bytes | None]) -> None:
+        """Fold the payloads held back for their sealed fields, opened with each customer's
+        key (None: forgotten, the fields stay null). The profile fold is commutative, so
+        folding them after the rest gives the same state; their keys are read in one query
+        instead of one per page."""
+        for customer_id, type, payload in self._sealed:
+            opened = unseal(type, payload, customer_id, keys.get(customer_id))
+            fold.apply(self.states[customer_id], type, opened)
+        self._sealed = []
+
+    def _hold(self, position: int, card_id: str, customer_id: str, event_id: str) -> None:
+        """A card's holder, learnt (the first stands); what was parked for it is credited
+        to the holder now, as an enrollment (a claim shares its enrollment's event_id)."""
+        if card_id in self._held:
+            return
+        self._held[card_id] = customer_id
+        waiting = self.parked.pop(card_id, [])
+        if not self._mine(customer_id):
+            return
+        self.holders[card_id] = customer_id
+        for _, type, payload in waiting:
+            self._credit(customer_id, type, payload, position, ENROLLED, event_id)
+
+    def _credit(
+        self,
+        customer_id: str,
+        type: str,
+        payload: dict[str, Any],
+        position: int,
+        trigger_type: str,
+        trigger_id: str,
+        held_back: bool = False,
+    ) -> None:
+        state = self.states.get(customer_id)
+        if state is None:
+            state = self.states[customer_id] = fold.new_state(customer_id)
+        if not held_back:
+            fold.apply(state, type, payload)
+        self.positions[customer_id] = position
+        self.triggers[customer_id] = f"event {trigger_type} {trigger_id}"
+
+    def _partner(self, position: int, type: str, payload: dict[str, Any]) -> None:
+        partner_id = payload["partner_id"]
+        found = self.partners.get(partner_id)
+        state = found[0] if found is not None else partner_fold.new_state(partner_id)
+        partner_fold.apply(state, type, payload)
+        self.partners[partner_id] = (state, position)
+
+    def load(self, curs: Cursor[Any], book: list[Audience], now: datetime) -> None:
+        """Write this pass's final rows into the (empty) tables of `curs`'s schema."""
+        rendered = {c: fold.render(s) for c, s in self.states.items()}
+        profiles.copy_rows(
+            curs, ((c, self.states[c], p, self.positions[c]) for c, p in rendered.items())
+        )
+        parked = (
+            [(card, *row) for card, rows in self.parked.items() for row in rows]
+            if self._part == 0
+            else []
+        )
+        card_holders.copy_rows(curs, self.holders, parked)
+        partners.copy_rows(curs, ((p, s, n) for p, (s, n) in self.partners.items()))
+        rows, changes = self._memberships(rendered, book, now)
+        audiences.copy_rows(curs, rows)
+        for start in range(0, len(changes), OUTBOX_BATCH):
+            audience_outbox.append(curs, changes[start : start + OUTBOX_BATCH])
+
+    def _memberships(
+        self, rendered: dict[str, dict[str, Any]], book: Iterable[Audience], now: datetime
+    ) -> tuple[list[Membership], list[Change]]:
+        """Each audience evaluated once per customer, on its final profile: a forgotten
+        customer is in none (the live projection erases it and evaluates it no more)."""
+        rows: list[Membership] = []
+        changes: list[Change] = []
+        book = list(book)
+        for customer_id, profile in rendered.items():
+            if fold.forgotten(self.states[customer_id]):
+                continue
+            trigger = self.triggers[customer_id]
+            for audience in book:
+                row, change = step(audience, customer_id, None, profile, now, trigger)
+                if row is not None:
+                    rows.append(row)
+                if change is not None:
+                    changes.append(change)
+        return rows, changes
