@@ -2,9 +2,11 @@
 the digest covers.
 
 Rows come straight from the store's table (`store.event_store`), in stream and
-version order, and are decoded by `store.event_rows` (`chain_record`, `recorded_hash`)
-rather than through the library's mapper: a tampered row must become a finding, and
-the mapper would raise on it, or build an event that hides the change.
+version order, streamed by COPY in one pass (each stream is checked once its last record
+is read, so memory holds one stream), and are decoded by `store.event_rows`
+(`chain_record`, `recorded_hash`) rather than through the library's mapper: a tampered
+row must become a finding, and the mapper would raise on it, or build an event that hides
+the change.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def _streams(conn: Connection[Any]) -> Iterator[tuple[UUID, list[Stored]]]:
     """(originator_id, its records in version order), stream by stream."""
     current: UUID | None = None
     records: list[Stored] = []
-    for row in event_store.in_stream_order(conn):
+    for row in event_store.copy_in_stream_order(conn):
         if row.originator_id != current:
             if current is not None:
                 yield current, records
