@@ -102,3 +102,11 @@ def copy_rows(curs: Cursor[Any], holders: Mapping[str, str], parked: Iterable[Pa
     with curs.copy("COPY profile_parked (card_id, position, kind, payload) FROM STDIN") as copy:
         for chunk in t.chunks(lines):
             copy.write(chunk)
+
+
+def drop_held_parked(curs: Cursor[Any]) -> None:
+    """Drop the parked interactions of every card that has a holder (a rebuild in parts,
+    where a part parks what names a card held by another part's customer)."""
+    curs.execute(
+        "DELETE FROM profile_parked p USING profile_card_owners o WHERE p.card_id = o.card_id"
+    )

@@ -17,28 +17,36 @@ the `customer_enrolled` naming the card (its payload has both ids): both, idempo
 the first one standing.
 
 Memory: one fold state per customer and partner, the holders, and the parked card-only
-interactions. When that does not fit, the customers are rebuilt in `passes`, each pass
+interactions. When that does not fit, the customers are rebuilt in `parts`, each part
 folding the customers whose id hashes to it (`bucket`) from a fresh read of the log.
 """
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from psycopg import Cursor
+from psycopg import Connection
 
 from domain import partner as partner_fold
 from domain import profile as fold
-from domain.aggregates import CARD_CLAIMED
+from domain.aggregates import (
+    CARD_CLAIMED,
+    Card,
+    Customer,
+    card_stream,
+    customer_stream,
+    stream_id,
+)
 from domain.audiences import Audience
 from domain.membership import Change, Membership, step
 from domain.personal import PERSONAL_FIELDS, PROFILE_PERSONAL_FIELDS
 from domain.schema import PARTNER_TYPES
 from domain.shredding import sealed_fields, unseal
 from projections import audience_outbox, audiences, card_holders, partners, profiles
+from store.event_store import share_of
 
 ENROLLED = "customer_enrolled"
 SHOWN_SEALED = frozenset(
@@ -47,31 +55,61 @@ SHOWN_SEALED = frozenset(
 """The types whose sealed fields a profile shows: the only payloads a rebuild opens (the
 other sealed fields, free text about a complaint or a call, are read by no fold)."""
 OUTBOX_BATCH = 10_000
+Connect = Callable[[], Connection[Any]]
+"""A new connection to the schema being rebuilt (committed when its `with` block ends)."""
 
 
-def bucket(customer_id: str, passes: int) -> int:
-    """The pass that rebuilds this customer (stable across processes, unlike `hash`)."""
-    return 0 if passes == 1 else zlib.crc32(customer_id.encode()) % passes
+def bucket(customer_id: str, parts: int) -> int:
+    """The part that rebuilds this customer: its stream's share (`store.event_store.share_of`),
+    so a part reads only its customers' streams."""
+    return 0 if parts == 1 else share_of(stream_id(customer_stream(customer_id)), parts)
+
+
+def _topic(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+TOPICS = (
+    [_topic(Customer.Opened), _topic(Customer.Recorded)],
+    [_topic(Card.Opened), _topic(Card.Recorded)],
+)
+"""The event topics of the customer streams, and of the card streams: how a part's read is
+routed (`store.event_store.copy_log`)."""
 
 
 class Rebuild:
     """The fold states of one pass, fed the log's events in the ledger's order."""
 
-    def __init__(self, part: int = 0, passes: int = 1) -> None:
-        """`part` of `passes`: which customers this pass folds (partners and the parked
+    def __init__(self, part: int = 0, parts: int = 1) -> None:
+        """`part` of `parts`: which customers this part folds (partners and the parked
         interactions go with pass 0)."""
-        self._part, self._passes = part, passes
+        self._part, self._parts = part, parts
+        self._buckets: dict[str, bool] = {}  # customer -> whether this part folds it
         self._sealed: list[tuple[str, str, dict[str, Any]]] = []  # folded once keys are read
         self.states: dict[str, fold.State] = {}
         self.positions: dict[str, int] = {}  # customer -> position of its last credit
         self.triggers: dict[str, str] = {}  # customer -> the last event that changed it
-        self.holders: dict[str, str] = {}  # card -> customer (of this pass)
+        self.holders: dict[str, str] = {}  # card -> customer (of this part)
         self._held: dict[str, str] = {}  # card -> customer (every pass's)
         self.parked: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
         self.partners: dict[str, tuple[partner_fold.State, int]] = {}
 
+    def _writes_parked(self, card_id: str) -> bool:
+        """Whether this part writes the card's parked interactions: every part parks what
+        names a card none of its customers holds, so each card's are written by one part
+        (its stream's share), and `card_holders.drop_held_parked` then drops those of
+        the cards a customer of another part holds."""
+        return (
+            self._parts == 1 or share_of(stream_id(card_stream(card_id)), self._parts) == self._part
+        )
+
     def _mine(self, customer_id: str) -> bool:
-        return self._passes == 1 or bucket(customer_id, self._passes) == self._part
+        if self._parts == 1:
+            return True
+        mine = self._buckets.get(customer_id)
+        if mine is None:
+            mine = self._buckets[customer_id] = bucket(customer_id, self._parts) == self._part
+        return mine
 
     def feed(self, position: int, type: str, payload: dict[str, Any]) -> None:
         """One event, in the ledger's order (the live projection's page loop, per event)."""
@@ -150,23 +188,34 @@ class Rebuild:
         partner_fold.apply(state, type, payload)
         self.partners[partner_id] = (state, position)
 
-    def load(self, curs: Cursor[Any], book: list[Audience], now: datetime) -> None:
-        """Write this pass's final rows into the (empty) tables of `curs`'s schema."""
+    def load(self, connect: Connect, book: list[Audience], now: datetime) -> None:
+        """Write this part's final rows into the (empty) tables of the schema `connect`'s
+        connections use. The profiles, holders and partners go in on a connection and
+        thread of their own while this thread evaluates the audiences: PostgreSQL parses
+        and indexes one table's rows while Python computes the next."""
         rendered = {c: fold.render(s) for c, s in self.states.items()}
-        profiles.copy_rows(
-            curs, ((c, self.states[c], p, self.positions[c]) for c, p in rendered.items())
-        )
-        parked = (
-            [(card, *row) for card, rows in self.parked.items() for row in rows]
-            if self._part == 0
-            else []
-        )
-        card_holders.copy_rows(curs, self.holders, parked)
-        partners.copy_rows(curs, ((p, s, n) for p, (s, n) in self.partners.items()))
-        rows, changes = self._memberships(rendered, book, now)
-        audiences.copy_rows(curs, rows)
-        for start in range(0, len(changes), OUTBOX_BATCH):
-            audience_outbox.append(curs, changes[start : start + OUTBOX_BATCH])
+        with ThreadPoolExecutor(1, thread_name_prefix="rebuild-load") as pool:
+            loaded = pool.submit(self._load_profiles, connect, rendered)
+            rows, changes = self._memberships(rendered, book, now)
+            with connect() as conn, conn.cursor() as curs:
+                audiences.copy_rows(curs, rows)
+                for start in range(0, len(changes), OUTBOX_BATCH):
+                    audience_outbox.append(curs, changes[start : start + OUTBOX_BATCH])
+            loaded.result()
+
+    def _load_profiles(self, connect: Connect, rendered: dict[str, dict[str, Any]]) -> None:
+        with connect() as conn, conn.cursor() as curs:
+            profiles.copy_rows(
+                curs, ((c, self.states[c], p, self.positions[c]) for c, p in rendered.items())
+            )
+            parked = [
+                (card, *row)
+                for card, rows in self.parked.items()
+                if self._writes_parked(card)
+                for row in rows
+            ]
+            card_holders.copy_rows(curs, self.holders, parked)
+            partners.copy_rows(curs, ((p, s, n) for p, (s, n) in self.partners.items()))
 
     def _memberships(
         self, rendered: dict[str, dict[str, Any]], book: Iterable[Audience], now: datetime

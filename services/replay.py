@@ -13,6 +13,7 @@ of the customers from a fresh read.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,11 +22,13 @@ from typing import Any
 from eventsourcing.persistence import Tracking
 from psycopg import Connection, IsolationLevel
 
-from projections import audiences, partners, positions, profiles, tables
+from domain.audiences import Audience
+from projections import audiences, card_holders, partners, positions, profiles, tables
 from projections.audiences import AudienceBook
-from projections.rebuild import Rebuild
+from projections.rebuild import TOPICS, Rebuild
 from projections.tables import ReplayError
 from projections.upkeep import Upkeep
+from services import rebuild_parts
 from services.ports import Ports
 from store import event_store
 from store.event_rows import rebuild_state
@@ -34,10 +37,13 @@ from store.keys import read_keys
 __all__ = ["REPLAY_SCHEMA", "Progress", "ReplayError", "Replayed", "replay", "summary"]
 
 REPLAY_SCHEMA = "ledger_replay"
-EVENTS_PER_PASS = 4_000_000
-"""The memory budget of a rebuild, in events: a log of more is rebuilt in passes of a share
-of the customers each. Measured on the simulator's mix (20 events per customer), the
-fold states, holders and parked interactions of a pass take about 0.5 KiB per event."""
+EVENTS_PER_PART = 4_000_000
+"""The memory budget of one rebuilding process, in events: a log of more is rebuilt in more
+parts (a share of the customers each). On the simulator's mix (20 events a customer) a
+part's fold states, holders and parked interactions take about 0.5 KiB per event."""
+WORKERS = min(2, os.cpu_count() or 1)
+"""Parts rebuilt at once, each in a process of its own (`services.rebuild_parts`)."""
+PARALLEL_FROM = 100_000  # events: below, one part in this process (a fork costs more)
 PROGRESS_EVERY = 50_000  # records read between progress calls
 Progress = Callable[[int, int], object]
 """Called with (done, total) as work advances."""
@@ -64,74 +70,99 @@ def replay(
     as_of: datetime | None = None,
     clock: datetime | None = None,
     progress: Progress = lambda done, total: None,
-    events_per_pass: int = EVENTS_PER_PASS,
+    workers: int | None = None,
+    events_per_part: int = EVENTS_PER_PART,
 ) -> Replayed:
     """Rebuild every projection into `schema` (emptied first) from the first event up to
     `stop` (default: the head), counting only events recorded by `as_of` (if given), with
     the clock pinned at `clock` (default: `as_of`, else `pinned_clock`). Records that
-    cannot be decoded are left out and counted (`ledger verify` names them)."""
+    cannot be decoded are left out and counted (`ledger verify` names them). `workers`
+    (default: `WORKERS`, one below `PARALLEL_FROM` events) parts run at once."""
     with ports.connect() as conn:
         if clock is None:
             clock = as_of if as_of is not None else pinned_clock(ports, conn)
         tables.fresh_schema(conn, schema)
+        head = event_store.head(conn)
         conn.commit()
-    tracking = ports.scratch_tracking(schema)
-    tracking.create_table()
+    head = head if stop is None else min(head, stop)
+    if workers is None:
+        workers = WORKERS if head >= PARALLEL_FROM else 1
+    parts = workers * max(1, math.ceil(head / (events_per_part * workers)))
     pinned = clock
     book = AudienceBook(ports.audiences(), lambda: pinned)
     keeper = _upkeep(ports, schema, book)
     try:
         keeper()  # the definitions in force, recorded before any profile exists
-        reader = ports.connect()
-        reader.isolation_level = IsolationLevel.REPEATABLE_READ  # every pass, one log
-        with reader, reader.transaction():
-            head = event_store.head(reader)
-            head = head if stop is None else min(head, stop)
-            passes = max(1, math.ceil(head / events_per_pass))
-            unreadable = 0
-            for part in range(passes):
-                rebuild = Rebuild(part, passes)
-                unreadable = _read(reader, head, as_of, rebuild, progress, part, passes)
-                rebuild.open_sealed(read_keys(reader, rebuild.sealed_owners()))
-                with ports.connect(schema=schema) as writer, writer.cursor() as curs:
-                    rebuild.load(curs, book.audiences, pinned)
-        if head:
-            for name in positions.PROJECTIONS:
-                tracking.insert_tracking(Tracking(name, head))
+        job = Part(ports, schema, head, as_of, book.audiences, pinned, parts)
+        unreadable = rebuild_parts.run(job, workers, progress)
+        if parts > 1:
+            with ports.connect(schema=schema) as conn, conn.cursor() as curs:
+                card_holders.drop_held_parked(curs)
         keeper.clock_pass()  # what the pinned clock has made due since each evaluation
-        progress(head, head)
-        return Replayed(head, unreadable)
     finally:
         keeper.close()
+    _track(ports, schema, head)
+    progress(head, head)
+    return Replayed(head, unreadable)
+
+
+def _track(ports: Ports, schema: str, head: int) -> None:
+    """Each projection's position in the schema's tracking table (the library's recorder):
+    where a replay's schema is known by."""
+    tracking = ports.scratch_tracking(schema)
+    try:
+        tracking.create_table()
+        for name in positions.PROJECTIONS if head else ():
+            tracking.insert_tracking(Tracking(name, head))
+    finally:
         tracking.datastore.close()
 
 
-def _read(
-    conn: Connection[Any],
-    head: int,
-    as_of: datetime | None,
-    rebuild: Rebuild,
-    progress: Progress,
-    part: int,
-    passes: int,
-) -> int:
-    """Feed every record up to `head` (recorded by `as_of`) to `rebuild`; return how many
-    could not be decoded. Progress counts positions over all passes."""
-    unreadable = 0
-    feed = rebuild.feed
-    done = 0
-    for position, topic, state in event_store.copy_log(conn, head):
-        attributes = rebuild_state(topic, state)
-        done += 1
-        if done % PROGRESS_EVERY == 0:
-            progress((part * head + position) // passes, head)
-        if attributes is None:
-            unreadable += 1
-            continue
-        if as_of is not None and attributes["timestamp"] > as_of:
-            continue
-        feed(position, attributes["kind"], attributes["payload"])
-    return unreadable
+@dataclass(frozen=True)
+class Part:
+    """What rebuilding one part of the customers takes (run by `services.rebuild_parts`,
+    in this process or a forked one)."""
+
+    ports: Ports
+    schema: str
+    head: int
+    as_of: datetime | None
+    audiences: list[Audience]
+    now: datetime
+    parts: int
+
+    def __call__(self, part: int, progress: Callable[[int], object]) -> int:
+        """Read, fold and load part `part`; return how many records it could not decode
+        (`progress`: positions read)."""
+        reader = self.ports.connect()
+        reader.isolation_level = IsolationLevel.REPEATABLE_READ
+        rebuild = Rebuild(part, self.parts)
+        with reader, reader.transaction():
+            unreadable = self._read(reader, rebuild, part, progress)
+            rebuild.open_sealed(read_keys(reader, rebuild.sealed_owners()))
+        rebuild.load(lambda: self.ports.connect(schema=self.schema), self.audiences, self.now)
+        return unreadable
+
+    def _read(
+        self, conn: Connection[Any], rebuild: Rebuild, part: int, progress: Callable[[int], object]
+    ) -> int:
+        """Feed the part's records up to the head (recorded by `as_of`) to `rebuild`; return
+        how many could not be decoded (the card streams', which every part reads, are
+        counted by part 0)."""
+        unreadable = 0
+        feed, as_of, shared = rebuild.feed, self.as_of, set(TOPICS[1]) if part else set()
+        records = event_store.copy_log(conn, self.head, (part, self.parts), TOPICS)
+        for done, (position, topic, state) in enumerate(records, start=1):
+            if done % PROGRESS_EVERY == 0:
+                progress(position)
+            attributes = rebuild_state(topic, state)
+            if attributes is None:
+                unreadable += topic not in shared
+                continue
+            if as_of is not None and attributes["timestamp"] > as_of:
+                continue
+            feed(position, attributes["kind"], attributes["payload"])
+        return unreadable
 
 
 def summary(ports: Ports, schema: str) -> str:

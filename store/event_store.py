@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, Cursor
+from psycopg.sql import SQL, Literal
 
 from store.event_rows import COLUMNS, EventRow
 
@@ -95,7 +96,11 @@ def stream_heads(
 # rows parsed by psycopg's C loaders), and holds no more than a buffer in memory.
 _LOG_COPY = (
     "COPY (SELECT notification_id, topic, state FROM ledger_events "
-    "WHERE notification_id <= {stop} ORDER BY notification_id) TO STDOUT (FORMAT BINARY)"
+    "WHERE notification_id <= {stop}{share} ORDER BY notification_id) TO STDOUT (FORMAT BINARY)"
+)
+_SHARE = (
+    " AND CASE WHEN topic = ANY({customer}) THEN get_byte(uuid_send(originator_id), 0) % {parts}"
+    " = {part} WHEN topic = ANY({card}) THEN true ELSE {part} = 0 END"
 )
 _STREAMS_COPY = (
     f"COPY (SELECT {COLUMNS} FROM ledger_events ORDER BY originator_id, originator_version) "
@@ -103,10 +108,36 @@ _STREAMS_COPY = (
 )
 
 
-def copy_log(conn: Connection[Any], stop: int) -> Iterator[tuple[int, str, bytes | None]]:
+def share_of(stream: UUID, parts: int) -> int:
+    """Which of `parts` shares a stream falls in: its id's first byte, as `copy_log`'s
+    SQL reads it."""
+    return stream.bytes[0] % parts
+
+
+def copy_log(
+    conn: Connection[Any],
+    stop: int,
+    share: tuple[int, int] = (0, 1),
+    topics: tuple[list[str], list[str]] = ([], []),
+) -> Iterator[tuple[int, str | None, bytes | None]]:
     """(notification id, topic, state) of every record up to `stop`, in the ledger's order,
-    streamed by COPY (iterate inside a transaction for one snapshot)."""
-    with conn.cursor() as curs, curs.copy(_LOG_COPY.format(stop=int(stop))) as copy:  # type: ignore[arg-type]
+    streamed by COPY (iterate inside a transaction for one snapshot).
+
+    With `share` (part, parts) and `topics` (the customer streams' event topics, the card
+    streams'), only that part's records: the customer streams whose id is in the part
+    (`share_of`), every card stream, and in part 0 every other record (partners', and any
+    topic not named), so that parts read in parallel split the work between them."""
+    part, parts = share
+    where = ""
+    if parts > 1:
+        customer, card = (Literal(list(t)) for t in topics)
+        where = (
+            SQL(_SHARE)
+            .format(customer=customer, card=card, part=Literal(part), parts=Literal(parts))
+            .as_string(conn)
+        )
+    statement = _LOG_COPY.format(stop=int(stop), share=where)
+    with conn.cursor() as curs, curs.copy(statement) as copy:  # type: ignore[arg-type]
         copy.set_types(["int8", "text", "bytea"])
         yield from copy.rows()
 

@@ -1,5 +1,5 @@
-"""The bulk rebuild against the live projection on real servers: one pass or several
-(a log larger than the memory budget), the same rows."""
+"""The bulk rebuild against the live projection on real servers: in one part or several
+(processes at once, or a log larger than the memory budget), the same rows."""
 
 from __future__ import annotations
 
@@ -16,13 +16,17 @@ from services.replay import replay
 PLAN = SimulationPlan(customers=40, partners=5, events=900, seed=23, faults=False)
 
 
-@pytest.mark.parametrize("events_per_pass", [10**9, 300])
-def test_a_rebuild_in_one_pass_or_several_equals_the_live_projection(
-    settings: Settings, events_per_pass: int
+@pytest.mark.parametrize(
+    ("workers", "events_per_part"),
+    [(1, 10**9), (2, 10**9), (2, 300), (1, 400)],
+    ids=["one part", "two parts at once", "four parts, two at a time", "parts one at a time"],
+)
+def test_a_rebuild_in_one_part_or_several_equals_the_live_projection(
+    settings: Settings, workers: int, events_per_part: int
 ) -> None:
     simulated(settings, PLAN)
     ports = bootstrap.ports(settings)
-    done = replay(ports, "rebuilt", events_per_pass=events_per_pass)
+    done = replay(ports, "rebuilt", workers=workers, events_per_part=events_per_part)
     with psycopg.connect(settings.database_url or "") as conn:
         head = conn.execute("SELECT max(notification_id) FROM ledger_events").fetchone()
         assert head is not None and done.position == head[0] and done.unreadable == 0
