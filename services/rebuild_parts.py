@@ -1,12 +1,14 @@
-"""Running a rebuild's parts (`services.replay.Part`): `workers` at a time, each in a
-process of its own, so the folds of a large log use every core.
+"""Running the parts of an audit job (a rebuild's, `services.replay.Part`; the chain
+check's, `services.verify.ChainPart`) `workers` at a time, each in a process of its own,
+so that work on a large log uses every core.
 
-A part is CPU-bound Python (decoding, folding, evaluating audiences), so threads would take
-turns on one core; processes do not. They are forked: a part needs the use case's ports
-and the audience definitions, which are closures and parsed objects a spawned process
-could not be handed. A forked child only opens connections of its own, never uses one of
-the parent's, and ends with `os._exit` (multiprocessing's fork start method), so nothing
-the parent holds is closed or flushed twice. One part (a small log) runs in this process.
+A part is CPU-bound Python (decoding, hashing, folding, evaluating audiences), so threads
+would take turns on one core; processes do not. They are forked: a part needs the use
+case's ports and the audience definitions, closures and parsed objects that a spawned
+process could not be handed. A forked child only opens connections of its own, never uses
+one of the parent's, and ends with `os._exit` (multiprocessing's fork start method), so
+nothing the parent holds is closed or flushed twice. A job of one part runs in this
+process.
 """
 
 from __future__ import annotations
@@ -16,66 +18,74 @@ import pickle
 from collections.abc import Callable
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.sharedctypes import Synchronized
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 POLL_SECONDS = 0.25  # how often the parent reports the children's progress
+T = TypeVar("T", covariant=True)
 
 
-class Job(Protocol):
-    @property
-    def head(self) -> int: ...
-
+class Job(Protocol[T]):
     @property
     def parts(self) -> int: ...
 
-    def __call__(self, part: int, progress: Callable[[int], object]) -> int:
-        """Rebuild part `part`; return how many records it could not decode."""
+    def __call__(self, part: int, progress: Callable[[int], object]) -> T:
+        """Do part `part`, reporting its share of the progress so far as it goes (the
+        parts' shares add up to the job's progress)."""
 
 
-def run(job: Job, workers: int, progress: Callable[[int, int], object]) -> int:
-    """Every part of `job`, `workers` at a time; return the records left unreadable."""
+def run(job: Job[Any], workers: int, progress: Callable[[int], object]) -> list[Any]:
+    """Every part of `job`, `workers` at a time; each part's result, in part order. A
+    part's exception is raised here (the first one's)."""
     if job.parts == 1:
-        return job(0, lambda position: progress(position, job.head))
-    unreadable = 0
+        return [job(0, progress)]
+    results: list[Any] = []
+    shares: list[Synchronized[int]] = []
     for first in range(0, job.parts, workers):
         wave = range(first, min(first + workers, job.parts))
-        unreadable += _wave(job, wave, progress)
-    return unreadable
+        results += _wave(job, wave, shares, progress)
+    return results
 
 
-def _wave(job: Job, wave: range, progress: Callable[[int, int], object]) -> int:
-    """Parts `wave` at once, in forked processes; re-raise the first one's failure."""
+def _wave(
+    job: Job[Any],
+    wave: range,
+    shares: list[Synchronized[int]],
+    progress: Callable[[int], object],
+) -> list[Any]:
     context = multiprocessing.get_context("fork")
     children = []
     for part in wave:
-        reached: Synchronized[int] = context.Value("q", 0, lock=False)  # type: ignore[assignment]
+        share: Synchronized[int] = context.Value("q", 0, lock=False)  # type: ignore[assignment]
+        shares.append(share)
         receive, send = context.Pipe(duplex=False)
         child = context.Process(
-            target=_child, args=(job, part, reached, send), name=f"rebuild-part-{part}"
+            target=_child, args=(job, part, share, send), name=f"ledger-part-{part}"
         )
         child.start()
         send.close()
-        children.append((child, reached, receive))
-    done = wave.start * job.head
-    while alive := [child for child, _, _ in children if child.is_alive()]:
-        progress((done + sum(r.value for _, r, _ in children)) // job.parts, job.head)
+        children.append((child, receive))
+    while alive := [child for child, _ in children if child.is_alive()]:
+        progress(sum(share.value for share in shares))
         alive[0].join(POLL_SECONDS)
-    unreadable = 0
-    for child, _, receive in children:
-        _, answer = receive.recv() if receive.poll() else ("error", _died(child.exitcode))
+    progress(sum(share.value for share in shares))
+    results = []
+    for child, receive in children:
+        answer = receive.recv() if receive.poll() else _died(child.exitcode)
         child.join()
         if isinstance(answer, BaseException):
             raise answer
-        unreadable += int(answer)
-    return unreadable
+        results.append(answer)
+    return results
 
 
-def _child(job: Job, part: int, reached: Synchronized[int], send: Pipe) -> None:
+def _child(job: Job[Any], part: int, share: Synchronized[int], send: Pipe) -> None:
+    def report(done: int) -> None:
+        share.value = done
+
     try:
-        count = job(part, lambda position: setattr(reached, "value", position))
-        send.send(("ok", count))
-    except BaseException as error:  # the parent re-raises it: verify reports it
-        send.send(("error", _picklable(error)))
+        send.send(job(part, report))
+    except BaseException as error:  # the parent raises it: `ledger verify` reports it
+        send.send(_picklable(error))
 
 
 def _picklable(error: BaseException) -> BaseException:
@@ -87,4 +97,4 @@ def _picklable(error: BaseException) -> BaseException:
 
 
 def _died(exitcode: int | None) -> BaseException:
-    return RuntimeError(f"a rebuild process ended without an answer (exit code {exitcode})")
+    return RuntimeError(f"a part's process ended without an answer (exit code {exitcode})")

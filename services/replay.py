@@ -94,7 +94,7 @@ def replay(
     try:
         keeper()  # the definitions in force, recorded before any profile exists
         job = Part(ports, schema, head, as_of, book.audiences, pinned, parts)
-        unreadable = rebuild_parts.run(job, workers, progress)
+        unreadable = sum(rebuild_parts.run(job, workers, lambda done: progress(done, head)))
         if parts > 1:
             with ports.connect(schema=schema) as conn, conn.cursor() as curs:
                 card_holders.drop_held_parked(curs)
@@ -133,7 +133,7 @@ class Part:
 
     def __call__(self, part: int, progress: Callable[[int], object]) -> int:
         """Read, fold and load part `part`; return how many records it could not decode
-        (`progress`: positions read)."""
+        (`progress`: its share of the positions read)."""
         reader = self.ports.connect()
         reader.isolation_level = IsolationLevel.REPEATABLE_READ
         rebuild = Rebuild(part, self.parts)
@@ -141,6 +141,7 @@ class Part:
             unreadable = self._read(reader, rebuild, part, progress)
             rebuild.open_sealed(read_keys(reader, rebuild.sealed_owners()))
         rebuild.load(lambda: self.ports.connect(schema=self.schema), self.audiences, self.now)
+        progress(self.head // self.parts)
         return unreadable
 
     def _read(
@@ -154,7 +155,7 @@ class Part:
         records = event_store.copy_log(conn, self.head, (part, self.parts), TOPICS)
         for done, (position, topic, state) in enumerate(records, start=1):
             if done % PROGRESS_EVERY == 0:
-                progress(position)
+                progress(position // self.parts)
             attributes = rebuild_state(topic, state)
             if attributes is None:
                 unreadable += topic not in shared

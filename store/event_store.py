@@ -103,9 +103,10 @@ _SHARE = (
     " = {part} WHEN topic = ANY({card}) THEN true ELSE {part} = 0 END"
 )
 _STREAMS_COPY = (
-    f"COPY (SELECT {COLUMNS} FROM ledger_events ORDER BY originator_id, originator_version) "
-    "TO STDOUT (FORMAT BINARY)"
+    f"COPY (SELECT {COLUMNS} FROM ledger_events{{share}} "
+    "ORDER BY originator_id, originator_version) TO STDOUT (FORMAT BINARY)"
 )
+_STREAM_SHARE = " WHERE get_byte(uuid_send(originator_id), 0) % {parts} = {part}"
 
 
 def share_of(stream: UUID, parts: int) -> int:
@@ -142,10 +143,16 @@ def copy_log(
         yield from copy.rows()
 
 
-def copy_in_stream_order(conn: Connection[Any]) -> Iterator[EventRow]:
+def copy_in_stream_order(
+    conn: Connection[Any], share: tuple[int, int] = (0, 1)
+) -> Iterator[EventRow]:
     """Every record, stream by stream in version order (as `in_stream_order`), streamed
-    by COPY in a transaction of its own."""
-    with conn.transaction(), conn.cursor() as curs, curs.copy(_STREAMS_COPY) as copy:  # type: ignore[arg-type]
+    by COPY in a transaction of its own; with `share` (part, parts), only the streams in
+    that part (`share_of`)."""
+    part, parts = share
+    where = _STREAM_SHARE.format(parts=int(parts), part=int(part)) if parts > 1 else ""
+    statement = _STREAMS_COPY.format(share=where)
+    with conn.transaction(), conn.cursor() as curs, curs.copy(statement) as copy:  # type: ignore[arg-type]
         copy.set_types(["uuid", "int8", "text", "bytea"])
         for row in copy.rows():
             yield EventRow(*row)

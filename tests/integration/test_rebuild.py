@@ -12,6 +12,7 @@ from ledger.settings import Settings
 from producers.simulator import SimulationPlan
 from projections.compare import differences
 from services.replay import replay
+from services.verify import verify
 
 PLAN = SimulationPlan(customers=40, partners=5, events=900, seed=23, faults=False)
 
@@ -43,3 +44,38 @@ def test_a_rebuild_in_one_part_or_several_equals_the_live_projection(
         psycopg.connect(settings.database_url or "") as again,
     ):
         assert list(differences(live, "public", again, "rebuilt")) == []
+
+
+def test_verify_in_parts_finds_what_one_process_finds(settings: Settings) -> None:
+    simulated(settings, PLAN)
+    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
+        streams = conn.execute(
+            "SELECT originator_id FROM ledger_events GROUP BY 1 HAVING count(*) >= 4 "
+            "ORDER BY 1 LIMIT 3"
+        ).fetchall()
+        edited, removed, garbled = (row[0] for row in streams)
+        conn.execute(
+            "UPDATE ledger_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
+            "'\"occurred_at\":\"', '\"occurred_at\":\"1'), 'UTF8') "
+            "WHERE originator_id = %s AND originator_version = 2",
+            (edited,),
+        )
+        conn.execute(
+            "DELETE FROM ledger_events WHERE originator_id = %s AND originator_version = 2",
+            (removed,),
+        )
+        conn.execute(
+            "UPDATE ledger_events SET state = '\\x00'::bytea "
+            "WHERE originator_id = %s AND originator_version = 3",
+            (garbled,),
+        )
+        conn.execute("UPDATE profiles SET profile = profile || '{\"nps\": 11}'")
+    ports = bootstrap.ports(settings)
+    one, two = verify(ports, workers=1), verify(ports, workers=2)
+    assert one.findings and one.differences and one.rebuild is None
+    assert {f.kind for f in one.findings} >= {"edited", "removed", "unreadable"}
+    assert (two.findings, two.differences, two.records) == (
+        one.findings,
+        one.differences,
+        one.records,
+    )
