@@ -99,20 +99,32 @@ _LOG_COPY = (
     "WHERE notification_id <= {stop}{share} ORDER BY notification_id) TO STDOUT (FORMAT BINARY)"
 )
 _SHARE = (
-    " AND CASE WHEN topic = ANY({customer}) THEN get_byte(uuid_send(originator_id), 0) % {parts}"
-    " = {part} WHEN topic = ANY({card}) THEN true ELSE {part} = 0 END"
+    " AND CASE WHEN topic = ANY({customer}) THEN {in_share}"
+    " WHEN topic = ANY({card}) THEN true ELSE {part} = 0 END"
 )
 _STREAMS_COPY = (
     f"COPY (SELECT {COLUMNS} FROM ledger_events{{share}} "
     "ORDER BY originator_id, originator_version) TO STDOUT (FORMAT BINARY)"
 )
-_STREAM_SHARE = " WHERE get_byte(uuid_send(originator_id), 0) % {parts} = {part}"
+MAX_PARTS = 256
 
 
 def share_of(stream: UUID, parts: int) -> int:
-    """Which of `parts` shares a stream falls in: its id's first byte, as `copy_log`'s
-    SQL reads it."""
-    return stream.bytes[0] % parts
+    """Which of `parts` (at most MAX_PARTS) shares a stream falls in: a range of ids by
+    their first byte, so a share of the streams is a range scan of the primary key."""
+    return stream.bytes[0] * parts // MAX_PARTS
+
+
+def _in_share(part: int, parts: int) -> str:
+    """SQL: whether a record's stream is in this share (`share_of`)."""
+    assert 0 <= part < parts <= MAX_PARTS
+
+    def bound(share: int) -> str:
+        first = -(-share * MAX_PARTS // parts)  # the least first byte in this share
+        return f"'{UUID(bytes=bytes([first]) + bytes(15))}'::uuid"
+
+    low = f"originator_id >= {bound(part)}"
+    return low if part + 1 == parts else f"{low} AND originator_id < {bound(part + 1)}"
 
 
 def copy_log(
@@ -134,7 +146,12 @@ def copy_log(
         customer, card = (Literal(list(t)) for t in topics)
         where = (
             SQL(_SHARE)
-            .format(customer=customer, card=card, part=Literal(part), parts=Literal(parts))
+            .format(
+                customer=customer,
+                card=card,
+                part=Literal(part),
+                in_share=SQL(_in_share(part, parts)),  # type: ignore[arg-type]
+            )
             .as_string(conn)
         )
     statement = _LOG_COPY.format(stop=int(stop), share=where)
@@ -150,7 +167,7 @@ def copy_in_stream_order(
     by COPY in a transaction of its own; with `share` (part, parts), only the streams in
     that part (`share_of`)."""
     part, parts = share
-    where = _STREAM_SHARE.format(parts=int(parts), part=int(part)) if parts > 1 else ""
+    where = f" WHERE {_in_share(part, parts)}" if parts > 1 else ""
     statement = _STREAMS_COPY.format(share=where)
     with conn.transaction(), conn.cursor() as curs, curs.copy(statement) as copy:  # type: ignore[arg-type]
         copy.set_types(["uuid", "int8", "text", "bytea"])
