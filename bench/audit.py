@@ -13,6 +13,7 @@ projection.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import sys
 import tempfile
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         replayed = bootstrap.ledger(settings).replay(REPLAY_SCHEMA)
         rows.append(("replay (events)", replayed.position, time.perf_counter() - t0))
         unequal = replay_differences(settings.database_url or "")
+        parts_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        own_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print("ledger verify ...", flush=True)
         marks: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -82,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         f"({unequal} rows differ)"
     )
     print(f"replay {replay_rate:.0f} events/s, {replay_rate / live:.2f}x the live projections")
+    print(
+        f"peak RSS after the replay: this process {own_rss:.0f} MiB, its largest finished "
+        f"child (a rebuild part, forked from it) {parts_rss:.0f} MiB"
+    )
     for label, count, seconds in rows:
         if label in TARGETS:
             rate, target = count / seconds, TARGETS[label]

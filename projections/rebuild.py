@@ -16,9 +16,14 @@ claimed. A holder is learnt from the card stream's `card_claimed` (older ledgers
 the `customer_enrolled` naming the card (its payload has both ids): both, idempotently,
 the first one standing.
 
-Memory: one fold state per customer and partner, the holders, and the parked card-only
-interactions. When that does not fit, the customers are rebuilt in `parts`, each part
-folding the customers whose id hashes to it (`bucket`) from a fresh read of the log.
+Parts: the customers can be rebuilt in parts (`services.replay` runs them at once in
+processes of their own, and in more of them when the log does not fit in memory). A part
+folds the customers whose stream id falls in its range (`bucket`) and reads only what they
+need: their streams, every card stream (a card's holder may be anybody), and in part 0
+the partners'. Every part parks what names a card none of its customers holds; each card's
+parked interactions are written by one part, and the held ones dropped after the load
+(`card_holders.drop_held_parked`). Memory per part: a fold state per customer, the
+holders, and the parked card-only interactions.
 """
 
 from __future__ import annotations
@@ -78,11 +83,11 @@ routed (`store.event_store.copy_log`)."""
 
 
 class Rebuild:
-    """The fold states of one pass, fed the log's events in the ledger's order."""
+    """The fold states of one part, fed the log's events in the ledger's order."""
 
     def __init__(self, part: int = 0, parts: int = 1) -> None:
-        """`part` of `parts`: which customers this part folds (partners and the parked
-        interactions go with pass 0)."""
+        """`part` of `parts`: which customers this part folds (the partners go with
+        part 0)."""
         self._part, self._parts = part, parts
         self._buckets: dict[str, bool] = {}  # customer -> whether this part folds it
         self._sealed: list[tuple[str, str, dict[str, Any]]] = []  # folded once keys are read
@@ -90,7 +95,7 @@ class Rebuild:
         self.positions: dict[str, int] = {}  # customer -> position of its last credit
         self.triggers: dict[str, str] = {}  # customer -> the last event that changed it
         self.holders: dict[str, str] = {}  # card -> customer (of this part)
-        self._held: dict[str, str] = {}  # card -> customer (every pass's)
+        self._held: dict[str, str] = {}  # card -> customer (any part's)
         self.parked: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
         self.partners: dict[str, tuple[partner_fold.State, int]] = {}
 

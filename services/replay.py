@@ -4,10 +4,12 @@ pinned: `LEDGER_NOW` when set, else the time the live projection last evaluated 
 audiences, so clock-driven audiences come out as the live ones did. Nothing is published:
 the rebuilt audience changes stay in that schema's outbox.
 
-The rebuild is a bulk job (`projections.rebuild`): the log is read once by COPY in the
-ledger's order, every stream folded in memory, and the final rows COPYed in. A log too
-large for memory is rebuilt in several passes (`EVENTS_PER_PASS`), each folding a share
-of the customers from a fresh read.
+The rebuild is a bulk job (`projections.rebuild`): the log is read by COPY in the ledger's
+order, every stream folded in memory, and the final rows COPYed in. A large log is rebuilt
+in parts, a share of the customers each, `WORKERS` at once in processes of their own
+(`services.rebuild_parts`); a log too large for their memory in more parts
+(`EVENTS_PER_PART` events each), `WORKERS` at a time. Memory is then bounded by
+`WORKERS` parts, whatever the size of the log.
 """
 
 from __future__ import annotations
