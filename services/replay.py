@@ -87,6 +87,7 @@ def replay(
         head = event_store.head(conn)
         conn.commit()
     head = head if stop is None else min(head, stop)
+    _track(ports, schema, 0)  # the table that tells a replay's schema, before any row
     if workers is None:
         workers = WORKERS if head >= PARALLEL_FROM else 1
     parts = workers * max(1, math.ceil(head / (events_per_part * workers)))
@@ -109,8 +110,9 @@ def replay(
 
 
 def _track(ports: Ports, schema: str, head: int) -> None:
-    """Each projection's position in the schema's tracking table (the library's recorder):
-    where a replay's schema is known by."""
+    """Each projection's position (`head`; 0: none yet) in the schema's tracking table, the
+    library's recorder's (what tells a replay's schema). Its connection pool is closed
+    before any part is forked, and opened again at the end."""
     tracking = ports.scratch_tracking(schema)
     try:
         tracking.create_table()
