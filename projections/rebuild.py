@@ -28,9 +28,10 @@ holders, and the parked card-only interactions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from queue import Full, Queue
 from typing import Any
 
 from psycopg import Connection
@@ -60,6 +61,8 @@ SHOWN_SEALED = frozenset(
 """The types whose sealed fields a profile shows: the only payloads a rebuild opens (the
 other sealed fields, free text about a complaint or a call, are read by no fold)."""
 OUTBOX_BATCH = 10_000
+MEMBERS_BATCH = 5_000  # audience rows handed to their COPY at a time
+LOAD_AHEAD = 8  # batches evaluated ahead of their COPY
 Connect = Callable[[], Connection[Any]]
 """A new connection to the schema being rebuilt (committed when its `with` block ends)."""
 
@@ -93,7 +96,7 @@ class Rebuild:
         self._sealed: list[tuple[str, str, dict[str, Any]]] = []  # folded once keys are read
         self.states: dict[str, fold.State] = {}
         self.positions: dict[str, int] = {}  # customer -> position of its last credit
-        self.triggers: dict[str, str] = {}  # customer -> the last event that changed it
+        self.triggers: dict[str, tuple[str, str]] = {}  # customer -> its last change's event
         self.holders: dict[str, str] = {}  # card -> customer (of this part)
         self._held: dict[str, str] = {}  # card -> customer (any part's)
         self.parked: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
@@ -184,7 +187,7 @@ class Rebuild:
         if not held_back:
             fold.apply(state, type, payload)
         self.positions[customer_id] = position
-        self.triggers[customer_id] = f"event {trigger_type} {trigger_id}"
+        self.triggers[customer_id] = (trigger_type, trigger_id)
 
     def _partner(self, position: int, type: str, payload: dict[str, Any]) -> None:
         partner_id = payload["partner_id"]
@@ -195,18 +198,23 @@ class Rebuild:
 
     def load(self, connect: Connect, book: list[Audience], now: datetime) -> None:
         """Write this part's final rows into the (empty) tables of the schema `connect`'s
-        connections use. The profiles, holders and partners go in on a connection and
-        thread of their own while this thread evaluates the audiences: PostgreSQL parses
-        and indexes one table's rows while Python computes the next."""
+        connections use. Two threads with a connection each write while this one computes:
+        the profiles, holders and partners, then the audience rows batch by batch as they
+        are evaluated, so PostgreSQL parses and indexes rows while Python works."""
         rendered = {c: fold.render(s) for c, s in self.states.items()}
-        with ThreadPoolExecutor(1, thread_name_prefix="rebuild-load") as pool:
-            loaded = pool.submit(self._load_profiles, connect, rendered)
-            rows, changes = self._memberships(rendered, book, now)
-            with connect() as conn, conn.cursor() as curs:
-                audiences.copy_rows(curs, rows)
-                for start in range(0, len(changes), OUTBOX_BATCH):
-                    audience_outbox.append(curs, changes[start : start + OUTBOX_BATCH])
-            loaded.result()
+        batches: Queue[tuple[list[Membership], list[Change]] | None] = Queue(LOAD_AHEAD)
+        with ThreadPoolExecutor(2, thread_name_prefix="rebuild-load") as pool:
+            loaded = [
+                pool.submit(self._load_profiles, connect, rendered),
+                pool.submit(_load_members, connect, batches),
+            ]
+            try:
+                for batch in self._memberships(rendered, book, now):
+                    _hand(batches, batch, loaded)
+            finally:
+                _hand(batches, None, loaded)
+            for done in loaded:
+                done.result()
 
     def _load_profiles(self, connect: Connect, rendered: dict[str, dict[str, Any]]) -> None:
         with connect() as conn, conn.cursor() as curs:
@@ -224,20 +232,56 @@ class Rebuild:
 
     def _memberships(
         self, rendered: dict[str, dict[str, Any]], book: Iterable[Audience], now: datetime
-    ) -> tuple[list[Membership], list[Change]]:
-        """Each audience evaluated once per customer, on its final profile: a forgotten
-        customer is in none (the live projection erases it and evaluates it no more)."""
+    ) -> Iterator[tuple[list[Membership], list[Change]]]:
+        """Each audience evaluated once per customer, on its final profile, in batches of
+        rows to store and changes to record: a forgotten customer is in none (the live
+        projection erases it and evaluates it no more)."""
         rows: list[Membership] = []
         changes: list[Change] = []
         book = list(book)
         for customer_id, profile in rendered.items():
             if fold.forgotten(self.states[customer_id]):
                 continue
-            trigger = self.triggers[customer_id]
+            trigger = "event {} {}".format(*self.triggers[customer_id])
             for audience in book:
                 row, change = step(audience, customer_id, None, profile, now, trigger)
                 if row is not None:
                     rows.append(row)
                 if change is not None:
                     changes.append(change)
-        return rows, changes
+            if len(rows) >= MEMBERS_BATCH:
+                yield rows, changes
+                rows, changes = [], []
+        yield rows, changes
+
+
+def _hand(queue: Queue[Any], item: Any, writers: list[Future[None]]) -> None:
+    """Hand `item` to the writer, waiting while it is busy; raise a writer's error if one
+    stopped (so a failed COPY never leaves this thread waiting on a full queue)."""
+    while True:
+        for writer in writers:
+            if writer.done():
+                writer.result()
+        try:
+            queue.put(item, timeout=0.5)
+            return
+        except Full:
+            continue
+
+
+def _load_members(
+    connect: Connect, batches: Queue[tuple[list[Membership], list[Change]] | None]
+) -> None:
+    """COPY the audience rows as their batches arrive, then record the changes (the
+    schema's outbox, which a replay never publishes)."""
+    changes: list[Change] = []
+
+    def rows() -> Iterator[Membership]:
+        while (batch := batches.get()) is not None:
+            yield from batch[0]
+            changes.extend(batch[1])
+
+    with connect() as conn, conn.cursor() as curs:
+        audiences.copy_rows(curs, rows())
+        for start in range(0, len(changes), OUTBOX_BATCH):
+            audience_outbox.append(curs, changes[start : start + OUTBOX_BATCH])

@@ -61,7 +61,7 @@ def test_card_only_interactions_count_for_the_holder_learnt_from_either_record()
         assert profiles(rebuild)["C-1"]["swipe_count"] == 2
         assert profiles(rebuild)["C-1"]["interaction_count"] == 3
         assert list(rebuild.parked) == ["K-9"], "a card nobody holds keeps its interactions"
-        assert rebuild.triggers["C-1"].startswith("event card_swiped ")
+        assert rebuild.triggers["C-1"][0] == "card_swiped"
     assert old.states == new.states == claim_first.states
 
 
@@ -75,7 +75,7 @@ def test_a_cards_first_holder_stands() -> None:
 def test_parked_interactions_are_credited_as_the_enrollment() -> None:
     joined = enrolled("C-1", "K-1")
     rebuild = rebuilt([swipe("K-1"), joined])
-    assert rebuild.triggers["C-1"] == f"event customer_enrolled {joined[1]['event_id']}"
+    assert rebuild.triggers["C-1"] == ("customer_enrolled", joined[1]["event_id"])
     assert rebuild.positions["C-1"] == 2
 
 
