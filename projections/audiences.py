@@ -25,7 +25,7 @@ from domain import membership_batch as batch
 from domain.audiences import Audience
 from domain.membership import ERASED, Change, Membership, Shift, erase
 from domain.profile import utc_text
-from projections import audience_outbox
+from projections import audience_outbox, copy_text
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS audience_members (
@@ -407,3 +407,28 @@ def standing(conn: Connection[Any], customer_id: str) -> list[dict[str, Any]]:
         {"audience": audience, "member": member, "since": utc_text(since), "reason": reason}
         for audience, member, since, reason in rows
     ]
+
+
+def copy_rows(curs: Cursor[Any], rows: Iterable[Membership]) -> None:
+    """Bulk-load final rows into an empty `audience_members` (a rebuild,
+    `projections.rebuild`)."""
+    t = copy_text
+    lines = (
+        t.line(
+            (
+                t.text(r.audience),
+                t.text(r.customer_id),
+                t.boolean(r.member),
+                t.moment(r.since),
+                t.text(r.reason),
+                t.number(r.seq),
+                t.text(r.tests),
+                t.moment(r.next_flip),
+                t.json(r.inputs),
+            )
+        )
+        for r in rows
+    )
+    with curs.copy(f"COPY audience_members ({COLUMNS}) FROM STDIN") as copy:
+        for chunk in t.chunks(lines):
+            copy.write(chunk)

@@ -9,10 +9,12 @@ yet is parked here and credited, in the same transaction, when the card is enrol
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from psycopg import Cursor
 
+from projections import copy_text
 from projections.audiences import jsonb
 
 Parked = tuple[str, int, str, dict[str, Any]]
@@ -87,3 +89,24 @@ def write(curs: Cursor[Any], claims: dict[str, str], parked: list[Parked]) -> No
                 [jsonb(p[3]) for p in parked],
             ),
         )
+
+
+def copy_rows(curs: Cursor[Any], holders: Mapping[str, str], parked: Iterable[Parked]) -> None:
+    """Bulk-load every holder and parked interaction into empty tables (a rebuild,
+    `projections.rebuild`)."""
+    t = copy_text
+    with curs.copy("COPY profile_card_owners (card_id, customer_id) FROM STDIN") as copy:
+        for chunk in t.chunks(t.line((t.text(c), t.text(h))) for c, h in holders.items()):
+            copy.write(chunk)
+    lines = (t.line((t.text(c), t.number(n), t.text(k), t.json(p))) for c, n, k, p in parked)
+    with curs.copy("COPY profile_parked (card_id, position, kind, payload) FROM STDIN") as copy:
+        for chunk in t.chunks(lines):
+            copy.write(chunk)
+
+
+def drop_held_parked(curs: Cursor[Any]) -> None:
+    """Drop the parked interactions of every card that has a holder (a rebuild in parts,
+    where a part parks what names a card held by another part's customer)."""
+    curs.execute(
+        "DELETE FROM profile_parked p USING profile_card_owners o WHERE p.card_id = o.card_id"
+    )

@@ -2,7 +2,9 @@
 
 Each compared table is read ordered by its key in byte order (`COLLATE "C"`, which is
 Python's string order) through a server-side cursor on each side, and merged, so a million
-profiles compare in one pass with little memory. `jsonb` values are compared as
+profiles compare in one pass with little memory. Each side is read by a thread of its own
+(a bounded queue of batches between it and the merge): the two servers' sorts and jsonb
+renderings run at once. `jsonb` values are compared as
 PostgreSQL's text of them, which is canonical (key order and spacing are its own).
 
 Audience membership is compared as who is a member of which audience. When a member
@@ -16,6 +18,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from queue import Queue
+from threading import Thread
 from typing import Any
 
 from psycopg import Connection
@@ -28,6 +32,7 @@ TABLES: tuple[tuple[str, str], ...] = (
 )
 """(what a row is, the query of (key, values...) for a schema), each from its table's owner."""
 BATCH = 5_000
+AHEAD = 4  # batches a side's reader may hold before the merge takes them
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,8 @@ def differences(
     """Every row that differs between the two schemas' projection tables. `live` should be
     in a snapshot taken with the position the rebuild went to."""
     for what, query in TABLES:
-        left = _rows(live, query, live_schema)
-        right = _rows(rebuilt, query, rebuilt_schema)
+        left = _ahead(_rows(live, query, live_schema))
+        right = _ahead(_rows(rebuilt, query, rebuilt_schema))
         a, b = next(left, None), next(right, None)
         while a is not None or b is not None:
             if b is None or (a is not None and a[0] < b[0]):
@@ -63,12 +68,34 @@ def differences(
                 a, b = next(left, None), next(right, None)
 
 
-def _rows(conn: Connection[Any], query: str, schema: str) -> Iterator[tuple[Any, ...]]:
+def _rows(conn: Connection[Any], query: str, schema: str) -> Iterator[list[tuple[Any, ...]]]:
     statement = SQL(query + " ORDER BY 1").format(Identifier(schema))  # type: ignore[arg-type]
     with conn.cursor(name=f"compare_{schema}") as curs:
         curs.execute(statement)
         while rows := curs.fetchmany(BATCH):
-            yield from rows
+            yield rows
+
+
+def _ahead(batches: Iterator[list[tuple[Any, ...]]]) -> Iterator[tuple[Any, ...]]:
+    """The rows of `batches`, read by a thread of its own up to AHEAD batches ahead (its
+    connection is used by no other thread meanwhile); its exception is raised here."""
+    queue: Queue[list[tuple[Any, ...]] | BaseException | None] = Queue(AHEAD)
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                queue.put(batch)
+            queue.put(None)
+        except BaseException as error:  # handed to the merge, which raises it
+            queue.put(error)
+
+    reader = Thread(target=read, name="compare-reader", daemon=True)
+    reader.start()
+    while (batch := queue.get()) is not None:
+        if isinstance(batch, BaseException):
+            raise batch
+        yield from batch
+    reader.join()
 
 
 def _detail(live: tuple[Any, ...], rebuilt: tuple[Any, ...]) -> str:

@@ -3,6 +3,7 @@ the ledger's order), its DDL, writes and reads."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -13,6 +14,7 @@ from psycopg.types.json import set_json_loads
 from domain import partner as fold
 from domain.partner import renewal_due
 from domain.schema import PARTNER_TYPES
+from projections import copy_text
 from projections.audiences import jsonb
 from projections.positions import PARTNERS
 
@@ -91,3 +93,15 @@ def statuses(conn: Connection[Any]) -> dict[str, int]:
 def count(conn: Connection[Any]) -> int:
     row = conn.execute("SELECT count(*) FROM partners").fetchone()
     return int(row[0]) if row else 0
+
+
+def copy_rows(curs: Cursor[Any], rows: Iterable[tuple[str, fold.State, int]]) -> None:
+    """Bulk-load final (partner id, state, position) rows into an empty `partners` (a
+    rebuild, `projections.rebuild`): the status is rendered here, as pages do."""
+    t = copy_text
+    lines = (
+        t.line((t.text(p), t.json(s), t.json(fold.render(s)), t.number(n))) for p, s, n in rows
+    )
+    with curs.copy("COPY partners (partner_id, state, status, position) FROM STDIN") as copy:
+        for chunk in t.chunks(lines):
+            copy.write(chunk)

@@ -7,6 +7,7 @@ Interactions that name only a card count for the customer who holds the card now
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN, HOLDS
 from domain.schema import PARTNER_TYPES
 from domain.shredding import sealed_fields, unseal
-from projections import audiences, card_holders
+from projections import audiences, card_holders, copy_text
 from projections.audiences import AudienceBook, jsonb
 from projections.positions import POSITION_SQL, PROFILES, PROJECTIONS, REACHED_SQL
 from store.keys import read_keys
@@ -276,3 +277,16 @@ def page_after(curs: Cursor[Any], after: str, limit: int) -> dict[str, dict[str,
         (after, limit),
     )
     return {r["customer_id"]: r["profile"] for r in curs.fetchall()}
+
+
+Row = tuple[str, fold.State, dict[str, Any], int]
+"""(customer id, fold state, profile, position) of one stored profile."""
+
+
+def copy_rows(curs: Cursor[Any], rows: Iterable[Row]) -> None:
+    """Bulk-load final rows into an empty `profiles` (a rebuild, `projections.rebuild`)."""
+    t = copy_text
+    lines = (t.line((t.text(c), t.json(s), t.json(p), t.number(n))) for c, s, p, n in rows)
+    with curs.copy("COPY profiles (customer_id, state, profile, position) FROM STDIN") as copy:
+        for chunk in t.chunks(lines):
+            copy.write(chunk)

@@ -5,20 +5,21 @@ card holders' table against the log (`services.holdings`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from psycopg import Connection, IsolationLevel
 
 from domain.chain_check import Finding
 from projections import chain_scan, positions, tables
 from projections.compare import Difference, differences
-from services import holdings
+from services import holdings, rebuild_parts
 from services.digest import check_digest
 from services.ports import Ports
-from services.replay import Progress, pinned_clock, replay
+from services.replay import PARALLEL_FROM, WORKERS, Progress, pinned_clock, replay
 from store import event_store
 
 VERIFY_SCHEMA = "ledger_verify_{pid}"  # one per run: two verifies never share a rebuild
@@ -44,19 +45,27 @@ def verify(
     *,
     chains: Progress = lambda done, total: None,
     rebuild: Progress = lambda done, total: None,
+    workers: int | None = None,
 ) -> Report:
     """Every chain, then (if given) the `expected` digest, then every projection against
-    a rebuild."""
+    a rebuild (`workers`: processes at once, default `WORKERS` on a large ledger)."""
     report = Report()
     with ports.connect() as conn:
         total = event_store.count(conn)
+        absent = chain_scan.missing_records(conn)
         conn.commit()
 
-        def read(count: int) -> None:
-            report.records = count
-            chains(count, max(total, count))
+    def read(count: int) -> None:
+        chains(count, max(total, count))
 
-        report.findings = list(chain_scan.check_chains(conn, read))
+    if workers is None:
+        workers = WORKERS if total >= PARALLEL_FROM else 1
+    job = ChainPart(ports, absent, workers)
+    for findings, records in rebuild_parts.run(job, workers, read):
+        report.findings += findings
+        report.records += records
+    report.findings.sort(key=lambda f: UUID(f.stream_id))  # stream by stream, as read
+    chains(report.records, max(total, report.records))
     if expected is not None:
         with snapshot(ports) as snap:
             report.digest = check_digest(snap, expected)
@@ -66,7 +75,14 @@ def verify(
             report.position = positions.position(live)
             clock = pinned_clock(ports, live)
             try:
-                replay(ports, scratch_schema, stop=report.position, clock=clock, progress=rebuild)
+                replay(
+                    ports,
+                    scratch_schema,
+                    stop=report.position,
+                    clock=clock,
+                    progress=rebuild,
+                    workers=workers,
+                )
             except Exception as error:  # a tampered record the folds cannot take: report it
                 report.rebuild = f"the rebuild stopped: {type(error).__name__}: {error}"
             else:
@@ -79,6 +95,30 @@ def verify(
     with snapshot(ports) as snap:  # the table ingest writes with the events, against the log
         report.differences += holdings.differences(snap)
     return report
+
+
+@dataclass(frozen=True)
+class ChainPart:
+    """The chain check of a share of the streams (run by `services.rebuild_parts`)."""
+
+    ports: Ports
+    absent: chain_scan.Missing
+    parts: int
+
+    def __call__(self, part: int, progress: Callable[[int], object]) -> tuple[list[Finding], int]:
+        """(the findings, the records read) of the streams in part `part`."""
+        read = 0
+
+        def count(done: int) -> None:
+            nonlocal read
+            read = done
+            progress(done)
+
+        with self.ports.connect() as conn:
+            findings = list(
+                chain_scan.check_chains(conn, count, share=(part, self.parts), absent=self.absent)
+            )
+        return findings, read
 
 
 @contextmanager
