@@ -17,6 +17,7 @@ import multiprocessing
 import pickle
 from collections.abc import Callable
 from multiprocessing.connection import Connection as Pipe
+from multiprocessing.connection import wait
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any, Protocol, TypeVar
 
@@ -64,17 +65,25 @@ def _wave(
         child.start()
         send.close()
         children.append((child, receive))
-    while alive := [child for child, _ in children if child.is_alive()]:
+    answers: dict[int, Any] = {}
+    while len(answers) < len(children):
+        # Read each answer as soon as it comes: a large one (a tampered ledger's findings)
+        # fills the pipe, and its child cannot end before it is read.
+        for i, (child, receive) in enumerate(children):
+            if i not in answers and (receive.poll() or not child.is_alive()):
+                answers[i] = receive.recv() if receive.poll() else _died(child.exitcode)
         progress(sum(share.value for share in shares))
-        alive[0].join(POLL_SECONDS)
-    progress(sum(share.value for share in shares))
+        waiting = [
+            x for i, (c, r) in enumerate(children) if i not in answers for x in (c.sentinel, r)
+        ]
+        if waiting:
+            wait(waiting, POLL_SECONDS)
     results = []
-    for child, receive in children:
-        answer = receive.recv() if receive.poll() else _died(child.exitcode)
+    for i, (child, _) in enumerate(children):
         child.join()
-        if isinstance(answer, BaseException):
-            raise answer
-        results.append(answer)
+        if isinstance(answers[i], BaseException):
+            raise answers[i]
+        results.append(answers[i])
     return results
 
 
