@@ -48,24 +48,22 @@ class BatchLoader:
         for rec, item in batch:
             if not isinstance(item, Interaction) and rec.value:
                 names.update(mentioned_streams(rec.value))
+        digests, holders = self._indexed(valid)
         return Loaded(
-            digests=self.digests(ix.event_id for ix in valid),
+            digests=digests,
             streams=self.streams(names),
             keys=None if self._keys is None else self._keys_for(keys_wanted(valid)),
-            holders=self.holders(valid),
+            holders=holders,
         )
 
-    def holders(self, valid: Iterable[Interaction]) -> dict[str, str]:
-        """Who holds the cards these interactions enroll, as the store says now."""
+    def _indexed(self, valid: list[Interaction]) -> tuple[dict[str, str], dict[str, str]]:
+        """The content digests of these event ids already recorded, and who holds the cards
+        they enroll as the store says now (never cached: another worker may claim a card at
+        any moment), in one transaction."""
         cards = {ix.card_id for ix in valid if ix.type == "customer_enrolled" and ix.card_id}
-        if not cards:
-            return {}
         with self._app.datastore.transaction(commit=False) as curs:
-            return card_holdings.held_by(curs, cards)
-
-    def digests(self, event_ids: Iterable[str]) -> dict[str, str]:
-        with self._app.datastore.transaction(commit=False) as curs:
-            return interaction_index.digests(curs, event_ids)
+            digests = interaction_index.digests(curs, (ix.event_id for ix in valid))
+            return digests, card_holdings.held_by(curs, cards)
 
     def streams(self, names: set[str]) -> dict[str, LedgerStream | None]:
         """The named streams as they stand: from the cache, else all misses in one query.
