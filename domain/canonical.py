@@ -29,17 +29,32 @@ def is_plain(value: Any) -> bool:
     units, Python by code points; the two orders agree on ASCII). String escaping is the
     same in both. Interactions nearly always qualify (money is a decimal string).
     """
+    # Explicit loops, with the common leaves (strings, booleans, null) tested in the
+    # caller's loop: generator expressions and a call per leaf made this walk cost more
+    # than the encoding it guards (`ledger verify` runs it for every record).
     kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
+            if not is_plain(item):
+                return False
+        return True
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
         return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
-    if kind is dict:
-        return all(
-            type(key) is str and key.isascii() and is_plain(item) for key, item in value.items()
-        )
     if kind is list:
-        return all(is_plain(item) for item in value)
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
+            if not is_plain(item):
+                return False
+        return True
     return False
 
 
@@ -110,9 +125,9 @@ def chain_hash(
             b',"prev_hash":',
             _string(prev_hash),
             b',"stream":',
-            _string(stream),
+            _name(stream),
             b',"type":',
-            _string(type),
+            _name(type),
             b',"version":',
             b"%d" % version
             if type_of(version) is int and 0 <= version <= _MAX_SAFE_INT
@@ -124,6 +139,24 @@ def chain_hash(
 
 
 type_of = type  # `chain_hash` names a parameter `type`
+
+
+_NAMES: dict[str, bytes] = {}
+_NAMES_KEPT = 4096
+
+
+def _name(value: Any) -> bytes:
+    """`_string` of a stream name or event type, remembered: a stream's records come
+    together (the chain check reads stream by stream, ingest appends to a cached stream)
+    and types are few, so most calls skip the encoding. Bounded: cleared when full."""
+    found = _NAMES.get(value) if type_of(value) is str else None
+    if found is None:
+        found = _string(value)
+        if type_of(value) is str:
+            if len(_NAMES) >= _NAMES_KEPT:
+                _NAMES.clear()
+            _NAMES[value] = found
+    return found
 
 
 def _string(value: Any) -> bytes:
