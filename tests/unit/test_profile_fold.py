@@ -8,14 +8,16 @@ the producer's own RFC 3339 strings, offsets included.
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.interactions import validate_object
-from domain.profile import fold
+from domain.profile import fold, instant
 
 _SEQUENCE = itertools.count(1)
 
@@ -641,3 +643,25 @@ def test_any_order_of_the_same_interactions_gives_the_identical_profile(
     history = data.draw(_histories())
     shuffled = data.draw(st.permutations(history))
     assert fold("c-42", shuffled) == fold("c-42", history)
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "2026-11-02T10:11:12Z",  # the fast path: whole seconds in UTC
+        "2024-02-29T23:59:59Z",
+        "2026-11-02t10:11:12z",
+        "2026-11-02T10:11:12+02:00",
+        "2026-11-02T10:11:12.5Z",
+        "2026-W45-1T10:11:12Z",  # twenty characters, but not the fast path's form
+    ],
+)
+def test_instant_keys_every_form_as_the_parser_reads_it(occurred_at: str) -> None:
+    moment = datetime.fromisoformat(occurred_at.upper()).astimezone(UTC)
+    assert instant(occurred_at) == moment.replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
+
+
+@pytest.mark.parametrize("occurred_at", ["2026-02-30T10:11:12Z", "2026-11-02T25:11:12Z"])
+def test_instant_refuses_a_time_that_does_not_exist(occurred_at: str) -> None:
+    with pytest.raises(ValueError):
+        instant(occurred_at)
