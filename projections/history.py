@@ -37,7 +37,9 @@ def events(
     conn: Connection[Any], streams: list[str], *, erased: Any = ERASED
 ) -> list[dict[str, Any]]:
     """The recorded events of these streams, in the order the ledger recorded them, with
-    personal fields opened with their customer's key (`erased` once it is destroyed)."""
+    personal fields opened with their customer's key (`erased` once it is destroyed), and
+    the payload as recorded (`hashed_payload`, personal fields sealed): what the event's
+    hash covers, so that an auditor holding only a history recomputes every hash."""
     names: dict[UUID, str] = {stream_id(name): name for name in streams}
     rows = event_store.of_streams(conn, list(names))
     decoded = [(o, v, event_state(state), n) for o, v, state, n in rows]
@@ -60,6 +62,7 @@ def events(
                 "occurred_at": payload.get("occurred_at"),
                 "recorded_at": utc_text(event["timestamp"]),
                 "payload": payload,
+                "hashed_payload": event["payload"],
                 "prev_hash": event["prev_hash"],
                 "hash": event["hash"],
             }

@@ -116,7 +116,16 @@ class HistoryEvent(_Answer):
     event_id: str
     occurred_at: str | None
     recorded_at: str
-    payload: dict[str, object]
+    payload: dict[str, object] = Field(
+        description="the interaction, personal fields opened (`[erased]` once forgotten)"
+    )
+    hashed_payload: dict[str, object] = Field(
+        description=(
+            "the payload exactly as `hash` covers it (personal fields sealed): "
+            "hash = sha256(RFC 8785 of {stream, version, type, payload: hashed_payload, "
+            "prev_hash})"
+        )
+    )
     prev_hash: str
     hash: str
 

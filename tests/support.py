@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import rfc8785
 from kafka import KafkaConsumer, TopicPartition
 
 from ledger import bootstrap
@@ -235,3 +237,27 @@ def serve(settings: Settings, workers: int = 1) -> Iterator[httpx.Client]:
             server.terminate()
             server.wait(timeout=30)
         assert "Traceback" not in errors(), errors()
+
+
+def recomputed_hashes(events: list[dict[str, Any]]) -> int:
+    """Check a history as an auditor holding only it would, with an independent RFC 8785
+    implementation (the `rfc8785` package) and SHA-256: every event's `hash` from its
+    stream, version, type, `hashed_payload` and `prev_hash`, and every `prev_hash` the
+    hash of the stream's previous version (the genesis hash at version 1). Returns how
+    many hashes were recomputed; raises AssertionError naming the first that fails."""
+    last: dict[str, tuple[int, str]] = {}
+    for event in sorted(events, key=lambda e: (e["stream"], e["version"])):
+        envelope = {
+            "stream": event["stream"],
+            "version": event["version"],
+            "type": event["type"],
+            "payload": event["hashed_payload"],
+            "prev_hash": event["prev_hash"],
+        }
+        digest = hashlib.sha256(rfc8785.dumps(envelope)).hexdigest()
+        assert digest == event["hash"], f"{event['stream']} v{event['version']}: hash differs"
+        version, previous = last.get(event["stream"], (0, "0" * 64))
+        assert event["version"] == version + 1, f"{event['stream']}: v{version + 1} missing"
+        assert event["prev_hash"] == previous, f"{event['stream']} v{event['version']}: link"
+        last[event["stream"]] = (event["version"], event["hash"])
+    return len(events)

@@ -26,6 +26,7 @@ from support import (
     project,
     publish,
     purchase,
+    recomputed_hashes,
     serve,
     simulated,
     wait_for,
@@ -59,6 +60,12 @@ def test_customers_and_partners_answer_as_the_projections_say(
         assert answer.status_code == 200
         assert answer.json() == profiles[customer_id]
         assert int(answer.headers["X-Ledger-Position"]) > 0
+    # An auditor holding only the histories recomputes every hash, sealed fields included.
+    histories = [api.get(f"/customers/{c}/history").json()["events"] for c in some]
+    events = [e for history in histories for e in history]
+    assert sum(map(recomputed_hashes, histories)) == len(events) > 0
+    sealed = [e for e in events if e["hashed_payload"] != e["payload"]]
+    assert {e["type"] for e in sealed} >= {"customer_enrolled"}
     missing = api.get("/customers/C-nobody")
     assert (missing.status_code, missing.json()) == (
         404,

@@ -24,6 +24,7 @@ from support import (
     project,
     publish,
     purchase,
+    recomputed_hashes,
     run_ledger,
     serve,
     simulated,
@@ -151,6 +152,9 @@ def test_export_holds_every_kind_of_interaction_and_the_consent_history(
     assert len(document["history"]) == 10  # 10 interactions (the card's holding is no event)
     enrolled = next(e for e in document["history"] if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == NAME and enrolled["payload"]["email"] == EMAIL
+    assert NAME not in json.dumps(enrolled["hashed_payload"])  # as hashed: sealed
+    history = ledger_json(ledger, "history", WHO, "--json")["events"]
+    assert recomputed_hashes(history) == 10
     filed = next(e for e in document["history"] if e["type"] == "complaint_filed")
     assert filed["payload"]["description"] == f"{NAME} says the till overcharged"
     assert document["profile"]["name"] == NAME
@@ -249,6 +253,7 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     enrolled = next(e for e in history if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == enrolled["payload"]["email"] == "[erased]"
     assert history[-1]["type"] == "customer_forgotten"
+    assert recomputed_hashes(history) == len(history) == 12  # the key is gone: all recompute
     refused = run_ledger(ledger, "export", WHO)
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
     assert "was forgotten" in refused.stderr
