@@ -266,8 +266,13 @@ _DISPUTES = _Lifecycle(
 )
 
 
+def _check_note(notes: set[str], payload: dict[str, Any]) -> None:
+    if payload["note_id"] in notes:
+        raise errors.NoteAlreadyAdded(f"note {payload['note_id']!r} was already added")
+
+
 class Customer(LedgerStream):
-    """A customer's interactions; holds the complaint ids for the complaint rules, the
+    """A customer's interactions; holds the complaint and note ids for their rules, the
     cards it enrolled (what `ledger forget` closes with it) and whether it was forgotten."""
 
     prefix = "customer-"
@@ -279,6 +284,7 @@ class Customer(LedgerStream):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.complaints: dict[str, bool] = {}  # complaint_id -> resolved
+        self.notes: set[str] = set()
         self.cards: list[str] = []
         self.forgotten = False
 
@@ -289,6 +295,8 @@ class Customer(LedgerStream):
             self.complaints[payload["complaint_id"]] = True
         elif type == "customer_enrolled" and payload["card_id"] not in self.cards:
             self.cards.append(payload["card_id"])
+        elif type == "note_added":
+            self.notes.add(payload["note_id"])
         elif type == CUSTOMER_FORGOTTEN:
             self.forgotten = True
 
@@ -301,6 +309,8 @@ class Customer(LedgerStream):
             _COMPLAINTS.check_open(complaints, payload["complaint_id"])
         elif type == "complaint_resolved":
             _COMPLAINTS.check_resolve(complaints, payload["complaint_id"])
+        elif type == "note_added":
+            _check_note(stream.notes if stream is not None else set(), payload)
 
 
 class Card(LedgerStream):
@@ -348,7 +358,7 @@ _NEEDS_CONTRACT = {"signed", "amended", "renewed", "terminated"}
 
 
 class Partner(LedgerStream):
-    """A B2B partner: contract lifecycles and disputes."""
+    """A B2B partner: contract lifecycles, disputes and notes."""
 
     prefix = "partner-"
 
@@ -360,6 +370,7 @@ class Partner(LedgerStream):
         super().__init__(stream)
         self.contracts: dict[str, str] = {}  # contract_id -> last change
         self.disputes: dict[str, bool] = {}  # dispute_id -> resolved
+        self.notes: set[str] = set()
 
     def evolve(self, type: str, payload: dict[str, Any]) -> None:
         if type == "contract_changed":
@@ -368,6 +379,8 @@ class Partner(LedgerStream):
             self.disputes[payload["dispute_id"]] = False
         elif type == "dispute_resolved":
             self.disputes[payload["dispute_id"]] = True
+        elif type == "note_added":
+            self.notes.add(payload["note_id"])
 
     @classmethod
     def check(cls, stream: Partner | None, type: str, payload: dict[str, Any]) -> None:
@@ -388,3 +401,5 @@ class Partner(LedgerStream):
             _DISPUTES.check_open(disputes, payload["dispute_id"])
         elif type == "dispute_resolved":
             _DISPUTES.check_resolve(disputes, payload["dispute_id"])
+        elif type == "note_added":
+            _check_note(stream.notes if stream is not None else set(), payload)

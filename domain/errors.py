@@ -45,5 +45,9 @@ class CardHeldByAnother(RuleViolation):
     pass
 
 
+class NoteAlreadyAdded(RuleViolation):
+    pass
+
+
 class CustomerForgotten(RuleViolation):
     """The customer was forgotten (`ledger forget`): nothing more is recorded about them."""

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from domain.profile import instant, money
+from domain.profile import apply_note, instant, money, new_notes, render_notes
 
 State = dict[str, Any]
 RENEWAL_WINDOW_DAYS = 60
@@ -32,6 +32,7 @@ def new_state(partner_id: str) -> State:
         "contracts": {},  # contract_id -> {status, value, currency, effective_at, ends_at}
         "disputes_total": 0,
         "disputes_resolved": 0,
+        **new_notes(),
     }
 
 
@@ -54,6 +55,8 @@ def apply(state: State, type: str, payload: dict[str, Any]) -> None:
         state["disputes_total"] += 1
     elif type == "dispute_resolved":
         state["disputes_resolved"] += 1
+    elif type == "note_added":
+        apply_note(state, instant(payload["occurred_at"]), payload["event_id"].lower(), payload)
 
 
 FIELDS = (
@@ -64,13 +67,17 @@ FIELDS = (
     "active_contract_value",
     "disputes_open",
     "disputes_total",
+    "notes_count",
+    "last_note_at",
+    "stage",
 )
 CONTRACT_FIELDS = ("status", *_TERMS)
 
 
 def in_order(status: dict[str, Any]) -> dict[str, Any]:
     """A stored status with its keys back in the contract's order (jsonb sorts them)."""
-    document = {name: status[name] for name in FIELDS}
+    empty = render_notes({})  # a status stored before notes existed has none yet
+    document = {name: status[name] if name in status else empty[name] for name in FIELDS}
     document["contracts"] = {
         cid: {name: terms[name] for name in CONTRACT_FIELDS}
         for cid, terms in sorted(status["contracts"].items())
@@ -104,6 +111,7 @@ def render(state: State) -> dict[str, Any]:
         "active_contract_value": {cur: money(v) for cur, v in sorted(active_value.items())},
         "disputes_open": disputes_open,
         "disputes_total": state["disputes_total"],
+        **render_notes(state),
     }
 
 

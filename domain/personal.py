@@ -13,6 +13,7 @@ PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     "complaint_filed": frozenset({"description"}),
     "complaint_resolved": frozenset({"resolution"}),
     "call": frozenset({"topic"}),
+    "note_added": frozenset({"text"}),  # sealed only for a customer (a partner has no key)
 }
 """Interaction type -> the fields of its payload that are personal data: identifying
 fields, and the free text staff write about a person (it may name anybody)."""

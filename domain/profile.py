@@ -37,6 +37,9 @@ FIELD_KINDS: dict[str, str] = {
     "complaints_total": "number",
     "complaints_open": "number",
     "nps": "number",
+    "notes_count": "number",
+    "last_note_at": "time",
+    "stage": "text",
 }
 """The profile's fields (contract section 5) and their kinds, for the audience language."""
 
@@ -86,6 +89,34 @@ def new_state(customer_id: str) -> State:
         "complaints_total": 0,
         "complaints_resolved": 0,
         "forgotten": False,
+        **new_notes(),
+    }
+
+
+def new_notes() -> State:
+    """The notes' part of a fold state (a customer's or a partner's): how many, the latest
+    `occurred_at`, and the latest stage given ([instant, event_id, stage])."""
+    return {"notes_count": 0, "last_note_at": None, "stage": None}
+
+
+def apply_note(state: State, at: str, event_id: str, payload: dict[str, Any]) -> None:
+    """Fold a `note_added` into a state holding `new_notes()` (a state folded before notes
+    existed holds none yet: they start empty)."""
+    for name, empty in new_notes().items():
+        state.setdefault(name, empty)
+    state["notes_count"] += 1
+    state["last_note_at"] = _max(state["last_note_at"], at)
+    if payload.get("stage") is not None and _later(state["stage"], at, event_id):
+        state["stage"] = [at, event_id, payload["stage"]]
+
+
+def render_notes(state: State) -> dict[str, Any]:
+    """The notes' fields of a profile or a partner status."""
+    stage = state.get("stage")
+    return {
+        "notes_count": state.get("notes_count", 0),
+        "last_note_at": rfc3339(state.get("last_note_at")),
+        "stage": stage[2] if stage else None,
     }
 
 
@@ -157,6 +188,8 @@ def apply(state: State, type: str, payload: dict[str, Any]) -> None:
         state["complaints_resolved"] += 1
     elif type == "survey_answered" and _later(state["nps"], at, event_id):
         state["nps"] = [at, event_id, payload["score"]]
+    elif type == "note_added":
+        apply_note(state, at, event_id, payload)
 
 
 def render(state: State) -> dict[str, Any]:
@@ -181,12 +214,16 @@ def render(state: State) -> dict[str, Any]:
         "complaints_total": state["complaints_total"],
         "complaints_open": state["complaints_total"] - state["complaints_resolved"],
         "nps": state["nps"][2] if state["nps"] else None,
+        **render_notes(state),
     }
 
 
 def in_order(profile: dict[str, Any]) -> dict[str, Any]:
-    """A stored profile with its keys back in the contract's order (jsonb sorts them)."""
-    return {name: profile[name] for name in FIELD_KINDS}
+    """A stored profile with its keys back in the contract's order (jsonb sorts them); a
+    profile stored before a field existed shows it empty until the customer's next change
+    (or a replay)."""
+    empty = render_notes({})
+    return {name: profile[name] if name in profile else empty.get(name) for name in FIELD_KINDS}
 
 
 def money(value: Any) -> str:

@@ -203,6 +203,17 @@ FIELDS: dict[str, Fields] = {
         "dispute_id": (_id, True),
         "resolution": (_text, True),
     },
+    "note_added": {
+        "note_id": (_id, True),
+        "author": (_text, True),
+        "text": (_text, True),
+        "customer_id": (_id, False),
+        "partner_id": (_id, False),
+        "stage": (
+            _one_of("lead", "qualified", "proposal", "negotiation", "won", "lost", "support"),
+            False,
+        ),
+    },
 }
 FIELDS = {kind: {**_COMMON, **fields} for kind, fields in FIELDS.items()}
 LINE_FIELDS: Fields = {
@@ -270,6 +281,8 @@ def quick_check(obj: dict[str, Any], kind: str) -> Checked | None:
         return None
     if kind == "purchase":
         return _purchase(obj, occurred_at)
+    if kind == "note_added" and ("customer_id" in obj) == ("partner_id" in obj):
+        return None  # exactly one subject: pydantic says which rule is broken
     if kind == "contract_changed" and "value" in obj:
         value = money_normalised(obj["value"])
         return None if value is None else Checked(occurred_at, value=value)

@@ -21,12 +21,12 @@ from domain.aggregates import (
 )
 from domain.errors import CustomerForgotten
 from domain.interactions import Interaction
-from domain.schema import PARTNER_TYPES
+from domain.schema import on_partner_stream
 
 
 def streams_named(ix: Interaction) -> list[str]:
     """The streams the interaction is recorded on, or whose rules it must pass."""
-    if ix.type in PARTNER_TYPES:
+    if on_partner_stream(ix.type, ix.payload):
         assert ix.partner_id is not None
         return [partner_stream(ix.partner_id)]
     if ix.type == "customer_enrolled":

@@ -10,6 +10,7 @@ beside each is what a POS team reads in `ledger schema`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Context, Decimal, Inexact
 from enum import StrEnum
@@ -67,6 +68,7 @@ class InteractionType(StrEnum):
     CONTRACT_CHANGED = "contract_changed"
     DISPUTE_OPENED = "dispute_opened"
     DISPUTE_RESOLVED = "dispute_resolved"
+    NOTE_ADDED = "note_added"
 
 
 PARTNER_TYPES = frozenset(
@@ -77,7 +79,15 @@ PARTNER_TYPES = frozenset(
     }
 )
 """The interactions recorded on a partner's stream; every other one is a customer's or a
-card's."""
+card's, but `note_added`, which is a partner's when it names `partner_id` rather than
+`customer_id` (`on_partner_stream`)."""
+
+
+def on_partner_stream(type: str, payload: Mapping[str, Any]) -> bool:
+    """Whether an interaction of this type and payload is a partner's: recorded on the
+    partner's stream and folded into its status (the key rule: customer_id, else card_id,
+    else partner_id)."""
+    return type in PARTNER_TYPES or (type == "note_added" and "customer_id" not in payload)
 
 
 def _timestamp(value: Any) -> datetime:
@@ -352,6 +362,33 @@ class DisputeResolved(_Common):
     resolution: Text
 
 
+class NoteAdded(_Common):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": ["customer_id"]}, {"required": ["partner_id"]}],
+            "description": "A note staff wrote about a customer or a partner (contract "
+            "section 8). A customer's note's text is personal data; a partner's is not.",
+        }
+    )
+    type: Literal[InteractionType.NOTE_ADDED]
+    note_id: Id = Field(description="Unique per customer or partner.")
+    author: Text
+    text: Text = Field(json_schema_extra={"x-personal-data": True})
+    customer_id: Id = Field(default=_NONE)
+    partner_id: Id = Field(default=_NONE)
+    stage: Literal["lead", "qualified", "proposal", "negotiation", "won", "lost", "support"] = (
+        Field(default=_NONE, description="Where the sales cycle stands, as of this note.")
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> NoteAdded:
+        if (self.customer_id is None) == (self.partner_id is None):
+            raise PydanticCustomError(
+                "note_subject", "exactly one of 'customer_id' or 'partner_id' is needed"
+            )
+        return self
+
+
 MODELS: tuple[type[_Common], ...] = (
     CustomerEnrolled,
     CardSwiped,
@@ -364,6 +401,7 @@ MODELS: tuple[type[_Common], ...] = (
     ContractChanged,
     DisputeOpened,
     DisputeResolved,
+    NoteAdded,
 )
 
 AnyInteraction = Annotated[
@@ -377,7 +415,8 @@ AnyInteraction = Annotated[
     | ConsentChanged
     | ContractChanged
     | DisputeOpened
-    | DisputeResolved,
+    | DisputeResolved
+    | NoteAdded,
     Field(discriminator="type"),
 ]
 

@@ -26,6 +26,7 @@ from random import Random
 from typing import Any
 
 from domain.schema import InteractionType
+from producers.note_traffic import Notes
 
 Interaction = dict[str, Any]
 
@@ -126,6 +127,7 @@ class SimulationPlan:
     seed: int = 1
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC)  # first occurred_at (naive means UTC)
     faults: bool = False  # when True, ~2% of yielded interactions are deliberate faults
+    retail: bool = False  # when True, contract section 8's types too (so far: sales notes)
 
 
 def simulate(plan: SimulationPlan) -> Iterator[Interaction]:
@@ -216,6 +218,7 @@ class _Simulator:
             count(1),
         )
         self.card_no = count(n + 1)  # second cards number on after everyone's first
+        self.notes = Notes()
 
     def run(self) -> Iterator[tuple[Interaction, str | None]]:
         """One interaction per step; faults replace valid steps, so the count is exact."""
@@ -353,6 +356,8 @@ class _Simulator:
             )
         if roll < 97.8 and len(self.cards[c]) == 1:
             return self.enroll(c, first=False)
+        if self.plan.retail and roll >= 99.0:
+            return self.notes.customer(self, c)
         return self.till(c, True)
 
     def till(self, c: int, purchase: bool) -> Interaction:
@@ -429,6 +434,8 @@ class _Simulator:
                 change=change,
                 **fields,
             )
+        if self.plan.retail and roll >= 0.97:
+            return self.notes.partner(self, p)
         if roll < 0.88 and disputes:
             dispute_id = disputes.pop(rng.randrange(len(disputes)))
             return self.envelope(
@@ -498,6 +505,8 @@ class _Simulator:
                 obj["type"] = "customer_upgraded"
             return obj
         # A rule: valid alone, impossible in its stream.
+        if self.plan.retail and rng.random() < 0.25 and (note := self.notes.repeated(self)):
+            return note
         if self.opened and (not self.enrolled or rng.random() < 0.3):
             p, dispute_id = rng.choice(self.opened)
             return self.envelope(

@@ -38,6 +38,11 @@ class Profile(_Answer):
     complaints_total: int
     complaints_open: int
     nps: int | None
+    notes_count: int = Field(description="notes about it (`note_added`)")
+    last_note_at: str | None = Field(description="the latest `occurred_at` of a note")
+    stage: (
+        Literal["lead", "qualified", "proposal", "negotiation", "won", "lost", "support"] | None
+    ) = Field(description="the stage of the latest note that gave one")
 
 
 class Contract(_Answer):
@@ -56,6 +61,11 @@ class PartnerStatus(_Answer):
     active_contract_value: Money
     disputes_open: int
     disputes_total: int
+    notes_count: int = Field(description="notes about it (`note_added`)")
+    last_note_at: str | None = Field(description="the latest `occurred_at` of a note")
+    stage: (
+        Literal["lead", "qualified", "proposal", "negotiation", "won", "lost", "support"] | None
+    ) = Field(description="the stage of the latest note that gave one")
     renewal_due: list[str] = Field(
         description="active contracts ending within 60 days of today (or already ended)"
     )

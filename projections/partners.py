@@ -13,7 +13,7 @@ from psycopg.types.json import set_json_loads
 
 from domain import partner as fold
 from domain.partner import renewal_due
-from domain.schema import PARTNER_TYPES
+from domain.schema import on_partner_stream
 from projections import copy_text
 from projections.audiences import jsonb
 from projections.positions import PARTNERS
@@ -44,7 +44,7 @@ class PartnerProjection:
     name = PARTNERS
 
     def process_page(self, curs: Cursor[Any], events: list[tuple[int, Any]]) -> None:
-        items = [(position, e) for position, e in events if e.type in PARTNER_TYPES]
+        items = [(position, e) for position, e in events if on_partner_stream(e.type, e.payload)]
         if not items:
             return
         set_json_loads(orjson.loads, curs)

@@ -19,7 +19,7 @@ from psycopg.types.json import set_json_loads
 
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN, HOLDS
-from domain.schema import PARTNER_TYPES
+from domain.schema import on_partner_stream
 from domain.shredding import sealed_fields, unseal
 from projections import audiences, card_holders, copy_text
 from projections.audiences import AudienceBook, jsonb
@@ -61,7 +61,7 @@ class ProfileProjection:
         items = [
             (e.originator_version, position, e.type, e.payload)
             for position, e in events
-            if e.type not in PARTNER_TYPES
+            if not on_partner_stream(e.type, e.payload)
         ]
         if not items:
             return

@@ -49,7 +49,7 @@ from domain.aggregates import (
 from domain.audiences import Audience
 from domain.membership import Change, Membership, step
 from domain.personal import PERSONAL_FIELDS, PROFILE_PERSONAL_FIELDS
-from domain.schema import PARTNER_TYPES
+from domain.schema import on_partner_stream
 from domain.shredding import sealed_fields, unseal
 from projections import audience_outbox, audiences, card_holders, partners, profiles
 from store.event_store import share_of
@@ -121,7 +121,7 @@ class Rebuild:
 
     def feed(self, position: int, type: str, payload: dict[str, Any]) -> None:
         """One event, in the ledger's order (the live projection's page loop, per event)."""
-        if type in PARTNER_TYPES:
+        if on_partner_stream(type, payload):
             if self._part == 0:
                 self._partner(position, type, payload)
             return

@@ -30,7 +30,7 @@ from ledger.settings import Settings
 from producers.simulator import SimulationPlan
 from projections.compare import differences
 
-PLAN = SimulationPlan(customers=30, partners=4, events=700, seed=11, faults=False)
+PLAN = SimulationPlan(customers=30, partners=4, events=700, seed=11, faults=False, retail=True)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from ledger.settings import Settings
 from producers.publisher import Publisher
 from producers.simulator import SimulationPlan, simulate, simulate_labelled
 
-PLAN = SimulationPlan(customers=400, partners=10, events=20_000, seed=11, faults=True)
+PLAN = SimulationPlan(customers=400, partners=10, events=20_000, seed=11, faults=True, retail=True)
 
 
 def publish_traffic(settings: Settings) -> int:

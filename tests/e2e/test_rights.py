@@ -88,6 +88,15 @@ def person() -> list[dict[str, Any]]:
         ),
         interaction("survey_answered", customer_id=WHO, survey_id="SV-1", score=9, **at),
         interaction("consent_changed", customer_id=WHO, marketing_consent=True, **at),
+        interaction(
+            "note_added",
+            customer_id=WHO,
+            note_id="N-R1",
+            author="A-1",
+            text=f"{NAME} wants a call back",
+            stage="lead",
+            **at,
+        ),
         enrollment(WHO, "K-R9", name=NAME, birth_date="not a date"),  # dead-lettered
         enrollment(OTHER, "K-R2", name=OTHER_NAME, birth_date="not a date either"),
     ]
@@ -149,16 +158,19 @@ def test_export_holds_every_kind_of_interaction_and_the_consent_history(
 
     customer_kinds = set(INTERACTION_TYPES) - PARTNER_TYPES
     assert {e["type"] for e in document["history"]} == customer_kinds  # a table holds cards
-    assert len(document["history"]) == 10  # 10 interactions (the card's holding is no event)
+    assert len(document["history"]) == 11  # 11 interactions (the card's holding is no event)
     enrolled = next(e for e in document["history"] if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == NAME and enrolled["payload"]["email"] == EMAIL
     assert NAME not in json.dumps(enrolled["hashed_payload"])  # as hashed: sealed
     history = ledger_json(ledger, "history", WHO, "--json")["events"]
-    assert recomputed_hashes(history) == 10
+    assert recomputed_hashes(history) == 11
+    noted = next(e for e in document["history"] if e["type"] == "note_added")
+    assert noted["payload"]["text"] == f"{NAME} wants a call back"
+    assert (document["profile"]["notes_count"], document["profile"]["stage"]) == (1, "lead")
     filed = next(e for e in document["history"] if e["type"] == "complaint_filed")
     assert filed["payload"]["description"] == f"{NAME} says the till overcharged"
     assert document["profile"]["name"] == NAME
-    assert document["profile"]["interaction_count"] == 10
+    assert document["profile"]["interaction_count"] == 11
     assert {a["audience"] for a in document["audiences"] if a["member"]} == MARKETING
     assert all(a["reason"] for a in document["audiences"])
     assert [(c["type"], c["marketing_consent"]) for c in document["consent"]] == [
@@ -221,7 +233,7 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     forgotten = after.pop(WHO)
     assert (forgotten["name"], forgotten["email"], forgotten["birth_date"]) == (None, None, None)
     assert forgotten["marketing_consent"] is False
-    assert forgotten["interaction_count"] == 10  # counts are not personal once anonymous
+    assert forgotten["interaction_count"] == 11  # counts are not personal once anonymous
     before.pop(WHO)
     assert after == before
 
@@ -253,7 +265,7 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     enrolled = next(e for e in history if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == enrolled["payload"]["email"] == "[erased]"
     assert history[-1]["type"] == "customer_forgotten"
-    assert recomputed_hashes(history) == len(history) == 12  # the key is gone: all recompute
+    assert recomputed_hashes(history) == len(history) == 13  # the key is gone: all recompute
     refused = run_ledger(ledger, "export", WHO)
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
     assert "was forgotten" in refused.stderr

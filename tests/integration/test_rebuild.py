@@ -14,7 +14,7 @@ from projections.compare import differences
 from services.replay import replay
 from services.verify import verify
 
-PLAN = SimulationPlan(customers=40, partners=5, events=900, seed=23, faults=False)
+PLAN = SimulationPlan(customers=40, partners=5, events=900, seed=23, faults=False, retail=True)
 
 
 @pytest.mark.parametrize(

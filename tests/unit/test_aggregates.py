@@ -150,6 +150,12 @@ def dispute_resolved(partner_id: str, dispute_id: str) -> Interaction:
     )
 
 
+def note(note_id: str, **subject: str) -> Interaction:
+    return interaction(
+        "note_added", note_id=note_id, author="agent-7", text="called about tiers", **subject
+    )
+
+
 # --- two ledgers: streams in memory, and streams read back from an event store ------------
 
 
@@ -276,6 +282,33 @@ def test_refiling_a_resolved_complaint_is_a_rule_violation(ledger: Ledger) -> No
     ledger.record(complaint_filed("c-1", "cmp-1"))
     ledger.record(complaint_resolved("c-1", "cmp-1"))
     _rejects(ledger, complaint_filed("c-1", "cmp-1"), errors.ComplaintAlreadyFiled, "cmp-1")
+
+
+# --- note rules (contract section 8) ------------------------------------------------------
+
+
+def test_a_note_id_already_on_a_customers_stream_is_a_rule_violation(ledger: Ledger) -> None:
+    ledger.record(note("n-1", customer_id="c-1"))
+    _rejects(ledger, note("n-1", customer_id="c-1"), errors.NoteAlreadyAdded, "n-1")
+
+
+def test_a_note_id_already_on_a_partners_stream_is_a_rule_violation(ledger: Ledger) -> None:
+    ledger.record(note("n-1", partner_id="p-1"))
+    _rejects(ledger, note("n-1", partner_id="p-1"), errors.NoteAlreadyAdded, "n-1")
+
+
+def test_a_note_id_is_unique_per_stream_not_across_streams(ledger: Ledger) -> None:
+    ledger.record(note("n-1", customer_id="c-1"))
+    ledger.record(note("n-1", customer_id="c-2"))
+    ledger.record(note("n-1", partner_id="p-1"))
+    ledger.record(note("n-2", customer_id="c-1"))
+    assert _version(ledger.stream(customer_stream("c-1"))) == 2
+    assert _version(ledger.stream(partner_stream("p-1"))) == 1
+
+
+def test_a_note_is_recorded_on_its_subjects_stream_only() -> None:
+    assert streams_named(note("n-1", customer_id="c-1")) == [customer_stream("c-1")]
+    assert streams_named(note("n-1", partner_id="p-1")) == [partner_stream("p-1")]
 
 
 # --- dispute rules ------------------------------------------------------------------------

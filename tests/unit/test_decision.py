@@ -361,3 +361,19 @@ def test_a_merged_decision_keeps_the_others_and_takes_the_items_decided_again() 
     assert [r.index for r in made.recorded] == [1, 2]
     assert [(r.index, r.reason) for r in made.rejections] == [(0, "held")]
     assert made.duplicates == 0
+
+
+def test_a_customers_note_text_is_sealed_and_a_partners_is_not() -> None:
+    key = new_key()
+    common = {"author": "agent-7", "text": "Ada asked for a call back"}
+    items = parsed(
+        interaction("note_added", note_id="n-1", customer_id="C-1", **common),
+        interaction("note_added", note_id="n-1", partner_id="P-1", **common),
+    )
+    made = decide(items, loaded(items, keys={"C-1": key}))
+    (customer_note,) = next(s for s in made.streams if s.stream == "customer-C-1").collect_events()
+    (partner_note,) = next(s for s in made.streams if s.stream == "partner-P-1").collect_events()
+    sealed = customer_note.payload  # type: ignore[attr-defined]
+    assert sealed["text"].startswith(PREFIX)
+    assert unseal("note_added", sealed, "C-1", key)["text"] == common["text"]
+    assert partner_note.payload["text"] == common["text"]  # type: ignore[attr-defined]

@@ -62,6 +62,12 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "contract_changed": {"partner_id": "partner-1", "contract_id": "k-1", "change": "proposed"},
     "dispute_opened": {"partner_id": "partner-1", "dispute_id": "d-1", "reason": "late"},
     "dispute_resolved": {"partner_id": "partner-1", "dispute_id": "d-1", "resolution": "paid"},
+    "note_added": {
+        "note_id": "n-1",
+        "author": "agent-7",
+        "text": "wants a call back",
+        "customer_id": "C-1",
+    },
 }
 
 
@@ -88,8 +94,8 @@ def rejection(obj: Any) -> RejectedInteraction:
 # --- accepted ---------------------------------------------------------------------------
 
 
-def test_there_are_eleven_interaction_types() -> None:
-    assert len(INTERACTION_TYPES) == 11
+def test_there_are_twelve_interaction_types() -> None:
+    assert len(INTERACTION_TYPES) == 12
     assert set(INTERACTION_TYPES) == set(MINIMAL)
 
 

@@ -78,6 +78,9 @@ def test_a_partner_without_events_is_a_prospect() -> None:
         "active_contract_value": {},
         "disputes_open": 0,
         "disputes_total": 0,
+        "notes_count": 0,
+        "last_note_at": None,
+        "stage": None,
     }
 
 
@@ -336,6 +339,9 @@ def test_in_order_puts_a_stored_status_back_in_the_contract_order() -> None:
         "active_contract_value",
         "disputes_open",
         "disputes_total",
+        "notes_count",
+        "last_note_at",
+        "stage",
     ]
     assert list(ordered["contracts"]) == ["c-10", "c-9"]
     assert list(ordered["contracts"]["c-9"]) == [
@@ -378,3 +384,35 @@ def test_renewing_with_a_later_end_takes_a_contract_off_the_list() -> None:
     assert renewal_due(status(*due), TODAY) == ["c-1"]
     renewed = status(*due, contract("c-1", "renewed", ends_at="2025-07-01"))
     assert renewal_due(renewed, TODAY) == []
+
+
+def noted(occurred_at: str, event_id: str, **fields: Any) -> Event:
+    return recorded(
+        "note_added",
+        occurred_at,
+        event_id=event_id,
+        note_id=f"n-{event_id[-3:]}",
+        author="account-manager-2",
+        text="pricing call went well",
+        **fields,
+    )
+
+
+def test_notes_count_and_the_latest_stage_wins_whatever_the_recorded_order() -> None:
+    notes = [
+        noted("2024-03-01T10:00:00Z", "00000000-0000-4000-8000-000000000101", stage="proposal"),
+        noted("2024-02-01T10:00:00Z", "00000000-0000-4000-8000-000000000102", stage="lead"),
+        noted("2024-03-01T12:00:00+02:00", "00000000-0000-4000-8000-000000000100", stage="won"),
+        noted("2024-04-01T10:00:00Z", "00000000-0000-4000-8000-000000000103"),
+    ]
+    for ordering in (notes, notes[::-1]):
+        rendered = status(*ordering)
+        assert (rendered["notes_count"], rendered["last_note_at"]) == (4, "2024-04-01T10:00:00Z")
+        assert rendered["stage"] == "proposal"  # 10:00Z twice: the greater event_id wins
+
+
+def test_a_status_stored_before_notes_shows_none_yet() -> None:
+    stored = status(contract("c-1", "proposed"))
+    for name in ("notes_count", "last_note_at", "stage"):
+        del stored[name]
+    assert in_order(stored)["notes_count"] == 0 and in_order(stored)["stage"] is None

@@ -57,6 +57,18 @@ def bought(occurred_at: str, currency: str, total: Any, *lines: dict[str, Any], 
     )
 
 
+def note(occurred_at: str, **fields: Any) -> Any:
+    return recorded(
+        "note_added",
+        occurred_at,
+        customer_id="c-42",
+        note_id=f"n-{next(_SEQUENCE)}",
+        author="agent-7",
+        text="asked about the loyalty tiers",
+        **fields,
+    )
+
+
 # --- a hand-computed example ----------------------------------------------------------------
 
 EXAMPLE = [
@@ -181,6 +193,12 @@ EXAMPLE = [
     recorded(
         "survey_answered", "2024-04-01T12:00:00Z", customer_id="c-42", survey_id="nps", score=10
     ),
+    # Notes: the latest (the last interaction too) gives no stage; of two at one instant,
+    # the greater event_id's stage wins over an earlier note's.
+    note("2024-03-10T10:00:00Z", stage="lead"),
+    note("2024-06-02T09:00:00+02:00"),  # 2024-06-02T07:00:00Z
+    note("2024-04-15T12:00:00Z", event_id=_event_id(911), stage="qualified"),
+    note("2024-04-15T14:00:00+02:00", event_id=_event_id(910), stage="proposal"),
 ]
 
 EXPECTED = {
@@ -191,19 +209,22 @@ EXPECTED = {
     "email": "ada@new.example",
     "birth_date": "1990-12-10",
     "marketing_consent": True,
-    "interaction_count": 17,
+    "interaction_count": 21,
     "swipe_count": 1,
     "purchase_count": 3,
     "call_count": 2,
     "total_spend": {"EUR": "75.00", "USD": "45.30"},
     "last_purchase_at": "2024-05-20T22:45:00Z",
-    "last_interaction_at": "2024-05-31T22:00:00Z",
+    "last_interaction_at": "2024-06-02T07:00:00Z",
     # garden 40.00, books 25.00 + 5.30 = 30.30, art 25.00 and toys 10 + 15 = 25.00 tie
     "top_categories": ["garden", "books", "art"],
     "categories": ["art", "books", "garden", "toys"],
     "complaints_total": 2,
     "complaints_open": 1,
     "nps": 3,
+    "notes_count": 4,
+    "last_note_at": "2024-06-02T07:00:00Z",
+    "stage": "qualified",
 }
 
 
@@ -236,6 +257,9 @@ def test_a_customer_with_no_interactions_has_an_empty_profile() -> None:
         "complaints_total": 0,
         "complaints_open": 0,
         "nps": None,
+        "notes_count": 0,
+        "last_note_at": None,
+        "stage": None,
     }
 
 

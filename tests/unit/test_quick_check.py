@@ -17,7 +17,7 @@ from domain.schema import INTERACTION_ADAPTER, MODELS, PurchaseLine, money_text
 from producers.simulator import SimulationPlan, simulate
 
 SAMPLES: list[dict[str, Any]] = list(
-    simulate(SimulationPlan(customers=40, partners=5, events=600, seed=3))
+    simulate(SimulationPlan(customers=40, partners=5, events=600, seed=1, retail=True))
 )
 
 
