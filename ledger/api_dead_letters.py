@@ -31,7 +31,11 @@ def add_routes(app: FastAPI, settings: Settings, read: Read) -> None:
         limit: Annotated[int, Query(ge=1, le=10_000)] = dead_letter_list.DEFAULT_LIMIT,
         after: Annotated[
             str | None,
-            Query(max_length=1000, pattern=TEXT, description="the `next` of the previous page"),
+            Query(
+                max_length=1000,
+                pattern=dead_letter_list.CURSOR,
+                description="the `next` of the previous page",
+            ),
         ] = None,
         min_position: MinPosition = None,
     ) -> Any:
