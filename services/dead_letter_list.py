@@ -80,12 +80,12 @@ def page(
 ) -> dict[str, Any]:
     """`{"dead_letters", "next"}`: `limit` dead letters, newest first, from just after the
     cursor `after` (BadCursor if it is not one)."""
-    listed = dead_letters.latest(conn, topic, error_type, limit + 1, _place(after))
+    listed = dead_letters.latest(conn, topic, error_type, limit + 1, place_of(after))
     more = len(listed) > limit
     listed = listed[:limit]
     document = {
         "dead_letters": [_shown(d) for d in listed],
-        "next": _cursor(listed[-1]) if more else None,
+        "next": cursor_of(listed[-1]) if more else None,
     }
     return DeadLettersPage.model_validate(document).model_dump(mode="json")
 
@@ -102,14 +102,15 @@ def _shown(listed: Listed) -> dict[str, Any]:
     }
 
 
-def _cursor(listed: Listed) -> str:
+def cursor_of(listed: Listed) -> str:
     """The place of a dead letter as text: `{microseconds since 1970}.{partition}.{offset}.{log}`
     (the log id last: it may hold dots). Any text of `CURSOR` is a valid place."""
     micros = (listed.dead_lettered_at - EPOCH) // timedelta(microseconds=1)
     return f"{micros}.{listed.source_partition}.{listed.source_offset}.{listed.source_log}"
 
 
-def _place(cursor: str | None) -> Place | None:
+def place_of(cursor: str | None) -> Place | None:
+    """The place a cursor names (None: from the newest); BadCursor for other text."""
     if cursor is None:
         return None
     if not re.fullmatch(CURSOR, cursor):
