@@ -4,6 +4,7 @@ nothing is ever recorded twice, and one that fails again is a new dead letter.""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -222,3 +223,14 @@ def test_since_is_inclusive_until_exclusive_and_the_error_type_chooses(
     assert _redrive(settings, dry_run=True, error_type="nonesuch").published == {}
     assert _redrive(settings, since=since, until=until).published == {"invalid": 2}
     assert _redrive(settings).published == {"invalid": 1, "malformed": 1}
+
+
+def test_two_redrives_at_once_send_each_dead_letter_once(settings: Settings) -> None:
+    publish(settings, [keyed(purchase(customer_id=f"C-{n}", lines=[])) for n in range(1200)])
+    ingest(settings)
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: _redrive(settings), range(2)))
+    assert sum(sum(run.published.values()) for run in runs) == 1200
+    sent = [dict(r.headers)["redriven_from"] for r in _redriven_records(settings)]
+    assert len(sent) == len(set(sent)) == 1200
+    assert all(row[4] for row in _dead_letters(settings))
