@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from ledger import bootstrap
+from ledger import api_dead_letters, bootstrap
 from ledger.api_guard import Guard, document
 from ledger.api_params import FRESH, NOT_FOUND, TEXT, AsOf, Id, MinPosition
 from ledger.api_reads import ApiReads, reads_of
@@ -176,6 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(customers.routes)
     add_routes(app, settings, api.read, api.wait)
     app.router.routes.extend(others.routes)
+    api_dead_letters.add_routes(app, settings, api.read)
     return app
 
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from ledger import audit_commands, commands, rights
+from ledger import audit_commands, commands, dead_letter_commands, rights
 from ledger.errors import describe_error
 
 
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the inbound JSON Schema")
     audit_commands.add_parsers(sub, moment)
     rights.add_parsers(sub)
+    dead_letter_commands.add_parsers(sub, moment)
     return parser
 
 

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from domain.personal import PERSONAL_FIELDS
-from ledger import api_serve, audit_commands, bootstrap, embedded, reconnect, rights
+from ledger import (
+    api_serve,
+    audit_commands,
+    bootstrap,
+    dead_letter_commands,
+    embedded,
+    reconnect,
+    rights,
+)
 from ledger.ingest_worker import IngestStats
 from ledger.output import answer, show, show_rows
 from ledger.settings import Settings
@@ -301,4 +309,5 @@ COMMANDS: dict[str, Command] = {
     "schema": cmd_schema,
     **audit_commands.COMMANDS,
     **rights.COMMANDS,
+    **dead_letter_commands.COMMANDS,
 }

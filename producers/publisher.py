@@ -36,9 +36,13 @@ class Publisher:
             key.encode("utf-8") if key else None, raw if raw is not None else encode(obj)
         )
 
-    def publish_raw(self, key: bytes | None, value: bytes) -> None:
-        """Send bytes as they are (the demo uses this to show malformed input)."""
-        self._pending.append(self._producer.send(self._topic, key=key, value=value))
+    def publish_raw(
+        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        """Send bytes as they are (the demo shows malformed input; redrive sends dead
+        letters again with their headers)."""
+        sent = self._producer.send(self._topic, key=key, value=value, headers=headers)
+        self._pending.append(sent)
         if len(self._pending) >= 10_000:
             self.flush()
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg.errors
 from psycopg import Connection, Cursor
 from psycopg.types.json import Jsonb
+
+from domain.forgetting import ERASED_ERROR
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS ledger_dead_letters (
@@ -59,6 +62,11 @@ END $$;
 CREATE INDEX IF NOT EXISTS ledger_dead_letters_unpublished
     ON ledger_dead_letters (recorded_at) WHERE NOT published;
 CREATE INDEX IF NOT EXISTS ledger_dead_letters_event_id ON ledger_dead_letters (event_id);
+-- Redrive (`services.redrive`): when the row was published again to the inbound topic
+-- (NULL: never). Added, not created, so an older ledger upgrades on `ledger init`.
+ALTER TABLE ledger_dead_letters ADD COLUMN IF NOT EXISTS redriven_at timestamptz;
+CREATE INDEX IF NOT EXISTS ledger_dead_letters_latest
+    ON ledger_dead_letters (source_topic, recorded_at, source_log, source_partition, source_offset);
 """
 
 Header = tuple[bytes, bytes | None]
@@ -184,7 +192,7 @@ def latest_fate(conn: Connection[Any], event_id: str) -> tuple[str, str] | None:
     """The error type and reason of the last dead letter of this event id, if any."""
     row = conn.execute(
         "SELECT error_type, error FROM ledger_dead_letters WHERE event_id = %s "
-        "ORDER BY recorded_at DESC LIMIT 1",
+        "ORDER BY recorded_at DESC, source_offset DESC LIMIT 1",
         (event_id,),
     ).fetchone()
     return None if row is None else (row[0], row[1])
@@ -271,3 +279,156 @@ def mark_published(
             [offset for _, _, offset in sources],
         ),
     )
+
+
+# Look and redrive (contract section 8): the reads of `services.dead_letter_list` and the
+# claim and mark of `services.redrive`. A dead letter is redriven at most once: its
+# `redriven_at` is set in the transaction that locked it, after Kafka acknowledged the send.
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One dead letter as `ledger dead-letters` lists it."""
+
+    source_log: str
+    source_partition: int
+    source_offset: int
+    event_id: str | None
+    error_type: str
+    error: str
+    dead_lettered_at: datetime
+    redriven: bool
+
+
+Place = tuple[datetime, str, int, int]
+"""Where a dead letter stands in the newest-first order: (recorded at, log, partition,
+offset), a key of the table within one source topic, so a page cursor stays valid."""
+
+_LATEST = """
+SELECT source_log, source_partition, source_offset, event_id, error_type, error, recorded_at,
+       redriven_at IS NOT NULL
+FROM ledger_dead_letters
+WHERE source_topic = %(topic)s AND (%(type)s::text IS NULL OR error_type = %(type)s)
+  AND (%(at)s::timestamptz IS NULL
+       OR (recorded_at, source_log, source_partition, source_offset)
+          < (%(at)s::timestamptz, %(log)s::text, %(part)s::int, %(off)s::bigint))
+ORDER BY recorded_at DESC, source_log DESC, source_partition DESC, source_offset DESC
+LIMIT %(limit)s
+"""
+
+
+def latest(
+    conn: Connection[Any], topic: str, error_type: str | None, limit: int, after: Place | None
+) -> list[Listed]:
+    """The dead letters of `topic` (of one error type, if given), newest first, from just
+    after `after`."""
+    at, log, part, off = after or (None, None, None, None)
+    params: dict[str, Any] = {"topic": topic, "type": error_type, "limit": limit}
+    params |= {"at": at, "log": log, "part": part, "off": off}
+    return [Listed(*row) for row in conn.execute(_LATEST, params).fetchall()]
+
+
+def counts(conn: Connection[Any], topic: str, error_type: str | None) -> dict[str, int]:
+    """Every dead letter of `topic` (of one error type, if given), redriven or not, by
+    error type."""
+    return dict(
+        conn.execute(
+            "SELECT error_type, count(*) FROM ledger_dead_letters WHERE source_topic = %s "
+            "AND (%s::text IS NULL OR error_type = %s) GROUP BY error_type ORDER BY error_type",
+            (topic, error_type, error_type),
+        ).fetchall()
+    )
+
+
+Source = tuple[str, int, int]
+"""A dead letter of a known source topic: its log id, partition and offset."""
+
+_ERASED = "(error = %(erased)s AND key IS NULL AND value IS NULL)"
+
+_NOT_REDRIVEN = f"""
+SELECT source_log, source_partition, source_offset, error_type, {_ERASED}
+FROM ledger_dead_letters
+WHERE source_topic = %(topic)s AND redriven_at IS NULL
+  AND (%(type)s::text IS NULL OR error_type = %(type)s)
+  AND (%(since)s::timestamptz IS NULL OR recorded_at >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR recorded_at < %(until)s::timestamptz)
+ORDER BY recorded_at, source_log, source_partition, source_offset
+"""
+
+
+def not_redriven(
+    conn: Connection[Any],
+    topic: str,
+    error_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[tuple[Source, str, bool]]:
+    """(source, error type, emptied by a forget) of every dead letter of `topic` not
+    redriven yet and dead-lettered in [since, until), oldest first: the order a key's
+    messages were rejected in, so they go back in that order."""
+    params = {"topic": topic, "type": error_type, "since": since, "until": until}
+    rows = conn.execute(_NOT_REDRIVEN, params | {"erased": ERASED_ERROR}).fetchall()
+    return [((log, part, off), error_type_, erased) for log, part, off, error_type_, erased in rows]
+
+
+@dataclass(frozen=True)
+class Redrivable:
+    """A dead letter locked for redrive: what the original record carried."""
+
+    source: Source
+    error_type: str
+    erased: bool  # emptied by a forget: nothing left to send
+    key: bytes | None
+    value: bytes | None
+    headers: list[Header]
+
+
+_LOCK_FOR_REDRIVE = f"""
+SELECT source_log, source_partition, source_offset, error_type, {_ERASED}, key, value, headers
+FROM ledger_dead_letters
+WHERE source_topic = %(topic)s AND redriven_at IS NULL
+  AND (source_log, source_partition, source_offset) IN (
+      SELECT * FROM unnest(%(logs)s::text[], %(parts)s::int[], %(offs)s::bigint[]))
+ORDER BY recorded_at, source_log, source_partition, source_offset
+FOR UPDATE
+"""
+# FOR UPDATE: a second redrive waits here, then finds the row redriven and leaves it.
+
+
+def lock_for_redrive(
+    conn: Connection[Any], topic: str, sources: Sequence[Source]
+) -> list[Redrivable]:
+    """Lock these dead letters of `topic` until the transaction ends, leaving out those
+    redriven meanwhile; oldest first."""
+    params = _sources(sources) | {"topic": topic, "erased": ERASED_ERROR}
+    return [
+        Redrivable(
+            (log, part, off),
+            error_type,
+            erased,
+            None if key is None else bytes(key),
+            None if value is None else bytes(value),
+            headers_of(headers),
+        )
+        for log, part, off, error_type, erased, key, value, headers in conn.execute(
+            _LOCK_FOR_REDRIVE, params
+        ).fetchall()
+    ]
+
+
+def mark_redriven(conn: Connection[Any], topic: str, sources: Sequence[Source]) -> None:
+    """Mark these dead letters of `topic` redriven (now)."""
+    conn.execute(
+        "UPDATE ledger_dead_letters SET redriven_at = now() WHERE source_topic = %(topic)s "
+        "AND (source_log, source_partition, source_offset) IN ("
+        "SELECT * FROM unnest(%(logs)s::text[], %(parts)s::int[], %(offs)s::bigint[]))",
+        _sources(sources) | {"topic": topic},
+    )
+
+
+def _sources(sources: Sequence[Source]) -> dict[str, list[Any]]:
+    return {
+        "logs": [log for log, _, _ in sources],
+        "parts": [part for _, part, _ in sources],
+        "offs": [off for _, _, off in sources],
+    }
