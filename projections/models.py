@@ -103,7 +103,9 @@ class Recorded(_Answer):
 
 class DeadLettered(_Answer):
     status: Literal["dead_lettered"]
-    error_type: Literal["malformed", "invalid", "rule", "conflict"]
+    error_type: Literal["malformed", "invalid", "rule", "conflict", "internal"] = Field(
+        description="internal: the ledger failed to decide it (a bug); redrive it once fixed"
+    )
     error: str
 
 
