@@ -22,6 +22,7 @@ from eventsourcing.utils import get_topic
 
 from domain import errors
 from domain.canonical import GENESIS_HASH, chain_hash
+from domain.returns import Orders
 
 CARD_CLAIMED = "card_claimed"
 """How ledgers recorded before the card holders' table held a card: an event on the card's
@@ -285,6 +286,7 @@ class Customer(LedgerStream):
         super().__init__(stream)
         self.complaints: dict[str, bool] = {}  # complaint_id -> resolved
         self.notes: set[str] = set()
+        self.orders = Orders()
         self.cards: list[str] = []
         self.forgotten = False
 
@@ -297,6 +299,10 @@ class Customer(LedgerStream):
             self.cards.append(payload["card_id"])
         elif type == "note_added":
             self.notes.add(payload["note_id"])
+        elif type == "purchase":
+            self.orders.bought(payload)
+        elif type == "purchase_returned":
+            self.orders.returned(payload)
         elif type == CUSTOMER_FORGOTTEN:
             self.forgotten = True
 
@@ -311,6 +317,8 @@ class Customer(LedgerStream):
             _COMPLAINTS.check_resolve(complaints, payload["complaint_id"])
         elif type == "note_added":
             _check_note(stream.notes if stream is not None else set(), payload)
+        elif type == "purchase_returned":
+            (stream.orders if stream is not None else Orders()).check(payload)
 
 
 class Card(LedgerStream):
@@ -325,11 +333,16 @@ class Card(LedgerStream):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.owner: str | None = None
+        self.orders = Orders()  # of the purchases that named only the card
         self.forgotten = False
 
     def evolve(self, type: str, payload: dict[str, Any]) -> None:
         if type == CARD_CLAIMED:
             self.owner = payload["customer_id"]
+        elif type == "purchase":
+            self.orders.bought(payload)
+        elif type == "purchase_returned":
+            self.orders.returned(payload)
         elif type == CUSTOMER_FORGOTTEN:
             self.forgotten = True
 
@@ -339,6 +352,8 @@ class Card(LedgerStream):
             raise errors.CustomerForgotten(
                 f"card {stream.card_id!r} belongs to a forgotten customer"
             )
+        if type == "purchase_returned":
+            (stream.orders if stream is not None else Orders()).check(payload)
 
     @classmethod
     def check_claim(

@@ -49,5 +49,33 @@ class NoteAlreadyAdded(RuleViolation):
     pass
 
 
+class UnknownOrder(RuleViolation):
+    """A return names an order with no purchase on its stream."""
+
+
+class ReturnCurrencyMismatch(RuleViolation):
+    pass
+
+
+class ReturnAlreadyRecorded(RuleViolation):
+    pass
+
+
+class ReturnedSkuNotInOrder(RuleViolation):
+    pass
+
+
+class ReturnedMoreThanBought(RuleViolation):
+    """Over all returns of the order, more of a sku than it bought."""
+
+
+class ReturnPriceAboveOrder(RuleViolation):
+    """A line's unit price above the highest the order paid for that sku."""
+
+
+class ReturnCategoryNotInOrder(RuleViolation):
+    pass
+
+
 class CustomerForgotten(RuleViolation):
     """The customer was forgotten (`ledger forget`): nothing more is recorded about them."""

@@ -54,6 +54,8 @@ _KNOWN_KEYS = {
     for name, model in zip(INTERACTION_TYPES, MODELS, strict=True)
 }
 _LINE_KEYS = frozenset(PurchaseLine.model_fields)
+BASKETS = frozenset({"purchase", "purchase_returned"})
+"""The types with `lines` and a `total` (money normalised the same way)."""
 _JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "Interaction",
@@ -201,7 +203,7 @@ def validate_object(obj: object) -> Interaction:
     if checked is None:
         checked = _checked_by_pydantic(obj, kind)
     payload = dict(obj)
-    if kind == "purchase":
+    if kind in BASKETS:
         if checked.total != obj["total"]:
             payload["total"] = checked.total
         prices = checked.unit_prices
@@ -235,7 +237,7 @@ def _checked_by_pydantic(obj: dict[str, Any], kind: str) -> Checked:
         model = INTERACTION_ADAPTER.validate_python(obj)
     except ValidationError as error:
         raise InvalidInteraction(_describe(error)) from None
-    if kind == "purchase":
+    if kind in BASKETS:
         return Checked(
             model.occurred_at,
             total=money_text(model.total),
@@ -282,7 +284,7 @@ def _canonical(payload: dict[str, Any], type: str) -> bytes:
     """
     try:
         if _plain_extras(payload, _KNOWN_KEYS[type]) and (
-            type != "purchase" or all(_plain_extras(line, _LINE_KEYS) for line in payload["lines"])
+            type not in BASKETS or all(_plain_extras(line, _LINE_KEYS) for line in payload["lines"])
         ):
             encoded = encode_plain(payload)
         else:

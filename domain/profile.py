@@ -37,6 +37,9 @@ FIELD_KINDS: dict[str, str] = {
     "complaints_total": "number",
     "complaints_open": "number",
     "nps": "number",
+    "return_count": "number",
+    "total_refunded": "money",
+    "net_spend": "money",
     "notes_count": "number",
     "last_note_at": "time",
     "stage": "text",
@@ -89,8 +92,15 @@ def new_state(customer_id: str) -> State:
         "complaints_total": 0,
         "complaints_resolved": 0,
         "forgotten": False,
+        **new_returns(),
         **new_notes(),
     }
+
+
+def new_returns() -> State:
+    """The returns' part of a fold state: how many, the refunds per currency and per
+    category (all currencies, as `category_spend`)."""
+    return {"return_count": 0, "refunded": {}, "category_refunds": {}}
 
 
 def new_notes() -> State:
@@ -108,6 +118,22 @@ def apply_note(state: State, at: str, event_id: str, payload: dict[str, Any]) ->
     state["last_note_at"] = _max(state["last_note_at"], at)
     if payload.get("stage") is not None and _later(state["stage"], at, event_id):
         state["stage"] = [at, event_id, payload["stage"]]
+
+
+def render_returns(state: State) -> dict[str, Any]:
+    """`return_count`, `total_refunded` and `net_spend` (spend less refunds, for every
+    currency in either) of a fold state."""
+    spent, refunded = state.get("spend", {}), state.get("refunded", {})
+    return {
+        "return_count": state.get("return_count", 0),
+        "total_refunded": {cur: money(v) for cur, v in sorted(refunded.items())},
+        "net_spend": {
+            cur: money(
+                _EXACT.subtract(Decimal(spent.get(cur, "0")), Decimal(refunded.get(cur, "0")))
+            )
+            for cur in sorted(spent.keys() | refunded.keys())
+        },
+    }
 
 
 def render_notes(state: State) -> dict[str, Any]:
@@ -190,12 +216,25 @@ def apply(state: State, type: str, payload: dict[str, Any]) -> None:
         state["nps"] = [at, event_id, payload["score"]]
     elif type == "note_added":
         apply_note(state, at, event_id, payload)
+    elif type == "purchase_returned":
+        for name, empty in new_returns().items():
+            state.setdefault(name, empty)  # a state folded before returns existed
+        state["return_count"] += 1
+        _add(state["refunded"], payload["currency"], Decimal(payload["total"]))
+        for line in payload["lines"]:
+            amount = line["quantity"] * Decimal(line["unit_price"])
+            _add(state["category_refunds"], line["category"], amount)
 
 
 def render(state: State) -> dict[str, Any]:
     """The profile of contract section 5 from a fold state."""
     personal = state["personal"]
-    by_spend = sorted(state["category_spend"].items(), key=lambda kv: (-Decimal(kv[1]), kv[0]))
+    refunds = state.get("category_refunds", {})
+    net = {
+        name: _EXACT.subtract(Decimal(spent), Decimal(refunds.get(name, "0")))
+        for name, spent in state["category_spend"].items()
+    }
+    by_spend = sorted(((n, v) for n, v in net.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
     return {
         "customer_id": state["customer_id"],
         "cards": state["cards"],
@@ -214,6 +253,7 @@ def render(state: State) -> dict[str, Any]:
         "complaints_total": state["complaints_total"],
         "complaints_open": state["complaints_total"] - state["complaints_resolved"],
         "nps": state["nps"][2] if state["nps"] else None,
+        **render_returns(state),
         **render_notes(state),
     }
 
@@ -222,7 +262,7 @@ def in_order(profile: dict[str, Any]) -> dict[str, Any]:
     """A stored profile with its keys back in the contract's order (jsonb sorts them); a
     profile stored before a field existed shows it empty until the customer's next change
     (or a replay)."""
-    empty = render_notes({})
+    empty = {**render_returns({}), **render_notes({}), "net_spend": profile.get("total_spend")}
     return {name: profile[name] if name in profile else empty.get(name) for name in FIELD_KINDS}
 
 

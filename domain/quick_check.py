@@ -203,6 +203,16 @@ FIELDS: dict[str, Fields] = {
         "dispute_id": (_id, True),
         "resolution": (_text, True),
     },
+    "purchase_returned": {
+        "customer_id": (_id, False),
+        "card_id": (_id, False),
+        "store_id": (_id, True),
+        "order_id": (_id, True),
+        "return_id": (_id, True),
+        "currency": (_pattern(_CURRENCY), True),
+        "total": (_apart, True),
+        "lines": (lambda value: type(value) is list and len(value) >= 1, True),
+    },
     "note_added": {
         "note_id": (_id, True),
         "author": (_text, True),
@@ -279,7 +289,7 @@ def quick_check(obj: dict[str, Any], kind: str) -> Checked | None:
         occurred_at = _timestamp(obj["occurred_at"])
     except PydanticCustomError:
         return None
-    if kind == "purchase":
+    if kind == "purchase" or kind == "purchase_returned":
         return _purchase(obj, occurred_at)
     if kind == "note_added" and ("customer_id" in obj) == ("partner_id" in obj):
         return None  # exactly one subject: pydantic says which rule is broken

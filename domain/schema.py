@@ -69,6 +69,7 @@ class InteractionType(StrEnum):
     DISPUTE_OPENED = "dispute_opened"
     DISPUTE_RESOLVED = "dispute_resolved"
     NOTE_ADDED = "note_added"
+    PURCHASE_RETURNED = "purchase_returned"
 
 
 PARTNER_TYPES = frozenset(
@@ -273,28 +274,31 @@ class Purchase(_Common):
 
     @model_validator(mode="after")
     def _check(self) -> Purchase:
-        if self.customer_id is None and self.card_id is None:
-            raise PydanticCustomError(
-                "missing_holder", "missing field 'customer_id' or 'card_id' (one is needed)"
-            )
-        try:
-            lines_sum = Decimal(0)
-            for line in self.lines:
-                lines_sum = _EXACT.add(lines_sum, _EXACT.multiply(line.unit_price, line.quantity))
-        except Inexact:
-            raise PydanticCustomError(
-                "total_mismatch", "total: amounts too large to add up exactly"
-            ) from None
-        if lines_sum != self.total:
-            raise PydanticCustomError(
-                "total_mismatch",
-                "total: {total} is not the sum of the lines ({lines_sum})",
-                {
-                    "total": money_text(self.total),
-                    "lines_sum": money_text(lines_sum),
-                },
-            )
-        return self
+        return _basket_checked(self)
+
+
+def _basket_checked(basket: Any) -> Any:
+    """A purchase's or a return's rules across fields: a holder (customer_id or card_id),
+    and a total equal to the sum of quantity * unit_price, added exactly."""
+    if basket.customer_id is None and basket.card_id is None:
+        raise PydanticCustomError(
+            "missing_holder", "missing field 'customer_id' or 'card_id' (one is needed)"
+        )
+    try:
+        lines_sum = Decimal(0)
+        for line in basket.lines:
+            lines_sum = _EXACT.add(lines_sum, _EXACT.multiply(line.unit_price, line.quantity))
+    except Inexact:
+        raise PydanticCustomError(
+            "total_mismatch", "total: amounts too large to add up exactly"
+        ) from None
+    if lines_sum != basket.total:
+        raise PydanticCustomError(
+            "total_mismatch",
+            "total: {total} is not the sum of the lines ({lines_sum})",
+            {"total": money_text(basket.total), "lines_sum": money_text(lines_sum)},
+        )
+    return basket
 
 
 class Call(_Common):
@@ -389,6 +393,28 @@ class NoteAdded(_Common):
         return self
 
 
+class PurchaseReturned(_Common):
+    """Goods of an earlier purchase brought back (contract section 8): recorded on the
+    stream the purchase was, and checked against its order there (`domain.returns`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["customer_id"]}, {"required": ["card_id"]}]}
+    )
+    type: Literal[InteractionType.PURCHASE_RETURNED]
+    customer_id: Id = Field(default=_NONE)
+    card_id: Id = Field(default=_NONE)
+    store_id: Id
+    order_id: Id = Field(description="The order of the purchase the goods came from.")
+    return_id: Id = Field(description="Unique per customer or card, across orders.")
+    currency: Currency = Field(description="The order's currency.")
+    total: Money = Field(description="The refund: the sum of quantity * unit_price.")
+    lines: list[PurchaseLine] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> PurchaseReturned:
+        return _basket_checked(self)
+
+
 MODELS: tuple[type[_Common], ...] = (
     CustomerEnrolled,
     CardSwiped,
@@ -402,6 +428,7 @@ MODELS: tuple[type[_Common], ...] = (
     DisputeOpened,
     DisputeResolved,
     NoteAdded,
+    PurchaseReturned,
 )
 
 AnyInteraction = Annotated[
@@ -416,7 +443,8 @@ AnyInteraction = Annotated[
     | ContractChanged
     | DisputeOpened
     | DisputeResolved
-    | NoteAdded,
+    | NoteAdded
+    | PurchaseReturned,
     Field(discriminator="type"),
 ]
 

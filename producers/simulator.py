@@ -27,6 +27,7 @@ from typing import Any
 
 from domain.schema import InteractionType
 from producers.note_traffic import Notes
+from producers.return_traffic import Returns
 
 Interaction = dict[str, Any]
 
@@ -219,6 +220,7 @@ class _Simulator:
         )
         self.card_no = count(n + 1)  # second cards number on after everyone's first
         self.notes = Notes()
+        self.returns = Returns()
 
     def run(self) -> Iterator[tuple[Interaction, str | None]]:
         """One interaction per step; faults replace valid steps, so the count is exact."""
@@ -358,6 +360,8 @@ class _Simulator:
             return self.enroll(c, first=False)
         if self.plan.retail and roll >= 99.0:
             return self.notes.customer(self, c)
+        if self.plan.retail and roll >= 98.2 and (made := self.returns.valid(self)):
+            return made
         return self.till(c, True)
 
     def till(self, c: int, purchase: bool) -> Interaction:
@@ -399,6 +403,8 @@ class _Simulator:
             obj["order_id"] = f"O-{next(self.order_no):07d}"
             obj["currency"] = "USD" if store in USD_STORES else "EUR"
             obj["total"], obj["lines"] = _money(total), lines
+            if self.plan.retail:
+                self.returns.bought(obj)
         return obj
 
     def partner_event(self) -> Interaction:
@@ -505,8 +511,10 @@ class _Simulator:
                 obj["type"] = "customer_upgraded"
             return obj
         # A rule: valid alone, impossible in its stream.
-        if self.plan.retail and rng.random() < 0.25 and (note := self.notes.repeated(self)):
-            return note
+        if self.plan.retail and rng.random() < 0.4:
+            breach = self.notes.repeated(self) if rng.random() < 0.2 else self.returns.breach(self)
+            if breach is not None:
+                return breach
         if self.opened and (not self.enrolled or rng.random() < 0.3):
             p, dispute_id = rng.choice(self.opened)
             return self.envelope(

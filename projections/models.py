@@ -38,6 +38,9 @@ class Profile(_Answer):
     complaints_total: int
     complaints_open: int
     nps: int | None
+    return_count: int = Field(description="returns that count for the customer")
+    total_refunded: Money = Field(description="refunds per currency")
+    net_spend: Money = Field(description="total_spend less total_refunded, per currency")
     notes_count: int = Field(description="notes about it (`note_added`)")
     last_note_at: str | None = Field(description="the latest `occurred_at` of a note")
     stage: (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any, Protocol
 
 import pytest
@@ -153,6 +154,39 @@ def dispute_resolved(partner_id: str, dispute_id: str) -> Interaction:
 def note(note_id: str, **subject: str) -> Interaction:
     return interaction(
         "note_added", note_id=note_id, author="agent-7", text="called about tiers", **subject
+    )
+
+
+def basket_line(sku: str, quantity: int, unit_price: str, category: str = "toys") -> Any:
+    return {"sku": sku, "category": category, "quantity": quantity, "unit_price": unit_price}
+
+
+def bought_order(order_id: str, *lines: Any, currency: str = "EUR", **holder: str) -> Interaction:
+    total = sum(Decimal(line["unit_price"]) * line["quantity"] for line in lines)
+    return interaction(
+        "purchase",
+        **(holder or {"customer_id": "c-1"}),
+        store_id="s-1",
+        order_id=order_id,
+        currency=currency,
+        total=f"{total:.2f}",
+        lines=list(lines),
+    )
+
+
+def returned(
+    order_id: str, return_id: str, *lines: Any, currency: str = "EUR", **holder: str
+) -> Interaction:
+    total = sum(Decimal(line["unit_price"]) * line["quantity"] for line in lines)
+    return interaction(
+        "purchase_returned",
+        **(holder or {"customer_id": "c-1"}),
+        store_id="s-1",
+        order_id=order_id,
+        return_id=return_id,
+        currency=currency,
+        total=f"{total:.2f}",
+        lines=list(lines),
     )
 
 
@@ -309,6 +343,76 @@ def test_a_note_id_is_unique_per_stream_not_across_streams(ledger: Ledger) -> No
 def test_a_note_is_recorded_on_its_subjects_stream_only() -> None:
     assert streams_named(note("n-1", customer_id="c-1")) == [customer_stream("c-1")]
     assert streams_named(note("n-1", partner_id="p-1")) == [partner_stream("p-1")]
+
+
+# --- return rules (contract section 8) -----------------------------------------------------
+
+
+@pytest.fixture
+def ordered(ledger: Ledger) -> Ledger:
+    """Order o-1 in two purchases (lines pooled): 3 of sku a at 5.00 and 4.00 (toys, then
+    games), 1 of sku b at 20.00."""
+    ledger.record(bought_order("o-1", basket_line("a", 2, "5.00"), basket_line("b", 1, "20.00")))
+    ledger.record(bought_order("o-1", basket_line("a", 1, "4.00", "games")))
+    return ledger
+
+
+def test_a_return_within_its_order_is_recorded_on_the_purchases_stream(ordered: Ledger) -> None:
+    ordered.record(returned("o-1", "r-1", basket_line("a", 2, "5.00")))
+    ordered.record(returned("o-1", "r-2", basket_line("a", 1, "4.00", "games")))
+    assert _version(ordered.stream(customer_stream("c-1"))) == 4
+
+
+def test_a_return_of_an_order_with_no_purchase_is_a_rule_violation(ordered: Ledger) -> None:
+    late = returned("o-9", "r-1", basket_line("a", 1, "5.00"))
+    _rejects(ordered, late, errors.UnknownOrder, "o-9")
+
+
+def test_a_return_of_another_customers_order_is_a_rule_violation(ordered: Ledger) -> None:
+    other = returned("o-1", "r-1", basket_line("a", 1, "5.00"), customer_id="c-2")
+    _rejects(ordered, other, errors.UnknownOrder, "o-1")
+
+
+def test_a_return_in_another_currency_is_a_rule_violation(ordered: Ledger) -> None:
+    usd = returned("o-1", "r-1", basket_line("a", 1, "5.00"), currency="USD")
+    _rejects(ordered, usd, errors.ReturnCurrencyMismatch, "USD", "EUR")
+
+
+def test_a_return_id_already_returned_on_the_stream_is_a_rule_violation(ordered: Ledger) -> None:
+    ordered.record(returned("o-1", "r-1", basket_line("a", 1, "5.00")))
+    again = returned("o-1", "r-1", basket_line("b", 1, "20.00"))
+    _rejects(ordered, again, errors.ReturnAlreadyRecorded, "r-1")
+
+
+def test_a_sku_the_order_does_not_have_is_a_rule_violation(ordered: Ledger) -> None:
+    stranger = returned("o-1", "r-1", basket_line("z", 1, "1.00"))
+    _rejects(ordered, stranger, errors.ReturnedSkuNotInOrder, "'z'")
+
+
+def test_more_than_bought_over_all_returns_is_a_rule_violation(ordered: Ledger) -> None:
+    ordered.record(returned("o-1", "r-1", basket_line("a", 2, "4.00")))
+    one_too_many = returned("o-1", "r-2", basket_line("a", 1, "4.00"), basket_line("a", 1, "4.00"))
+    _rejects(ordered, one_too_many, errors.ReturnedMoreThanBought, "'a'")
+    ordered.record(returned("o-1", "r-3", basket_line("a", 1, "4.00")))  # the last one
+
+
+def test_a_unit_price_above_the_highest_paid_is_a_rule_violation(ordered: Ledger) -> None:
+    dearer = returned("o-1", "r-1", basket_line("a", 1, "5.01"))
+    _rejects(ordered, dearer, errors.ReturnPriceAboveOrder, "5.01", "5.00")
+    ordered.record(returned("o-1", "r-2", basket_line("a", 1, "4.50")))  # at or below: fine
+
+
+def test_a_category_its_sku_never_had_in_the_order_is_a_rule_violation(ordered: Ledger) -> None:
+    relabelled = returned("o-1", "r-1", basket_line("b", 1, "20.00", "games"))
+    _rejects(ordered, relabelled, errors.ReturnCategoryNotInOrder, "'games'")
+
+
+def test_a_card_only_return_is_checked_against_the_cards_purchases(ledger: Ledger) -> None:
+    ledger.record(bought_order("o-1", basket_line("a", 1, "5.00"), card_id="k-1"))
+    ledger.record(returned("o-1", "r-1", basket_line("a", 1, "5.00"), card_id="k-1"))
+    assert _version(ledger.stream(card_stream("k-1"))) == 2
+    named = returned("o-1", "r-2", basket_line("a", 1, "5.00"))  # the customer's stream
+    _rejects(ledger, named, errors.UnknownOrder, "o-1")
 
 
 # --- dispute rules ------------------------------------------------------------------------

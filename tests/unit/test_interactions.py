@@ -68,6 +68,15 @@ MINIMAL: dict[str, dict[str, Any]] = {
         "text": "wants a call back",
         "customer_id": "C-1",
     },
+    "purchase_returned": {
+        "customer_id": "C-1",
+        "store_id": "S-1",
+        "order_id": "O-1",
+        "return_id": "R-1",
+        "currency": "EUR",
+        "total": "5.00",
+        "lines": [{"sku": "a", "category": "toys", "quantity": 1, "unit_price": "5.00"}],
+    },
 }
 
 
@@ -94,8 +103,8 @@ def rejection(obj: Any) -> RejectedInteraction:
 # --- accepted ---------------------------------------------------------------------------
 
 
-def test_there_are_twelve_interaction_types() -> None:
-    assert len(INTERACTION_TYPES) == 12
+def test_there_are_thirteen_interaction_types() -> None:
+    assert len(INTERACTION_TYPES) == 13
     assert set(INTERACTION_TYPES) == set(MINIMAL)
 
 

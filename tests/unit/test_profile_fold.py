@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.interactions import validate_object
-from domain.profile import fold, instant
+from domain.profile import fold, in_order, instant
 
 _SEQUENCE = itertools.count(1)
 
@@ -193,6 +193,29 @@ EXAMPLE = [
     recorded(
         "survey_answered", "2024-04-01T12:00:00Z", customer_id="c-42", survey_id="nps", score=10
     ),
+    # Returns: 2 toys of the EUR 40.00 order (2 x 5.00), and the USD garden line (40).
+    recorded(
+        "purchase_returned",
+        "2024-04-03T10:00:00Z",
+        customer_id="c-42",
+        store_id="s-17",
+        order_id="o-any",
+        return_id="r-1",
+        currency="EUR",
+        total="10.00",
+        lines=[line("toys", 2, "5.00")],
+    ),
+    recorded(
+        "purchase_returned",
+        "2024-05-22T10:00:00Z",
+        card_id="card-A",
+        store_id="s-17",
+        order_id="o-any",
+        return_id="r-2",
+        currency="USD",
+        total="40",
+        lines=[line("garden", 1, 40)],
+    ),
     # Notes: the latest (the last interaction too) gives no stage; of two at one instant,
     # the greater event_id's stage wins over an earlier note's.
     note("2024-03-10T10:00:00Z", stage="lead"),
@@ -209,19 +232,23 @@ EXPECTED = {
     "email": "ada@new.example",
     "birth_date": "1990-12-10",
     "marketing_consent": True,
-    "interaction_count": 21,
+    "interaction_count": 23,
     "swipe_count": 1,
     "purchase_count": 3,
     "call_count": 2,
     "total_spend": {"EUR": "75.00", "USD": "45.30"},
     "last_purchase_at": "2024-05-20T22:45:00Z",
     "last_interaction_at": "2024-06-02T07:00:00Z",
-    # garden 40.00, books 25.00 + 5.30 = 30.30, art 25.00 and toys 10 + 15 = 25.00 tie
-    "top_categories": ["garden", "books", "art"],
+    # net of returns: books 25.00 + 5.30 = 30.30, art 25.00, toys 10 + 15 - 10 = 15.00,
+    # garden 40.00 - 40.00 = 0 (not above zero: not ranked, still in categories)
+    "top_categories": ["books", "art", "toys"],
     "categories": ["art", "books", "garden", "toys"],
     "complaints_total": 2,
     "complaints_open": 1,
     "nps": 3,
+    "return_count": 2,
+    "total_refunded": {"EUR": "10.00", "USD": "40.00"},
+    "net_spend": {"EUR": "65.00", "USD": "5.30"},
     "notes_count": 4,
     "last_note_at": "2024-06-02T07:00:00Z",
     "stage": "qualified",
@@ -257,6 +284,9 @@ def test_a_customer_with_no_interactions_has_an_empty_profile() -> None:
         "complaints_total": 0,
         "complaints_open": 0,
         "nps": None,
+        "return_count": 0,
+        "total_refunded": {},
+        "net_spend": {},
         "notes_count": 0,
         "last_note_at": None,
         "stage": None,
@@ -689,3 +719,12 @@ def test_instant_keys_every_form_as_the_parser_reads_it(occurred_at: str) -> Non
 def test_instant_refuses_a_time_that_does_not_exist(occurred_at: str) -> None:
     with pytest.raises(ValueError):
         instant(occurred_at)
+
+
+def test_a_profile_stored_before_returns_and_notes_shows_them_empty() -> None:
+    new = ("return_count", "total_refunded", "net_spend", "notes_count", "last_note_at", "stage")
+    stored = {k: v for k, v in fold("c-42", EXAMPLE[:6]).items() if k not in new}
+    shown = in_order(stored)
+    assert list(shown) == list(EXPECTED)
+    assert (shown["return_count"], shown["total_refunded"], shown["notes_count"]) == (0, {}, 0)
+    assert shown["net_spend"] == shown["total_spend"] == {"EUR": "35.00"}
