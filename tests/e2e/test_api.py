@@ -36,7 +36,7 @@ from ledger import bootstrap
 from ledger.settings import Settings
 from producers.simulator import SimulationPlan
 
-PLAN = SimulationPlan(customers=120, partners=6, events=1500, seed=5, faults=True, retail=True)
+PLAN = SimulationPlan(customers=120, partners=6, events=1500, seed=5, faults=True)
 
 
 @pytest.fixture

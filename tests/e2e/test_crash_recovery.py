@@ -24,7 +24,7 @@ from support import (
 )
 
 from domain import partner
-from domain.schema import PARTNER_TYPES
+from domain.schema import on_partner_stream
 from ledger import bootstrap
 from ledger.settings import Settings
 from producers.publisher import Publisher
@@ -112,7 +112,7 @@ def test_partners_and_audiences_are_exact_for_the_simulated_traffic(
     members as the definitions evaluate the final profiles at the pinned clock."""
     streams: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for obj, fault in simulate_labelled(PLAN):
-        if fault is None and obj["type"] in PARTNER_TYPES:
+        if fault is None and on_partner_stream(obj["type"], obj):
             streams.setdefault(obj["partner_id"], []).append((obj["type"], obj))
     expected = {}
     for partner_id, interactions in streams.items():

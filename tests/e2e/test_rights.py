@@ -48,6 +48,8 @@ def person() -> list[dict[str, Any]]:
     """One interaction of every kind a customer can have, and one invalid message that
     carries the person's name (a dead letter), for a customer in four marketing audiences."""
     at = {"occurred_at": "2026-06-02T10:00:00Z"}
+    big = purchase("1200.00", customer_id=WHO, **at)
+    refund = {"sku": "sku-1", "category": "grocery", "quantity": 1, "unit_price": "100.00"}
     return [
         enrollment(
             WHO,
@@ -60,7 +62,18 @@ def person() -> list[dict[str, Any]]:
         ),
         interaction("card_swiped", card_id=CARD, store_id="S-1", **at),
         interaction("card_swiped", card_id=CARD, customer_id=WHO, store_id="S-2", **at),
-        purchase("1200.00", customer_id=WHO, **at),
+        big,
+        interaction(
+            "purchase_returned",
+            customer_id=WHO,
+            store_id="S-1",
+            order_id=big["order_id"],
+            return_id="R-R1",
+            currency="EUR",
+            total="100.00",
+            lines=[refund],
+            **at,
+        ),
         purchase("5.00", card_id=CARD, **at),
         interaction(
             "call",
@@ -158,19 +171,20 @@ def test_export_holds_every_kind_of_interaction_and_the_consent_history(
 
     customer_kinds = set(INTERACTION_TYPES) - PARTNER_TYPES
     assert {e["type"] for e in document["history"]} == customer_kinds  # a table holds cards
-    assert len(document["history"]) == 11  # 11 interactions (the card's holding is no event)
+    assert len(document["history"]) == 12  # 12 interactions (the card's holding is no event)
     enrolled = next(e for e in document["history"] if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == NAME and enrolled["payload"]["email"] == EMAIL
     assert NAME not in json.dumps(enrolled["hashed_payload"])  # as hashed: sealed
     history = ledger_json(ledger, "history", WHO, "--json")["events"]
-    assert recomputed_hashes(history) == 11
+    assert recomputed_hashes(history) == 12
     noted = next(e for e in document["history"] if e["type"] == "note_added")
     assert noted["payload"]["text"] == f"{NAME} wants a call back"
     assert (document["profile"]["notes_count"], document["profile"]["stage"]) == (1, "lead")
+    assert document["profile"]["net_spend"] == {"EUR": "1105.00"}  # 1200 + 5 - 100
     filed = next(e for e in document["history"] if e["type"] == "complaint_filed")
     assert filed["payload"]["description"] == f"{NAME} says the till overcharged"
     assert document["profile"]["name"] == NAME
-    assert document["profile"]["interaction_count"] == 11
+    assert document["profile"]["interaction_count"] == 12
     assert {a["audience"] for a in document["audiences"] if a["member"]} == MARKETING
     assert all(a["reason"] for a in document["audiences"])
     assert [(c["type"], c["marketing_consent"]) for c in document["consent"]] == [
@@ -233,7 +247,7 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     forgotten = after.pop(WHO)
     assert (forgotten["name"], forgotten["email"], forgotten["birth_date"]) == (None, None, None)
     assert forgotten["marketing_consent"] is False
-    assert forgotten["interaction_count"] == 11  # counts are not personal once anonymous
+    assert forgotten["interaction_count"] == 12  # counts are not personal once anonymous
     before.pop(WHO)
     assert after == before
 
@@ -265,7 +279,7 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     enrolled = next(e for e in history if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == enrolled["payload"]["email"] == "[erased]"
     assert history[-1]["type"] == "customer_forgotten"
-    assert recomputed_hashes(history) == len(history) == 13  # the key is gone: all recompute
+    assert recomputed_hashes(history) == len(history) == 14  # the key is gone: all recompute
     refused = run_ledger(ledger, "export", WHO)
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
     assert "was forgotten" in refused.stderr
