@@ -12,38 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ledger import audit_commands, commands, dead_letter_commands, rights
+from ledger.arg_types import count, port, positive
 from ledger.errors import describe_error
-
-
-def count(text: str) -> int:
-    """A whole number >= 0, for --events, --customers and --partners."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
-def positive(text: str) -> int:
-    """A whole number >= 1."""
-    value = count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def port(text: str) -> int:
-    """A TCP port, 1-65535: the operating system would take 0 as "any free port" and
-    uvicorn would wrap a larger number around, listening where nobody looks."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1 to 65535)")
-    return value
 
 
 def moment(text: str) -> datetime:

@@ -16,21 +16,11 @@ from typing import Any
 from kafka import KafkaProducer
 
 from ledger import bootstrap
+from ledger.arg_types import count
 from ledger.output import show, show_rows
 from ledger.settings import Settings
 from producers.publisher import Publisher
 from services import dead_letter_list, redrive
-
-
-def limit(text: str) -> int:
-    """--limit: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
 
 
 def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,7 +91,7 @@ def _sentence(done: redrive.Redriven, topic: str) -> str:
 def add_parsers(sub: Any, moment: Callable[[str], Any]) -> None:
     look = sub.add_parser("dead-letters", help="dead letters by error type, and the latest")
     look.add_argument("--error-type", help="only this one (malformed, invalid, rule, ...)")
-    look.add_argument("--limit", type=limit, default=dead_letter_list.DEFAULT_LIMIT)
+    look.add_argument("--limit", type=count, default=dead_letter_list.DEFAULT_LIMIT)
     look.add_argument("--json", action="store_true")
     again = sub.add_parser(
         "redrive", help="publish dead letters not redriven yet again to the inbound topic"
