@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--events", type=count, default=2000)
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--faults", action="store_true", help="mix in ~2%% bad interactions")
+    simulate.add_argument(
+        "--retail",
+        action="store_true",
+        help="also returns of earlier orders and sales notes (contract section 8)",
+    )
     simulate.add_argument("--out", help="write JSON Lines to this file instead of Kafka")
     consume = sub.add_parser("consume", help="run the ingest worker")
     consume.add_argument(

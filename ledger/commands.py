@@ -111,6 +111,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         events=args.events,
         seed=args.seed,
         faults=args.faults,
+        retail=args.retail,
     )
     if args.out:
         with Path(args.out).open("wb") as out:
