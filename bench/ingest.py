@@ -82,11 +82,13 @@ def fresh_settings(servers: embedded.EmbeddedServers, home: Path) -> Settings:
     return settings
 
 
-def produce(settings: Settings, events: int, customers: int | None = None) -> float:
+def produce(
+    settings: Settings, events: int, customers: int | None = None, *, retail: bool = False
+) -> float:
     """Simulate and publish `events` interactions (for `events // 20` customers unless
     told); return the seconds taken."""
     customers = customers or max(1, events // 20)
-    plan = SimulationPlan(customers=customers, partners=50, events=events, seed=1)
+    plan = SimulationPlan(customers=customers, partners=50, events=events, seed=1, retail=retail)
     kafka = bootstrap.producer(settings)
     publisher = Publisher(kafka, settings.inbound_topic)
     t0 = time.perf_counter()
@@ -254,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=1, help="also ingest with 1 and this many processes"
     )
+    parser.add_argument(
+        "--retail", action="store_true", help="the mix with returns and sales notes (contract 8)"
+    )
     args = parser.parse_args(argv)
     if args.events < 1 or args.workers < 1:
         parser.error("--events and --workers must be at least 1")
@@ -264,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = fresh_settings(servers, home)
     try:
         print(f"producing {n} interactions to {settings.inbound_topic} ...", flush=True)
-        produce_s = produce(settings, n)
+        produce_s = produce(settings, n, retail=args.retail)
         print("bare consume ...", flush=True)
         consumed, bare_s = bare_consume(settings, n)
         print("ledger ingest ...", flush=True)
