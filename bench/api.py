@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"filling: {events} interactions for {args.customers} customers ...", flush=True)
         produce(settings, events)
         bootstrap.ingest_worker(settings).run(threading.Event(), until_idle=True)
-        bootstrap.run_projections(settings, threading.Event(), until_idle=True)
+        bootstrap.ledger(settings).project(threading.Event(), until_idle=True)
         port = 18_000 + os.getpid() % 1000
         env = {**os.environ, "LEDGER_DATABASE_URL": settings.database_url or ""}
         env |= {"LEDGER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or ""}

@@ -229,7 +229,7 @@ def project(settings: Settings) -> tuple[int, float]:
     """Run every projection (with audiences and their relay) until caught up;
     (notifications, seconds)."""
     t0 = time.perf_counter()
-    done = bootstrap.run_projections(settings, threading.Event(), until_idle=True)
+    done = bootstrap.ledger(settings).project(threading.Event(), until_idle=True)
     return done.processed, time.perf_counter() - t0
 
 

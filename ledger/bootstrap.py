@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -31,11 +29,9 @@ from ledger.ingest_worker import IngestWorker
 from ledger.settings import Settings
 from projections import positions, tables
 from projections.audience_outbox import AudienceRelay
-from services import project
 from services.ingest import Ingest
 from services.ledger import Ledger
 from services.ports import Ports
-from services.project import ProjectionRun
 from store import card_holdings, dead_letters, ingest_batches, interaction_index, locks, offsets
 from store.keys import SCHEMA_SQL as KEYS_SCHEMA
 from store.keys import PostgresKeyStore
@@ -302,14 +298,3 @@ def ports(settings: Settings) -> Ports:
 def ledger(settings: Settings) -> Ledger:
     """The read side's use cases over these (reachable) servers."""
     return Ledger(ports(settings))
-
-
-def run_projections(
-    settings: Settings,
-    stop: threading.Event,
-    *,
-    until_idle: bool = False,
-    waiting: Callable[[], object] = lambda: None,
-) -> ProjectionRun:
-    """`services.project.run` over these servers (workers, tests and benchmarks call it)."""
-    return project.run(ports(settings), stop, until_idle=until_idle, waiting=waiting)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import eventsourcing.persistence
 import psycopg
 
-from ledger.bootstrap import ProjectionRun
 from ledger.errors import first_line
+from services.project import ProjectionRun
 
 RETRY_FOR = 60.0  # seconds a worker waits for PostgreSQL after losing it
 POLL_EVERY = 0.5  # seconds between attempts to reach it

@@ -184,7 +184,7 @@ def ingest(settings: Settings) -> IngestStats:
 
 
 def project(settings: Settings) -> int:
-    return bootstrap.run_projections(settings, threading.Event(), until_idle=True).processed
+    return bootstrap.ledger(settings).project(threading.Event(), until_idle=True).processed
 
 
 def simulated(settings: Settings, plan: SimulationPlan) -> Settings:

@@ -110,9 +110,7 @@ def test_a_pos_learns_the_fate_of_what_it_published_and_reads_its_own_write(
 
     before = api.get("/customers/C-00001").json()["purchase_count"]
     stop = threading.Event()
-    projector = threading.Thread(
-        target=lambda: bootstrap.run_projections(ledger, stop), daemon=True
-    )
+    projector = threading.Thread(target=lambda: bootstrap.ledger(ledger).project(stop), daemon=True)
     projector.start()
     try:
         fresh = api.get("/customers/C-00001", params={"min_position": recorded["position"]})
@@ -142,9 +140,7 @@ def test_a_cached_profile_never_claims_a_position_it_does_not_reflect(
         return count
 
     stop = threading.Event()
-    projector = threading.Thread(
-        target=lambda: bootstrap.run_projections(ledger, stop), daemon=True
-    )
+    projector = threading.Thread(target=lambda: bootstrap.ledger(ledger).project(stop), daemon=True)
     projector.start()
     try:
         for k in range(1, 4):

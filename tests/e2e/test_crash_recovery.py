@@ -94,7 +94,7 @@ def reference(make_settings: Callable[[], Settings]) -> dict[str, Any]:
     settings = make_settings()
     total = publish_traffic(settings)
     bootstrap.ingest_worker(settings).run(threading.Event(), until_idle=True)
-    done = bootstrap.run_projections(settings, threading.Event(), until_idle=True)
+    done = bootstrap.ledger(settings).project(threading.Event(), until_idle=True)
     return {
         "total": total,
         "position": done.position,
@@ -179,7 +179,7 @@ def test_killed_consumer_and_projector_resume_without_loss_or_double_counting(
     finish(ledger(settings, "consume", "--until-idle"))
     assert consumed(settings) == total
     copy = uninterrupted_copy(settings, make_settings)
-    bootstrap.run_projections(copy, threading.Event(), until_idle=True)
+    bootstrap.ledger(copy).project(threading.Event(), until_idle=True)
 
     for fraction in (0.0, 0.5):
         projector = ledger(settings, "project")

@@ -384,7 +384,7 @@ def test_the_api_exports_and_forgets_with_the_token_only(
     assert unknown.status_code == 404
 
     stop = threading.Event()
-    projector = threading.Thread(target=bootstrap.run_projections, args=(ledger, stop))
+    projector = threading.Thread(target=bootstrap.ledger(ledger).project, args=(stop,))
     projector.start()  # as `ledger project` runs beside the API
     try:
         forgot = api.delete(f"/customers/{WHO}", params={"reason": "request"}, headers=auth)
