@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from pydantic_core import PydanticCustomError
 
-from domain.schema import ID_MAX, MAX_SAFE_INT, _date, _money, _timestamp, money_text
+from domain.schema_fields import ID_MAX, MAX_SAFE_INT, _date, _money, _timestamp, money_text
 
 __all__ = ["FIELDS", "LINE_FIELDS", "Checked", "money_normalised", "quick_check"]
 
