@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from domain.profile import apply_note, instant, money, new_notes, render_notes
+from domain.profile import apply_note, instant, money, render_notes
 
 State = dict[str, Any]
 RENEWAL_WINDOW_DAYS = 60
@@ -32,8 +32,7 @@ def new_state(partner_id: str) -> State:
         "contracts": {},  # contract_id -> {status, value, currency, effective_at, ends_at}
         "disputes_total": 0,
         "disputes_resolved": 0,
-        **new_notes(),
-    }
+    }  # the notes' part (`new_notes`) is added by the first note, as on a profile
 
 
 def apply(state: State, type: str, payload: dict[str, Any]) -> None:

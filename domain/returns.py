@@ -70,7 +70,8 @@ class Orders:
             order.returned[sku] = order.returned.get(sku, 0) + line["quantity"]
 
     def check(self, payload: dict[str, Any]) -> None:
-        """Raise the first rule of contract section 8 this return breaks, in its order."""
+        """Raise the first rule of contract section 8 this return breaks, in the contract's
+        order: each rule is checked over every line before the next rule."""
         order_id, return_id = payload["order_id"], payload["return_id"]
         order = self._orders.get(order_id)
         if order is None:
@@ -82,23 +83,29 @@ class Orders:
             )
         if return_id in self._returns:
             raise errors.ReturnAlreadyRecorded(f"return {return_id!r} was already recorded")
+        lines = payload["lines"]
+        for line in lines:
+            if line["sku"] not in order.bought:
+                raise errors.ReturnedSkuNotInOrder(f"order {order_id!r} has no sku {line['sku']!r}")
         asked: dict[str, int] = {}
-        for line in payload["lines"]:
-            sku = line["sku"]
-            if sku not in order.bought:
-                raise errors.ReturnedSkuNotInOrder(f"order {order_id!r} has no sku {sku!r}")
-            asked[sku] = asked.get(sku, 0) + line["quantity"]
+        for line in lines:
+            asked[line["sku"]] = asked.get(line["sku"], 0) + line["quantity"]
+        for sku, quantity in asked.items():
             left = order.bought[sku] - order.returned.get(sku, 0)
-            if asked[sku] > left:
+            if quantity > left:
                 raise errors.ReturnedMoreThanBought(
-                    f"sku {sku!r} of order {order_id!r}: {asked[sku]} returned, "
+                    f"sku {sku!r} of order {order_id!r}: {quantity} returned, "
                     f"{left} of {order.bought[sku]} bought left to return"
                 )
+        for line in lines:
+            sku = line["sku"]
             if Decimal(line["unit_price"]) > order.price[sku]:
                 raise errors.ReturnPriceAboveOrder(
                     f"sku {sku!r} returned at {line['unit_price']}, above the "
                     f"{order.price[sku]:.2f} paid in order {order_id!r}"
                 )
+        for line in lines:
+            sku = line["sku"]
             if line["category"] not in order.categories[sku]:
                 raise errors.ReturnCategoryNotInOrder(
                     f"sku {sku!r} returned as {line['category']!r}, not a category it had "

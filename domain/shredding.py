@@ -68,6 +68,8 @@ def unseal(
 ) -> dict[str, Any]:
     """The payload with its sealed fields opened; with no key (destroyed, or a customer
     never seen) or a value that does not open, each sealed field becomes `erased`."""
+    if customer_id is None:
+        return dict(payload)  # no customer, no key: nothing was sealed (a partner's note)
     fields = [
         f
         for f in PERSONAL_FIELDS.get(type, ())

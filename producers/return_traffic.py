@@ -99,8 +99,8 @@ class Returns:
         rule = RULE_FAULTS[self.faults % len(RULE_FAULTS)]
         self.faults += 1
         order = self.open[int(sim.rng.random() * len(self.open))]
-        line = dict(order["lines"][0])
-        line["quantity"] = 1
+        line = dict(next(line for line in order["lines"] if line["quantity"]))
+        line["quantity"] = 1  # one left to return: only the rule chosen is broken
         if rule == "unknown_order":
             return self._return(sim, order, [line], order_id=f"O-NONE-{next(self.numbers)}")
         if rule == "currency":

@@ -128,7 +128,7 @@ class SimulationPlan:
     seed: int = 1
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC)  # first occurred_at (naive means UTC)
     faults: bool = False  # when True, ~2% of yielded interactions are deliberate faults
-    retail: bool = False  # when True, contract section 8's types too (so far: sales notes)
+    retail: bool = False  # when True, contract section 8's types too (returns, sales notes)
 
 
 def simulate(plan: SimulationPlan) -> Iterator[Interaction]:

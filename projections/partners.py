@@ -25,6 +25,9 @@ CREATE TABLE IF NOT EXISTS partners (
     status jsonb NOT NULL,
     position bigint NOT NULL
 );
+-- Contract v1.1 (section 8) fields on statuses stored before them (no note yet).
+UPDATE partners SET status = status || '{"notes_count": 0, "last_note_at": null, "stage": null}'
+WHERE NOT status ? 'notes_count';
 """
 
 COMPARED: tuple[tuple[str, str], ...] = (

@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS profiles (
 );
 -- The API's profile cache asks which rows changed since a position (ledger/profile_cache.py).
 CREATE INDEX IF NOT EXISTS profiles_by_position ON profiles (position);
+-- Contract v1.1 (section 8) fields on profiles stored before them, as a fold gives them
+-- (no return, no note yet), so that `ledger verify` finds them equal to a rebuild.
+UPDATE profiles SET profile = profile || jsonb_build_object(
+    'return_count', 0, 'total_refunded', '{}'::jsonb, 'net_spend', profile -> 'total_spend',
+    'notes_count', 0, 'last_note_at', null, 'stage', null)
+WHERE NOT profile ? 'return_count';
 """
 
 _UPSERT = """

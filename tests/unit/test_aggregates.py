@@ -790,3 +790,12 @@ def test_every_named_rule_error_is_a_rule_violation_with_its_reason(
     assert violation.error_type == "rule"
     assert violation.reason == "complaint 'x' is unknown"
     assert str(violation) == "complaint 'x' is unknown"
+
+
+def test_each_return_rule_is_checked_over_every_line_before_the_next(ordered: Ledger) -> None:
+    # the second line's unknown sku comes before the first line's wrong category
+    both = returned("o-1", "r-1", basket_line("b", 1, "20.00", "games"), basket_line("z", 1, "1"))
+    _rejects(ordered, both, errors.ReturnedSkuNotInOrder, "'z'")
+    # the second line's quantity comes before the first line's price
+    both = returned("o-1", "r-2", basket_line("a", 1, "9.00"), basket_line("b", 2, "20.00"))
+    _rejects(ordered, both, errors.ReturnedMoreThanBought, "'b'")

@@ -377,3 +377,8 @@ def test_a_customers_note_text_is_sealed_and_a_partners_is_not() -> None:
     assert sealed["text"].startswith(PREFIX)
     assert unseal("note_added", sealed, "C-1", key)["text"] == common["text"]
     assert partner_note.payload["text"] == common["text"]  # type: ignore[attr-defined]
+
+
+def test_a_partners_note_is_shown_as_written_even_if_it_looks_sealed() -> None:
+    payload = {"partner_id": "P-1", "text": "aesgcm: the vendor's cipher suite question"}
+    assert unseal("note_added", payload, None, None, erased="[erased]") == payload
