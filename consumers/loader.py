@@ -8,7 +8,9 @@ place before anything is decided (`domain.decision.Loaded`).
 - the keys of the customers whose personal fields the batch carries: from memory, else in
   one round trip to the key store;
 - the holders of the cards the batch's enrollments name (`store.card_holdings`), one
-  query, never cached: another worker may claim a card at any moment.
+  query, never cached: another worker may claim a card at any moment;
+- the orders of the streams the batch returns goods on, read again from their events
+  (`_orders_for`).
 
 A key in memory may have been destroyed since (`ledger forget`, in another process). It
 cannot reach the store: a sealed payload is only ever recorded on its customer's stream,
@@ -27,7 +29,7 @@ import cachetools
 
 from consumers.application import CACHE_MAXSIZE, LedgerApplication
 from consumers.records import InboundRecord, mentioned_streams
-from domain.aggregates import LedgerStream, stream_id
+from domain.aggregates import Card, Customer, LedgerStream, returnable, stream_id
 from domain.decision import Loaded, Parsed, keys_wanted
 from domain.interactions import Interaction
 from domain.recording import streams_named
@@ -49,9 +51,11 @@ class BatchLoader:
             if not isinstance(item, Interaction) and rec.value:
                 names.update(mentioned_streams(rec.value))
         digests, holders = self._indexed(valid)
+        found = self.streams(names)
+        self._orders_for(found, valid)
         return Loaded(
             digests=digests,
-            streams=self.streams(names),
+            streams=found,
             keys=None if self._keys is None else self._keys_for(keys_wanted(valid)),
             holders=holders,
         )
@@ -64,6 +68,26 @@ class BatchLoader:
         with self._app.datastore.transaction(commit=False) as curs:
             digests = interaction_index.digests(curs, (ix.event_id for ix in valid))
             return digests, card_holdings.held_by(curs, cards)
+
+    def _orders_for(self, found: dict[str, LedgerStream | None], valid: list[Interaction]) -> None:
+        """Streams keep their orders (`domain.returns`) only while a batch returns goods on
+        them. Kept for every cached stream, the lines of every purchase would grow the
+        worker's memory with the ledger's history (about 1.8 kB a purchase); returns are a
+        few in a hundred interactions, so the orders of the streams this batch returns on
+        are read again from the store (one query), and every other stream drops its."""
+        returning = {streams_named(ix)[0] for ix in valid if ix.type == "purchase_returned"}
+        wanted: list[Customer | Card] = []
+        for name, stream in found.items():
+            if not isinstance(stream, Customer | Card):
+                continue  # no stream yet, or a partner's: no orders
+            if name not in returning:
+                stream.orders = None
+            elif stream.orders is None:
+                wanted.append(stream)
+        if wanted:
+            stored = self._app.select_events([stream.id for stream in wanted])
+            for stream in wanted:
+                returnable(stream, [(e.type, e.payload) for e in stored.get(stream.id, [])])
 
     def streams(self, names: set[str]) -> dict[str, LedgerStream | None]:
         """The named streams as they stand: from the cache, else all misses in one query.

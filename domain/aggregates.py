@@ -22,7 +22,7 @@ from eventsourcing.utils import get_topic
 
 from domain import errors
 from domain.canonical import GENESIS_HASH, chain_hash
-from domain.returns import Orders
+from domain.returns import RETURNABLE, Orders
 
 CARD_CLAIMED = "card_claimed"
 """How ledgers recorded before the card holders' table held a card: an event on the card's
@@ -267,6 +267,24 @@ _DISPUTES = _Lifecycle(
 )
 
 
+def _orders_of(stream: Customer | Card | None) -> Orders:
+    if stream is None:
+        return Orders()
+    assert stream.orders is not None, "returnable(): a stream that returns keeps its orders"
+    return stream.orders
+
+
+def returnable(stream: LedgerStream, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Give a stream whose orders were not kept (`orders` None) its orders again, from its
+    recorded (type, payload) pairs."""
+    if isinstance(stream, Customer | Card) and stream.orders is None:
+        orders = Orders()
+        for type, payload in events:
+            if type in RETURNABLE:
+                orders.fold(type, payload)
+        stream.orders = orders
+
+
 def _check_note(notes: set[str], payload: dict[str, Any]) -> None:
     if payload["note_id"] in notes:
         raise errors.NoteAlreadyAdded(f"note {payload['note_id']!r} was already added")
@@ -286,7 +304,9 @@ class Customer(LedgerStream):
         super().__init__(stream)
         self.complaints: dict[str, bool] = {}  # complaint_id -> resolved
         self.notes: set[str] = set()
-        self.orders = Orders()
+        # What its purchases make returnable (`domain.returns`); None: not kept, as the
+        # ingest worker keeps it only for a batch that returns goods (`returnable`).
+        self.orders: Orders | None = Orders()
         self.cards: list[str] = []
         self.forgotten = False
 
@@ -299,10 +319,8 @@ class Customer(LedgerStream):
             self.cards.append(payload["card_id"])
         elif type == "note_added":
             self.notes.add(payload["note_id"])
-        elif type == "purchase":
-            self.orders.bought(payload)
-        elif type == "purchase_returned":
-            self.orders.returned(payload)
+        elif type in RETURNABLE and self.orders is not None:
+            self.orders.fold(type, payload)
         elif type == CUSTOMER_FORGOTTEN:
             self.forgotten = True
 
@@ -318,7 +336,7 @@ class Customer(LedgerStream):
         elif type == "note_added":
             _check_note(stream.notes if stream is not None else set(), payload)
         elif type == "purchase_returned":
-            (stream.orders if stream is not None else Orders()).check(payload)
+            _orders_of(stream).check(payload)
 
 
 class Card(LedgerStream):
@@ -333,16 +351,14 @@ class Card(LedgerStream):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.owner: str | None = None
-        self.orders = Orders()  # of the purchases that named only the card
+        self.orders: Orders | None = Orders()  # of card-only purchases (see Customer)
         self.forgotten = False
 
     def evolve(self, type: str, payload: dict[str, Any]) -> None:
         if type == CARD_CLAIMED:
             self.owner = payload["customer_id"]
-        elif type == "purchase":
-            self.orders.bought(payload)
-        elif type == "purchase_returned":
-            self.orders.returned(payload)
+        elif type in RETURNABLE and self.orders is not None:
+            self.orders.fold(type, payload)
         elif type == CUSTOMER_FORGOTTEN:
             self.forgotten = True
 
@@ -353,7 +369,7 @@ class Card(LedgerStream):
                 f"card {stream.card_id!r} belongs to a forgotten customer"
             )
         if type == "purchase_returned":
-            (stream.orders if stream is not None else Orders()).check(payload)
+            _orders_of(stream).check(payload)
 
     @classmethod
     def check_claim(

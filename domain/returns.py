@@ -16,6 +16,9 @@ from typing import Any
 
 from domain import errors
 
+RETURNABLE = frozenset({"purchase", "purchase_returned"})
+"""The types a stream's orders are folded from."""
+
 
 @dataclass(slots=True)
 class _Order:
@@ -36,6 +39,13 @@ class Orders:
 
     _orders: dict[str, _Order] = field(default_factory=dict)
     _returns: set[str] = field(default_factory=set)
+
+    def fold(self, type: str, payload: dict[str, Any]) -> None:
+        """Fold a recorded purchase or return in."""
+        if type == "purchase":
+            self.bought(payload)
+        else:
+            self.returned(payload)
 
     def bought(self, payload: dict[str, Any]) -> None:
         """Fold a recorded purchase in (one the ledger did not validate, in a test or an
