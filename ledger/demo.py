@@ -33,6 +33,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         events=args.events,
         seed=args.seed,
         faults=True,
+        retail=True,  # returns and sales notes too (contract section 8)
         # The traffic ends today, so the time-based audiences (new members, lapsed buyers)
         # have members; the seed still decides everything else.
         start=(settings.clock() - timedelta(seconds=SPAN)).replace(
@@ -41,7 +42,8 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     )
     console.print(
         f"[bold]1.[/] Simulating {plan.events} POS interactions "
-        f"({plan.customers} customers, {plan.partners} partners, seed {plan.seed}, ~2% faulty)"
+        f"({plan.customers} customers, {plan.partners} partners, seed {plan.seed}, ~2% faulty,"
+        " with returns and sales notes)"
     )
     publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
     for obj in simulate(plan):
@@ -79,6 +81,9 @@ def _summary(console: Console, settings: Settings, ledger: Ledger) -> None:
         f"[bold]Ledger:[/] {at_a_glance.recorded} interactions recorded as "
         f"{at_a_glance.events} events; {at_a_glance.profiles} customer profiles"
     )
+    console.print(
+        "   by type: " + ", ".join(f"{kind} {n}" for kind, n in at_a_glance.by_type.items())
+    )
     table = Table(title=f"Dead letters on {settings.dead_letter_topic} (all runs)")
     for column in ("error_type", "count", "example reason"):
         table.add_column(column)
@@ -91,6 +96,8 @@ def _summary(console: Console, settings: Settings, ledger: Ledger) -> None:
         "name",
         "purchases",
         "spend",
+        "returns",
+        "net spend",
         "top categories",
         "complaints open",
         "nps",
@@ -102,6 +109,8 @@ def _summary(console: Console, settings: Settings, ledger: Ledger) -> None:
             p["name"] or "",
             str(p["purchase_count"]),
             ", ".join(f"{v} {k}" for k, v in p["total_spend"].items()),
+            str(p.get("return_count", 0)),
+            ", ".join(f"{v} {k}" for k, v in p.get("net_spend", p["total_spend"]).items()),
             ", ".join(p["top_categories"]),
             str(p["complaints_open"]),
             "" if p["nps"] is None else str(p["nps"]),

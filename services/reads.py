@@ -117,6 +117,7 @@ class Summary:
     profiles: int
     dead_letters: list[tuple[str, int, str]]  # (error type, count, an example reason)
     top_spenders: list[dict[str, Any]]  # the five customers of the highest EUR spend
+    by_type: dict[str, int]  # interactions recorded per type, most first
 
 
 def summary(conn: Connection[Any], topic: str) -> Summary:
@@ -128,4 +129,5 @@ def summary(conn: Connection[Any], topic: str) -> Summary:
         profiles.count(conn),
         dead_letters.summary(conn, topic),
         profiles.top_spenders(conn, 5),
+        interaction_index.count_by_type(conn),
     )

@@ -111,6 +111,14 @@ def count(conn: Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
+def count_by_type(conn: Connection[Any]) -> dict[str, int]:
+    """Interactions recorded, per type (`customer_forgotten` too), most first."""
+    rows = conn.execute(
+        "SELECT type, count(*) FROM ledger_interactions GROUP BY type ORDER BY 2 DESC, 1"
+    ).fetchall()
+    return {kind: int(n) for kind, n in rows}
+
+
 def event_ids_at(conn: Connection[Any], originator_id: UUID, versions: list[int]) -> dict[int, str]:
     """The event ids indexed at these versions of one stream."""
     rows = conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -160,3 +161,12 @@ def test_sigterm_stops_the_consumer_cleanly_after_its_batch(settings: Settings) 
     out, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
     assert "recorded 1" in out
+
+
+def test_the_demo_shows_returns_and_sales_notes(settings: Settings) -> None:
+    shown = run(ledger_env(settings), "demo", "--events", "1500", "--customers", "80")
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())  # the terminal width wraps lines
+    counts = {kind: int(n) for kind, n in re.findall(r"(purchase_returned|note_added) (\d+)", text)}
+    assert counts["purchase_returned"] > 0 and counts["note_added"] > 0
+    assert "returns" in text  # the top customers table has a returns column
