@@ -15,9 +15,10 @@ from decimal import Decimal
 from typing import Any
 
 from domain import errors
+from domain.interactions import BASKETS
 
-RETURNABLE = frozenset({"purchase", "purchase_returned"})
-"""The types a stream's orders are folded from."""
+RETURNABLE = BASKETS
+"""The types a stream's orders are folded from: those with lines (`domain.interactions`)."""
 
 
 @dataclass(slots=True)

@@ -161,11 +161,14 @@ def basket_line(sku: str, quantity: int, unit_price: str, category: str = "toys"
     return {"sku": sku, "category": category, "quantity": quantity, "unit_price": unit_price}
 
 
-def bought_order(order_id: str, *lines: Any, currency: str = "EUR", **holder: str) -> Interaction:
+def basket(kind: str, order_id: str, *lines: Any, currency: str, **fields: str) -> Interaction:
+    """A purchase or a return of these lines (customer c-1's unless `fields` names a holder)."""
     total = sum(Decimal(line["unit_price"]) * line["quantity"] for line in lines)
+    holder = {k: v for k, v in fields.items() if k in ("customer_id", "card_id")}
     return interaction(
-        "purchase",
+        kind,
         **(holder or {"customer_id": "c-1"}),
+        **{k: v for k, v in fields.items() if k not in holder},
         store_id="s-1",
         order_id=order_id,
         currency=currency,
@@ -174,19 +177,15 @@ def bought_order(order_id: str, *lines: Any, currency: str = "EUR", **holder: st
     )
 
 
+def bought_order(order_id: str, *lines: Any, currency: str = "EUR", **holder: str) -> Interaction:
+    return basket("purchase", order_id, *lines, currency=currency, **holder)
+
+
 def returned(
     order_id: str, return_id: str, *lines: Any, currency: str = "EUR", **holder: str
 ) -> Interaction:
-    total = sum(Decimal(line["unit_price"]) * line["quantity"] for line in lines)
-    return interaction(
-        "purchase_returned",
-        **(holder or {"customer_id": "c-1"}),
-        store_id="s-1",
-        order_id=order_id,
-        return_id=return_id,
-        currency=currency,
-        total=f"{total:.2f}",
-        lines=list(lines),
+    return basket(
+        "purchase_returned", order_id, *lines, currency=currency, return_id=return_id, **holder
     )
 
 
