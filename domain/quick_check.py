@@ -224,6 +224,12 @@ FIELDS: dict[str, Fields] = {
             False,
         ),
     },
+    "card_replaced": {
+        "customer_id": (_id, True),
+        "old_card_id": (_id, True),
+        "new_card_id": (_id, True),
+        "reason": (_one_of("lost", "stolen", "damaged", "upgrade"), False),
+    },
 }
 FIELDS = {kind: {**_COMMON, **fields} for kind, fields in FIELDS.items()}
 LINE_FIELDS: Fields = {
@@ -293,6 +299,8 @@ def quick_check(obj: dict[str, Any], kind: str) -> Checked | None:
         return _purchase(obj, occurred_at)
     if kind == "note_added" and ("customer_id" in obj) == ("partner_id" in obj):
         return None  # exactly one subject: pydantic says which rule is broken
+    if kind == "card_replaced" and obj["old_card_id"] == obj["new_card_id"]:
+        return None
     if kind == "contract_changed" and "value" in obj:
         value = money_normalised(obj["value"])
         return None if value is None else Checked(occurred_at, value=value)

@@ -54,6 +54,7 @@ class InteractionType(StrEnum):
     DISPUTE_RESOLVED = "dispute_resolved"
     NOTE_ADDED = "note_added"
     PURCHASE_RETURNED = "purchase_returned"
+    CARD_REPLACED = "card_replaced"
 
 
 PARTNER_TYPES = frozenset(
@@ -256,6 +257,23 @@ class PurchaseReturned(_Common):
         return _basket_checked(self)
 
 
+class CardReplaced(_Common):
+    """A customer's card replaced by a new one (contract section 8): from now on the
+    customer holds `new_card_id`, and `old_card_id` is retired for good."""
+
+    type: Literal[InteractionType.CARD_REPLACED]
+    customer_id: Id
+    old_card_id: Id = Field(description="A card the customer holds now.")
+    new_card_id: Id = Field(description="A card nobody holds, never retired.")
+    reason: Literal["lost", "stolen", "damaged", "upgrade"] = Field(default=_NONE)
+
+    @model_validator(mode="after")
+    def _check(self) -> CardReplaced:
+        if self.old_card_id == self.new_card_id:
+            raise PydanticCustomError("same_card", "'new_card_id' must not equal 'old_card_id'")
+        return self
+
+
 MODELS: tuple[type[_Common], ...] = (
     CustomerEnrolled,
     CardSwiped,
@@ -270,6 +288,7 @@ MODELS: tuple[type[_Common], ...] = (
     DisputeResolved,
     NoteAdded,
     PurchaseReturned,
+    CardReplaced,
 )
 
 AnyInteraction = Annotated[
@@ -285,7 +304,8 @@ AnyInteraction = Annotated[
     | DisputeOpened
     | DisputeResolved
     | NoteAdded
-    | PurchaseReturned,
+    | PurchaseReturned
+    | CardReplaced,
     Field(discriminator="type"),
 ]
 

@@ -77,6 +77,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
         "total": "5.00",
         "lines": [{"sku": "a", "category": "toys", "quantity": 1, "unit_price": "5.00"}],
     },
+    "card_replaced": {"customer_id": "C-1", "old_card_id": "K-1", "new_card_id": "K-2"},
 }
 
 
@@ -103,8 +104,8 @@ def rejection(obj: Any) -> RejectedInteraction:
 # --- accepted ---------------------------------------------------------------------------
 
 
-def test_there_are_thirteen_interaction_types() -> None:
-    assert len(INTERACTION_TYPES) == 13
+def test_there_are_fourteen_interaction_types() -> None:
+    assert len(INTERACTION_TYPES) == 14
     assert set(INTERACTION_TYPES) == set(MINIMAL)
 
 
@@ -131,6 +132,7 @@ def test_each_type_is_accepted_with_every_optional_field() -> None:
         "call": {"agent_id": "agent-7", "direction": "outbound"},
         "complaint_filed": {"description": "box was wet"},
         "complaint_resolved": {"satisfied": True},
+        "card_replaced": {"reason": "lost"},
         "contract_changed": {
             "partner_kind": "supplier",
             "value": "1000.00",
@@ -296,6 +298,10 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("currency lower case", event(currency="eur"), "currency: must be an ISO 4217 code"),
     ("currency too long", event(currency="EURO"), "currency"),
     ("currency a number", event(currency=978), "currency: must be a string"),
+    # card replacements
+    ("same card", event("card_replaced", new_card_id="K-1"), "must not equal 'old_card_id'"),
+    ("replacement reason", event("card_replaced", reason="worn"), "reason: must be one of"),
+    ("no old card", event("card_replaced", old_card_id=DROP), "missing field 'old_card_id'"),
     # dates
     ("bad birth_date", event("customer_enrolled", birth_date="1990-02-30"), "birth_date"),
     ("birth_date with time", event("customer_enrolled", birth_date="1990-02-03T00:00"), "birth"),
