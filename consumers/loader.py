@@ -7,8 +7,9 @@ place before anything is decided (`domain.decision.Loaded`).
   cache, else every miss in one `originator_id = ANY(...)` query;
 - the keys of the customers whose personal fields the batch carries: from memory, else in
   one round trip to the key store;
-- the holders of the cards the batch's enrollments name (`store.card_holdings`), one
-  query, never cached: another worker may claim a card at any moment;
+- the holdings of the cards the batch's enrollments and replacements name, and of those
+  its card-only swipes and purchases name (whether retired: `domain.cards`), one query,
+  never cached: another worker may claim or retire a card at any moment;
 - the orders of the streams the batch returns goods on, read again from their events
   (`_orders_for`).
 
@@ -30,6 +31,7 @@ import cachetools
 from consumers.application import CACHE_MAXSIZE, LedgerApplication
 from consumers.records import InboundRecord, mentioned_streams
 from domain.aggregates import Card, Customer, LedgerStream, returnable, stream_id
+from domain.cards import Retirement, cards_ruled
 from domain.decision import Loaded, Parsed, keys_wanted
 from domain.interactions import Interaction
 from domain.recording import streams_named
@@ -50,7 +52,7 @@ class BatchLoader:
         for rec, item in batch:
             if not isinstance(item, Interaction) and rec.value:
                 names.update(mentioned_streams(rec.value))
-        digests, holders = self._indexed(valid)
+        digests, (holders, retired) = self._indexed(valid)
         found = self.streams(names)
         self._orders_for(found, valid)
         return Loaded(
@@ -58,16 +60,18 @@ class BatchLoader:
             streams=found,
             keys=None if self._keys is None else self._keys_for(keys_wanted(valid)),
             holders=holders,
+            retired=retired,
         )
 
-    def _indexed(self, valid: list[Interaction]) -> tuple[dict[str, str], dict[str, str]]:
-        """The content digests of these event ids already recorded, and who holds the cards
-        they enroll as the store says now (never cached: another worker may claim a card at
-        any moment), in one transaction."""
-        cards = {ix.card_id for ix in valid if ix.type == "customer_enrolled" and ix.card_id}
+    def _indexed(
+        self, valid: list[Interaction]
+    ) -> tuple[dict[str, str], tuple[dict[str, str], dict[str, Retirement]]]:
+        """The content digests of these event ids already recorded, and the holdings of
+        the cards whose rules they need as the store says now (never cached: another worker
+        may claim or retire a card at any moment), in one transaction."""
         with self._app.datastore.transaction(commit=False) as curs:
             digests = interaction_index.digests(curs, (ix.event_id for ix in valid))
-            return digests, card_holdings.held_by(curs, cards)
+            return digests, card_holdings.holdings(curs, cards_ruled(valid))
 
     def _orders_for(self, found: dict[str, LedgerStream | None], valid: list[Interaction]) -> None:
         """Streams keep their orders (`domain.returns`) only while a batch returns goods on

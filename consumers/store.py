@@ -31,6 +31,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
 from domain.aggregates import card_stream, customer_stream
+from domain.cards import Retirement
 from domain.decision import Claim
 from domain.forgetting import ERASED_DIGEST, ERASED_ERROR, names_person
 from store import card_holdings, dead_letters, ingest_batches, interaction_index, offsets
@@ -52,6 +53,8 @@ class IngestWrite:
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     offsets: list[OffsetMove] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
+    retirements: list[Retirement] = field(default_factory=list)
+    unretired: set[str] = field(default_factory=set)  # checked once the table lock is held
     records: int = 0  # Kafka records the batch consumed (for the batch-size histogram)
 
 
@@ -69,11 +72,12 @@ class ForgetWrite:
 
 def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
     """A batch's offsets (compare-and-set first, so a late writer stops at once), its card
-    claims (before the events: a claim lost to another worker raises
+    claims and retirements (before the events: a claim lost to another worker raises
     `card_holdings.ClaimsLost` before anything else is written), its size in the
     histogram, its index rows and its dead letters."""
     offsets.move(curs, write.offsets)
     card_holdings.claim(curs, write.claims)
+    card_holdings.retire(curs, write.retirements)
     if write.records:
         ingest_batches.count_batch(curs, write.records)
     interaction_index.insert(curs, write.index)
@@ -142,6 +146,8 @@ class IngestRecorder(PostgresApplicationRecorder):
                     _write(curs, write)
                     if copy_rows:
                         self._lock_table(curs)
+                        if isinstance(write, IngestWrite):
+                            card_holdings.check_not_retired(curs, write.unretired)
                         self._notify_channel(curs)
                         curs.execute(self.reserve_ids_statement, (len(copy_rows),), prepare=True)
                         fetched = curs.fetchone()

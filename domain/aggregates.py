@@ -29,9 +29,6 @@ CARD_CLAIMED = "card_claimed"
 stream. Still read (old ledgers decode, and hold their cards by it); no longer written: an
 enrollment is recorded on the customer's stream only, its card held in a table
 (`store.card_holdings`), so that every stream has one writer, its key's partition."""
-HOLDS = frozenset({"customer_enrolled", CARD_CLAIMED})
-"""The recorded events by which a customer holds a card (`payload`: `card_id`,
-`customer_id`): its enrollment, and in older ledgers the card stream's claim too."""
 CUSTOMER_FORGOTTEN = "customer_forgotten"
 """`ledger forget`'s record, on the customer's stream and on each card it holds: nothing
 more is recorded on them (their key is destroyed in the same transaction)."""
@@ -292,7 +289,8 @@ def _check_note(notes: set[str], payload: dict[str, Any]) -> None:
 
 class Customer(LedgerStream):
     """A customer's interactions; holds the complaint and note ids for their rules, the
-    cards it enrolled (what `ledger forget` closes with it) and whether it was forgotten."""
+    cards it held, retired ones included (what `ledger forget` closes with it), and whether
+    it was forgotten."""
 
     prefix = "customer-"
 
@@ -317,6 +315,8 @@ class Customer(LedgerStream):
             self.complaints[payload["complaint_id"]] = True
         elif type == "customer_enrolled" and payload["card_id"] not in self.cards:
             self.cards.append(payload["card_id"])
+        elif type == "card_replaced":
+            self.cards.append(payload["new_card_id"])
         elif type == "note_added":
             self.notes.add(payload["note_id"])
         elif type in RETURNABLE and self.orders is not None:

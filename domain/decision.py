@@ -22,6 +22,7 @@ from typing import Any
 
 from domain.aggregates import LedgerStream, card_stream, customer_stream
 from domain.canonical import canonical_bytes
+from domain.cards import CARD_REPLACED, RULED_ALONE, Retirement
 from domain.errors import CustomerForgotten, RuleViolation
 from domain.forgetting import ERASED_DIGEST
 from domain.interactions import Interaction, RejectedInteraction
@@ -64,7 +65,8 @@ class Loaded:
     digests: dict[str, str]  # content digests of the batch's event ids already recorded
     streams: dict[str, LedgerStream | None]  # the named streams as they stand (None: no events)
     keys: Mapping[str, bytes | None] | None  # customers' keys (None: no sealing at all)
-    holders: dict[str, str] = field(default_factory=dict)  # card -> customer, of enrolled cards
+    holders: dict[str, str] = field(default_factory=dict)  # card -> customer, of held cards
+    retired: dict[str, Retirement] = field(default_factory=dict)  # of the cards the batch names
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Claim:
-    """An enrollment's card, held from now on by its customer (`store.card_holdings`)."""
+    """An enrollment's card (or a replacement's new card), held from now on by its
+    customer (`store.card_holdings`)."""
 
     card_id: str
     customer_id: str
@@ -108,7 +111,16 @@ class Decision:
     recorded: list[Recorded] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)  # cards the batch holds anew
+    retirements: list[Retirement] = field(default_factory=list)  # cards the batch retires
+    alone: list[tuple[int, str]] = field(default_factory=list)
+    """(index, card) of each swipe or purchase recorded on a card only while the card was
+    not retired: the store checks, in the events' transaction, that no other worker has
+    retired it meanwhile (`store.card_holdings.check_not_retired`)."""
     duplicates: int = 0
+
+    def unretired(self) -> set[str]:
+        """The cards of `alone` that this batch does not retire itself."""
+        return {card for _, card in self.alone} - {r.card_id for r in self.retirements}
 
 
 def decide(items: Sequence[Parsed], loaded: Loaded) -> Decision:
@@ -137,8 +149,9 @@ def decide(items: Sequence[Parsed], loaded: Loaded) -> Decision:
                 decision.rejections.append(Rejection(index, item.event_id, "conflict", reason))
             continue
         holder = loaded.holders.get(item.card_id) if item.card_id else None
+        retired = item.card_id in loaded.retired if item.card_id else False
         try:
-            gained = record(sealed(item, loaded.keys), streams, loaded.holders)
+            gained = record(sealed(item, loaded.keys), streams, loaded.holders, loaded.retired)
         except CustomerForgotten as forgotten:
             # Nothing about a forgotten person is kept: not even the message's bytes.
             decision.rejections.append(
@@ -162,21 +175,36 @@ def decide(items: Sequence[Parsed], loaded: Loaded) -> Decision:
         if item.type == "customer_enrolled" and holder is None:
             assert item.card_id is not None and item.customer_id is not None
             decision.claims.append(Claim(item.card_id, item.customer_id, item.event_id, index))
+        elif item.type == CARD_REPLACED:
+            _replaced(decision, item, loaded, index)
+        elif item.customer_id is None and item.type in RULED_ALONE and not retired:
+            assert item.card_id is not None
+            decision.alone.append((index, item.card_id))
         seen[item.event_id] = item.digest
     decision.streams = list(touched.values())
     return decision
 
 
+def _replaced(decision: Decision, item: Interaction, loaded: Loaded, index: int) -> None:
+    """A recorded replacement's new card claimed and old card retired (as `record` left
+    them in `loaded`)."""
+    payload = item.payload
+    new, old = payload["new_card_id"], payload["old_card_id"]
+    decision.claims.append(Claim(new, payload["customer_id"], item.event_id, index))
+    decision.retirements.append(replace(loaded.retired[old], index=index))
+
+
 def involved(
-    items: Sequence[Parsed], claims: Sequence[Claim], lost: Collection[str]
+    items: Sequence[Parsed], made: Decision, lost: Collection[str]
 ) -> tuple[list[int], set[str]]:
     """After the store refused the claims of the `lost` cards (another worker held them
-    first), the items to decide again, in order, and the streams they name: the lost
-    cards' enrollments, then every item naming a stream those name, or sharing an event id
-    with one of them, until none is added. The other items' decisions stand: nothing they
-    were decided on changes."""
+    first, or retired them after the batch's swipes were decided), the items to decide
+    again, in order, and the streams they name: the lost cards' enrollments and
+    replacements and whatever names the lost cards, then every item naming a stream those
+    name, or sharing an event id with one of them, until none is added. The other items'
+    decisions stand: nothing they were decided on changes."""
     streams = {card_stream(card) for card in lost} | {
-        customer_stream(c.customer_id) for c in claims if c.card_id in lost
+        customer_stream(c.customer_id) for c in made.claims if c.card_id in lost
     }
     named = {
         i: streams_named(item) for i, item in enumerate(items) if isinstance(item, Interaction)
@@ -216,6 +244,15 @@ def merged(before: Decision, again: Decision, redone: Sequence[int], total: int)
             [c for c in before.claims if c.index not in out]
             + [replace(c, index=redone[c.index]) for c in again.claims],
             key=lambda c: c.index,
+        ),
+        retirements=sorted(
+            [r for r in before.retirements if r.index not in out]
+            + [replace(r, index=redone[r.index]) for r in again.retirements],
+            key=lambda r: r.index,
+        ),
+        alone=sorted(
+            [a for a in before.alone if a[0] not in out]
+            + [(redone[i], card) for i, card in again.alone]
         ),
     )
     decision.duplicates = total - len(decision.recorded) - len(decision.rejections)

@@ -79,3 +79,15 @@ class ReturnCategoryNotInOrder(RuleViolation):
 
 class CustomerForgotten(RuleViolation):
     """The customer was forgotten (`ledger forget`): nothing more is recorded about them."""
+
+
+class CardNotHeld(RuleViolation):
+    """A replacement names an old card its customer does not hold now."""
+
+
+class CardRetired(RuleViolation):
+    """An enrollment or a replacement would hold a card that was replaced (retired for good)."""
+
+
+class CardReplaced(RuleViolation):
+    """A swipe or purchase naming only a retired card, made at or after its replacement."""

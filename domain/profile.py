@@ -20,6 +20,7 @@ State = dict[str, Any]
 FIELD_KINDS: dict[str, str] = {
     "customer_id": "text",
     "cards": "list",
+    "retired_cards": "list",
     "enrolled_at": "time",
     "name": "text",
     "email": "text",
@@ -184,8 +185,7 @@ def apply(state: State, type: str, payload: dict[str, Any]) -> None:
         counts[_COUNTED[type]] += 1
     state["last_interaction_at"] = _max(state["last_interaction_at"], at)
     if type == "customer_enrolled":
-        if payload["card_id"] not in state["cards"]:
-            state["cards"] = sorted([*state["cards"], payload["card_id"]])
+        _hold(state, "cards", payload["card_id"])
         if state["enrolled_at"] is None or at < state["enrolled_at"]:
             state["enrolled_at"] = at
         if forgotten(state):
@@ -216,6 +216,9 @@ def apply(state: State, type: str, payload: dict[str, Any]) -> None:
         state["nps"] = [at, event_id, payload["score"]]
     elif type == "note_added":
         apply_note(state, at, event_id, payload)
+    elif type == "card_replaced":
+        _hold(state, "cards", payload["new_card_id"])
+        _hold(state, "retired_cards", payload["old_card_id"])
     elif type == "purchase_returned":
         for name, empty in new_returns().items():
             state.setdefault(name, empty)  # a state folded before returns existed
@@ -226,9 +229,18 @@ def apply(state: State, type: str, payload: dict[str, Any]) -> None:
             _add(state["category_refunds"], line["category"], amount)
 
 
+def _hold(state: State, name: str, card_id: str) -> None:
+    """Add a card to the sorted list `name` (`retired_cards` is added by the first
+    replacement, as the returns' part)."""
+    cards = state.get(name, [])
+    if card_id not in cards:
+        state[name] = sorted([*cards, card_id])
+
+
 def render(state: State) -> dict[str, Any]:
     """The profile of contract section 5 from a fold state."""
     personal = state["personal"]
+    retired = state.get("retired_cards", ())
     refunds = state.get("category_refunds", {})
     net = {
         name: _EXACT.subtract(Decimal(spent), Decimal(refunds.get(name, "0")))
@@ -237,7 +249,8 @@ def render(state: State) -> dict[str, Any]:
     by_spend = sorted(((n, v) for n, v in net.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
     return {
         "customer_id": state["customer_id"],
-        "cards": state["cards"],
+        "cards": [card for card in state["cards"] if card not in retired],
+        "retired_cards": state.get("retired_cards", []),
         "enrolled_at": rfc3339(state["enrolled_at"]),
         **{
             name: personal[name][2] if name in personal else None
@@ -262,7 +275,12 @@ def in_order(profile: dict[str, Any]) -> dict[str, Any]:
     """A stored profile with its keys back in the contract's order (jsonb sorts them); a
     profile stored before a field existed shows it empty until the customer's next change
     (or a replay)."""
-    empty = {**render_returns({}), **render_notes({}), "net_spend": profile.get("total_spend")}
+    empty = {
+        **render_returns({}),
+        **render_notes({}),
+        "net_spend": profile.get("total_spend"),
+        "retired_cards": [],
+    }
     return {name: profile[name] if name in profile else empty.get(name) for name in FIELD_KINDS}
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from domain.aggregates import (
+    CARD_CLAIMED,
     Card,
     Customer,
     LedgerStream,
@@ -19,6 +20,7 @@ from domain.aggregates import (
     partner_stream,
     stream_class,
 )
+from domain.cards import CARD_REPLACED, Retirement, check_alone, check_claim, check_replacement
 from domain.errors import CustomerForgotten
 from domain.interactions import Interaction
 from domain.schema import on_partner_stream
@@ -29,6 +31,16 @@ def streams_named(ix: Interaction) -> list[str]:
     if on_partner_stream(ix.type, ix.payload):
         assert ix.partner_id is not None
         return [partner_stream(ix.partner_id)]
+    if ix.type == CARD_REPLACED:
+        # Recorded on the customer's stream; the cards' are named so that what else a batch
+        # does with them is decided again with it (`domain.decision.involved`).
+        assert ix.customer_id is not None
+        p = ix.payload
+        return [
+            customer_stream(ix.customer_id),
+            card_stream(p["old_card_id"]),
+            card_stream(p["new_card_id"]),
+        ]
     if ix.type == "customer_enrolled":
         # Recorded on the customer's stream; the card's is read for its rules.
         assert ix.customer_id is not None and ix.card_id is not None
@@ -46,35 +58,65 @@ def record(
     ix: Interaction,
     streams: Mapping[str, LedgerStream | None],
     holders: MutableMapping[str, str],
+    retired: MutableMapping[str, Retirement] | None = None,
 ) -> list[LedgerStream]:
     """Record `ix` on its stream; return the streams that gained an event (new ones too).
 
-    An enrollment is recorded on the customer's stream only; its card is held in
-    `holders` (card id -> customer id: the card holders' table as loaded, extended by
-    the batch), which the store writes in the events' transaction. The card's stream is
-    read (a forgotten customer's card, an old ledger's `card_claimed`), never written:
-    it belongs to the card's partition."""
+    An enrollment and a replacement are recorded on the customer's stream only; the card
+    they hold is held in `holders` and a replaced card retired in `retired` (`domain.cards`:
+    the card holders' table as loaded, extended by the batch), which the store writes in
+    the events' transaction. A card's stream is read (a forgotten customer's card, an old
+    ledger's `card_claimed`), never written: it belongs to the card's partition."""
     names = streams_named(ix)
+    retired = {} if retired is None else retired
     if ix.type == "customer_enrolled":
         customer_name, card_name = names
         card_id, customer_id = ix.payload["card_id"], ix.payload["customer_id"]
-        card = streams[card_name]
-        Card.check_claim(
-            card if isinstance(card, Card) else None, holders.get(card_id), card_id, customer_id
-        )
+        named = streams[card_name]
+        card = named if isinstance(named, Card) else None
+        Card.check(card, CARD_CLAIMED, {})  # a forgotten customer's card first
+        check_claim(holders, retired, card_id, customer_id)
+        Card.check_claim(card, holders.get(card_id), card_id, customer_id)
         touched = _record_on(
             Customer, customer_name, streams, ix.type, ix.event_id, ix.payload, ix.canonical
         )
         holders.setdefault(card_id, customer_id)
         return [touched]
+    if ix.type == CARD_REPLACED:
+        return [_replace(ix, streams, holders, retired)]
     name = names[0]
     for other in names[1:]:
-        card = streams[other]
-        if isinstance(card, Card) and card.forgotten:
+        read = streams[other]
+        if isinstance(read, Card) and read.forgotten:
             raise CustomerForgotten(f"card {ix.card_id!r} belongs to a forgotten customer")
+    if ix.customer_id is None and ix.card_id is not None:
+        check_alone(retired, ix.card_id, ix.type, ix.occurred_at)
     cls = stream_class(name)
     assert cls is not None, name  # `streams_named` names only the ledger's streams
     return [_record_on(cls, name, streams, ix.type, ix.event_id, ix.payload, ix.canonical)]
+
+
+def _replace(
+    ix: Interaction,
+    streams: Mapping[str, LedgerStream | None],
+    holders: MutableMapping[str, str],
+    retired: MutableMapping[str, Retirement],
+) -> LedgerStream:
+    """A replacement: checked (a forgotten customer first), recorded on the customer's
+    stream, the new card held and the old one retired."""
+    payload = ix.payload
+    customer_id, old, new = payload["customer_id"], payload["old_card_id"], payload["new_card_id"]
+    name = customer_stream(customer_id)
+    Customer.check(_customer(streams.get(name)), ix.type, payload)  # forgotten?
+    check_replacement(holders, retired, payload)
+    touched = _record_on(Customer, name, streams, ix.type, ix.event_id, payload, ix.canonical)
+    holders[new] = customer_id
+    retired[old] = Retirement(old, new, customer_id, ix.occurred_at)
+    return touched
+
+
+def _customer(stream: LedgerStream | None) -> Customer | None:
+    return stream if isinstance(stream, Customer) else None
 
 
 def _record_on(

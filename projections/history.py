@@ -4,9 +4,10 @@ past moment, folded from those events with the live projection's own fold.
 Events are read straight from the event store's table (`store.event_store`) and
 decoded by the one decoder of stored rows (`store.event_rows`): the stored state is the
 event's JSON, so no application (and no aggregate) is needed to show it. A customer's
-history is its own stream and the streams of the cards it enrolled: interactions that named
-only the card, which count for the card's holder (and, in ledgers recorded before the card
-holders' table, the cards' `card_claimed` events).
+history is its own stream and the streams of the cards it held (enrolled, or took in a
+replacement; replaced ones too): interactions that named only the card, which count for the
+card's holder (and, in ledgers recorded before the card holders' table, the cards'
+`card_claimed` events).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from psycopg import Connection
 from domain import profile as fold
 from domain.aggregates import (
     CARD_CLAIMED,
-    HOLDS,
     card_stream,
     customer_stream,
     partner_stream,
     stream_id,
 )
+from domain.cards import claimed_card
 from domain.profile import utc_text
 from domain.shredding import ERASED, unseal
 from store import event_store
@@ -73,9 +74,10 @@ def events(
 def customer_events(
     conn: Connection[Any], customer_id: str, *, erased: Any = ERASED
 ) -> list[dict[str, Any]]:
-    """The customer's stream and the streams of the cards it enrolled (empty: unknown)."""
+    """The customer's stream and the streams of the cards it held, replaced ones included
+    (empty: unknown)."""
     own = events(conn, [customer_stream(customer_id)], erased=erased)
-    cards = sorted({e["payload"]["card_id"] for e in own if e["type"] == "customer_enrolled"})
+    cards = sorted({card for e in own if (card := claimed_card(e["type"], e["payload"]))})
     if not cards:
         return own
     return events(conn, [customer_stream(customer_id), *map(card_stream, cards)], erased=erased)
@@ -96,9 +98,10 @@ def profile_as_of(
     if not any(e["stream"] == own for e in known):
         return None
     held = {
-        card_stream(e["payload"]["card_id"])
+        card_stream(card)
         for e in known
-        if e["type"] in HOLDS and e["payload"]["customer_id"] == customer_id
+        if (card := claimed_card(e["type"], e["payload"]))
+        and e["payload"]["customer_id"] == customer_id
     }
     counted = [
         (e["type"], e["payload"])

@@ -20,7 +20,8 @@ class _Answer(BaseModel):
 
 class Profile(_Answer):
     customer_id: str
-    cards: list[str]
+    cards: list[str] = Field(description="card ids held now, sorted")
+    retired_cards: list[str] = Field(description="card ids it held and replaced, sorted")
     enrolled_at: str | None
     name: str | None
     email: str | None

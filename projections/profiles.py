@@ -2,7 +2,9 @@
 
 Interactions that name only a card count for the customer who holds the card now
 (`projections.card_holders`, written in the same page transaction): the customer whose
-`customer_enrolled` (or, in older ledgers, the card stream's `card_claimed`) came first.
+`customer_enrolled` or `card_replaced` (its new card; in older ledgers, the card stream's
+`card_claimed`) came first. A replaced card stays its last holder's: what ingest records
+on it afterwards (an offline till's swipe) counts for that customer.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from psycopg.sql import SQL, Identifier
 from psycopg.types.json import set_json_loads
 
 from domain import profile as fold
-from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN, HOLDS
+from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN
+from domain.cards import claimed_card
 from domain.schema import on_partner_stream
 from domain.shredding import sealed_fields, unseal
 from projections import audiences, card_holders, copy_text
@@ -44,6 +47,8 @@ UPDATE profiles SET profile = profile || jsonb_build_object(
     'return_count', 0, 'total_refunded', '{}'::jsonb, 'net_spend', profile -> 'total_spend',
     'notes_count', 0, 'last_note_at', null, 'stage', null)
 WHERE NOT profile ? 'return_count';
+UPDATE profiles SET profile = profile || '{"retired_cards": []}'::jsonb
+WHERE NOT profile ? 'retired_cards';
 """
 
 _UPSERT = """
@@ -72,7 +77,10 @@ class ProfileProjection:
         if not items:
             return
         items = _opened(curs, items)
-        claims = {p["card_id"]: p["customer_id"] for _, _, k, p in items if k in HOLDS}
+        claims: dict[str, str] = {}  # card -> customer, of the cards the page holds anew
+        for _, _, k, p in items:
+            if (held := claimed_card(k, p)) is not None:
+                claims.setdefault(held, p["customer_id"])
         card_only = {p["card_id"] for _, _, k, p in items if k != CARD_CLAIMED and _card_only(p)}
         owners = card_holders.holders(curs, card_only - claims.keys())
         parked = card_holders.take_parked(curs, list(claims))
@@ -97,23 +105,21 @@ class ProfileProjection:
 
         for _, position, type, payload in items:
             event = (position, type, payload)
-            if type == "customer_enrolled":
-                credit(payload["customer_id"], type, payload, event)
-            if type in HOLDS:  # the card is held: what waited for it counts now
-                card_id, owner = payload["card_id"], payload["customer_id"]
-                owners[card_id] = owner
-                for parked_type, parked_payload in parked.pop(card_id, []):
-                    credit(owner, parked_type, parked_payload, event)
-                for _, parked_type, parked_payload in new_parked.pop(card_id, []):
-                    credit(owner, parked_type, parked_payload, event)
-            elif _card_only(payload):
+            if _card_only(payload):
                 owner = owners.get(payload["card_id"])
                 if owner is None:
                     new_parked.setdefault(payload["card_id"], []).append((position, type, payload))
                 else:
                     credit(owner, type, payload, event)
-            else:
+            elif type != CARD_CLAIMED:
                 credit(payload["customer_id"], type, payload, event)
+            held = claimed_card(type, payload)
+            if held is not None and held not in owners:  # what waited for the card counts now
+                owner = owners[held] = payload["customer_id"]
+                for parked_type, parked_payload in parked.pop(held, []):
+                    credit(owner, parked_type, parked_payload, event)
+                for _, parked_type, parked_payload in new_parked.pop(held, []):
+                    credit(owner, parked_type, parked_payload, event)
         still_parked = [(card, *row) for card, rows in new_parked.items() for row in rows]
         profiles = {c: fold.render(states[c]) for c in changed}
         self._write(curs, states, profiles, changed, claims, still_parked)

@@ -12,9 +12,9 @@ whatever came before), and COPYs the final rows in, through each table's owner.
 
 Cards, as the live projection has them: an interaction naming only a card counts for the
 card's holder; before the card has one it is parked, and credited when the card is
-claimed. A holder is learnt from the card stream's `card_claimed` (older ledgers) or from
-the `customer_enrolled` naming the card (its payload has both ids): both, idempotently,
-the first one standing.
+claimed. A holder is learnt from the `customer_enrolled` naming the card, the
+`card_replaced` naming it as the new card, or the card stream's `card_claimed` (older
+ledgers): idempotently, the first one standing.
 
 Parts: the customers can be rebuilt in parts (`services.replay` runs them at once in
 processes of their own, and in more of them when the log does not fit in memory). A part
@@ -47,6 +47,7 @@ from domain.aggregates import (
     stream_id,
 )
 from domain.audiences import Audience
+from domain.cards import claimed_card
 from domain.membership import Change, Membership, step
 from domain.personal import PERSONAL_FIELDS, PROFILE_PERSONAL_FIELDS
 from domain.schema import on_partner_stream
@@ -125,24 +126,24 @@ class Rebuild:
             if self._part == 0:
                 self._partner(position, type, payload)
             return
-        card_id = payload.get("card_id")
         customer_id = payload.get("customer_id")
-        if card_id is not None and customer_id and type in (CARD_CLAIMED, ENROLLED):
-            self._hold(position, card_id, customer_id, payload["event_id"])
-            if type == CARD_CLAIMED:
-                return
         if not customer_id:  # an interaction naming only a card
-            holder = self._held.get(card_id)  # type: ignore[arg-type]
+            card_id = payload["card_id"]
+            holder = self._held.get(card_id)
             if holder is None:
-                self.parked.setdefault(card_id, []).append((position, type, payload))  # type: ignore[arg-type]
+                self.parked.setdefault(card_id, []).append((position, type, payload))
             elif self._mine(holder):
                 self._credit(holder, type, payload, position, type, payload["event_id"])
             return
-        if self._mine(customer_id):
+        if type != CARD_CLAIMED and self._mine(customer_id):
             sealed = type in SHOWN_SEALED and bool(sealed_fields(type, payload))
             if sealed:
                 self._sealed.append((customer_id, type, payload))
             self._credit(customer_id, type, payload, position, type, payload["event_id"], sealed)
+        held = claimed_card(type, payload)
+        if held is not None:
+            trigger = ENROLLED if type == CARD_CLAIMED else type
+            self._hold(position, held, customer_id, trigger, payload["event_id"])
 
     def sealed_owners(self) -> set[str]:
         """The customers whose keys `open_sealed` needs."""
@@ -158,9 +159,12 @@ class Rebuild:
             fold.apply(self.states[customer_id], type, opened)
         self._sealed = []
 
-    def _hold(self, position: int, card_id: str, customer_id: str, event_id: str) -> None:
+    def _hold(
+        self, position: int, card_id: str, customer_id: str, trigger: str, event_id: str
+    ) -> None:
         """A card's holder, learnt (the first stands); what was parked for it is credited
-        to the holder now, as an enrollment (a claim shares its enrollment's event_id)."""
+        to the holder now, by the event that claimed it (an older ledger's claim shares its
+        enrollment's event_id)."""
         if card_id in self._held:
             return
         self._held[card_id] = customer_id
@@ -169,7 +173,7 @@ class Rebuild:
             return
         self.holders[card_id] = customer_id
         for _, type, payload in waiting:
-            self._credit(customer_id, type, payload, position, ENROLLED, event_id)
+            self._credit(customer_id, type, payload, position, trigger, event_id)
 
     def _credit(
         self,

@@ -14,7 +14,8 @@ from typing import Any
 
 from psycopg import Connection, IsolationLevel
 
-from domain.aggregates import CUSTOMER_FORGOTTEN, HOLDS, customer_stream
+from domain.aggregates import CUSTOMER_FORGOTTEN, customer_stream
+from domain.cards import claimed_card
 from domain.forgetting import identifying, names_person
 from domain.profile import instant, utc_text
 from projections import audiences, history, positions, profiles
@@ -77,7 +78,7 @@ def _dead_letters(
 ) -> list[dict[str, Any]]:
     """The rejected messages that name the customer or its cards, or hold its name or
     e-mail (the same test `ledger forget` empties them by)."""
-    ids = {customer_id} | {e["payload"]["card_id"] for e in events if e["type"] in HOLDS}
+    ids = {customer_id} | {c for e in events if (c := claimed_card(e["type"], e["payload"]))}
     personal = identifying(e["payload"] for e in events if e["type"] == "customer_enrolled")
     rows = dead_letter_rows.with_values(conn)
     return [

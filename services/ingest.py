@@ -122,7 +122,7 @@ class Ingest:
         the store (their streams evicted and read again, the cards' holders as now)."""
         batch = decided.batch
         items = [item for _, item in batch]
-        redone, names = decision.involved(items, decided.made.claims, lost.keys())
+        redone, names = decision.involved(items, decided.made, lost.keys())
         self._loader.evict(names)
         sub = [batch[i] for i in redone]
         try:
@@ -162,6 +162,8 @@ class Ingest:
             dead_letters=about_the_forgotten(dead, partial(_known_first, loaded, self._loader)),
             offsets=offsets,
             claims=made.claims,
+            retirements=made.retirements,
+            unretired=made.unretired(),
             records=len(batch),
         )
         return Decided(made.streams, rows, write, result, batch, made, loaded)

@@ -95,15 +95,16 @@ _HOLDING = """
 SELECT state FROM ledger_events
 WHERE position('"kind":"customer_enrolled"'::bytea IN state) > 0
    OR position('"kind":"card_claimed"'::bytea IN state) > 0
+   OR position('"kind":"card_replaced"'::bytea IN state) > 0
 ORDER BY notification_id
 """
 
 
 def holding_states(conn: Connection[Any]) -> Iterator[bytes]:
     """The stored state of every record by which a customer holds a card (an enrollment,
-    an older ledger's card claim), in the order the ledger recorded them. Matched on the
-    stored bytes (orjson writes no spaces), so no row is decoded in the database, where
-    a tampered one would stop the query."""
+    a replacement, an older ledger's card claim), in the order the ledger recorded them.
+    Matched on the stored bytes (orjson writes no spaces), so no row is decoded in the
+    database, where a tampered one would stop the query."""
     with conn.transaction(), conn.cursor(name="holding_states") as curs:
         curs.execute(_HOLDING)
         while rows := curs.fetchmany(BATCH):

@@ -1,5 +1,5 @@
 """A ledger projected before contract v1.1 upgrades on `ledger init`: its stored profiles
-and partner statuses gain section 8's fields as a fold gives them (no return, no note), so
+and partner statuses gain section 8's fields as a fold gives them (no return, no note, no replaced card), so
 `ledger verify` finds them equal to a rebuild."""
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ from domain import partner, profile
 from ledger import bootstrap
 from ledger.settings import Settings
 
-V11 = ("return_count", "total_refunded", "net_spend", "notes_count", "last_note_at", "stage")
+V11 = (
+    "return_count",
+    "total_refunded",
+    "net_spend",
+    "notes_count",
+    "last_note_at",
+    "stage",
+    "retired_cards",
+)
 
 
 def test_init_gives_old_rows_the_new_fields_as_a_fold_would(settings: Settings) -> None:

@@ -28,6 +28,7 @@ from domain.aggregates import (
     stream_id,
 )
 from domain.canonical import GENESIS_HASH, chain_hash
+from domain.cards import Retirement
 from domain.interactions import Interaction, validate_object
 from domain.recording import record, streams_named
 
@@ -194,6 +195,7 @@ def returned(
 
 class Ledger(Protocol):
     holders: dict[str, str]  # the card holders' table
+    retired: dict[str, Retirement]  # its retired cards
 
     def record(self, ix: Interaction) -> list[LedgerStream]: ...
 
@@ -206,13 +208,14 @@ class MemoryLedger:
     def __init__(self) -> None:
         self.streams: dict[str, LedgerStream] = {}
         self.holders: dict[str, str] = {}
+        self.retired: dict[str, Retirement] = {}
 
     def stream(self, name: str) -> LedgerStream | None:
         return self.streams.get(name)
 
     def record(self, ix: Interaction) -> list[LedgerStream]:
         named = {name: self.streams.get(name) for name in streams_named(ix)}
-        touched = record(ix, named, self.holders)
+        touched = record(ix, named, self.holders, self.retired)
         for stream in touched:
             self.streams[stream.stream] = stream
         return touched
@@ -224,6 +227,7 @@ class StoredLedger:
     def __init__(self) -> None:
         self.app: Application[Any] = Application()
         self.holders: dict[str, str] = {}
+        self.retired: dict[str, Retirement] = {}
 
     def stream(self, name: str) -> LedgerStream | None:
         try:
@@ -232,7 +236,8 @@ class StoredLedger:
             return None
 
     def record(self, ix: Interaction) -> list[LedgerStream]:
-        touched = record(ix, {name: self.stream(name) for name in streams_named(ix)}, self.holders)
+        named = {name: self.stream(name) for name in streams_named(ix)}
+        touched = record(ix, named, self.holders, self.retired)
         self.app.save(*touched)
         return touched
 

@@ -311,8 +311,10 @@ def test_an_unforeseen_failure_names_its_record_and_the_batch_is_decided_again_w
     buggy = items[1]
     real = decision.record
 
-    def record_with_a_bug(ix: Interaction, streams: Any, holders: Any) -> Any:
-        gained = real(ix, streams, holders)  # the stream has changed in memory when the bug strikes
+    def record_with_a_bug(ix: Interaction, streams: Any, holders: Any, retired: Any) -> Any:
+        gained = real(
+            ix, streams, holders, retired
+        )  # the stream has changed in memory when the bug strikes
         if ix is buggy:
             raise ZeroDivisionError("a bug")
         return gained
@@ -345,7 +347,7 @@ def test_a_lost_claim_involves_its_enrollment_and_what_shares_its_streams_or_car
     )
     made = decide(items, loaded(items))
     assert [c.card_id for c in made.claims] == ["K-1", "K-3"]
-    redone, streams = involved(items, made.claims, {"K-1"})
+    redone, streams = involved(items, made, {"K-1"})
     assert redone == [0, 1, 3, 4]
     assert streams == {"customer-C-B", "card-K-1", "customer-C-Z"}
 

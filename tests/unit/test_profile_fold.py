@@ -222,17 +222,28 @@ EXAMPLE = [
     note("2024-06-02T09:00:00+02:00"),  # 2024-06-02T07:00:00Z
     note("2024-04-15T12:00:00Z", event_id=_event_id(911), stage="qualified"),
     note("2024-04-15T14:00:00+02:00", event_id=_event_id(910), stage="proposal"),
+    # card-A lost and replaced by card-C: held now card-B and card-C; what named card-A
+    # still counts (the fold is given what counts for the customer).
+    recorded(
+        "card_replaced",
+        "2024-05-30T10:00:00Z",
+        customer_id="c-42",
+        old_card_id="card-A",
+        new_card_id="card-C",
+        reason="lost",
+    ),
 ]
 
 EXPECTED = {
     "customer_id": "c-42",
-    "cards": ["card-A", "card-B"],
+    "cards": ["card-B", "card-C"],
+    "retired_cards": ["card-A"],
     "enrolled_at": "2024-01-01T00:30:00Z",
     "name": "Ada Lovelace",
     "email": "ada@new.example",
     "birth_date": "1990-12-10",
     "marketing_consent": True,
-    "interaction_count": 23,
+    "interaction_count": 24,
     "swipe_count": 1,
     "purchase_count": 3,
     "call_count": 2,
@@ -267,6 +278,7 @@ def test_a_customer_with_no_interactions_has_an_empty_profile() -> None:
     assert fold("c-0", []) == {
         "customer_id": "c-0",
         "cards": [],
+        "retired_cards": [],
         "enrolled_at": None,
         "name": None,
         "email": None,
