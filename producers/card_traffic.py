@@ -30,7 +30,7 @@ from producers.return_traffic import Returns
 REASONS = ("lost", "damaged", "stolen", "upgrade", None)  # None: no reason given
 REASON_WEIGHTS = (40, 30, 10, 8, 12)
 SKEW = 240
-"""The most a till's clock runs ahead of the simulator's (`_Simulator.envelope`)."""
+"""The most a till's clock is off the simulator's, either way (`_Simulator.envelope`)."""
 OFFLINE = 6 * 3600
 """How long before its replacement an offline till's swipe may have occurred."""
 RULE_FAULTS = ("old_not_held", "new_held", "new_retired", "enroll_retired", "late_swipe")

@@ -26,7 +26,7 @@ from random import Random
 from typing import Any
 
 from domain.schema import InteractionType
-from producers.card_traffic import Replacements
+from producers.card_traffic import SKEW, Replacements
 from producers.note_traffic import Notes
 from producers.return_traffic import Returns
 
@@ -197,7 +197,7 @@ class _Simulator:
         self.home = [rng.randrange(STORES) for _ in range(n)]
         self.cids = [f"C-{c + 1:05d}" for c in range(n)]
         self.favourites = [rng.sample(_CAT_NAMES, 2) for _ in range(n)]
-        self.cards = [[f"K-{c + 1:05d}"] for c in range(n)]
+        self.cards = [[f"K-{c + 1:05d}"] for c in range(n)]  # held now (a replacement swaps)
         self.consent = [False] * n
         self.catalog = {
             cat: [
@@ -259,7 +259,7 @@ class _Simulator:
         ts = self.ts
         if type in (InteractionType.PURCHASE, InteractionType.CARD_SWIPED):
             # till clocks drift, uploads batch: skew
-            ts = max(self.t0, ts - 240 + int(self.rng.random() * 481))
+            ts = max(self.t0, ts - SKEW + int(self.rng.random() * (2 * SKEW + 1)))
         return {
             "event_id": _uuid4(self.rng.getrandbits(128)),
             "type": type.value,  # a plain str: the interaction is JSON-ready as it is
