@@ -57,11 +57,17 @@ class Returns:
             }
         )
 
-    def valid(self, sim: Traffic) -> dict[str, Any] | None:
-        """A return of part of a recent order (None: nothing left to return)."""
-        if not self.open:
+    def valid(self, sim: Traffic, holder: dict[str, str] | None = None) -> dict[str, Any] | None:
+        """A return of part of a recent order, of `holder`'s if given (None: nothing left
+        to return)."""
+        if holder is not None:
+            k = next((k for k, order in enumerate(self.open) if order["holder"] == holder), -1)
+            if k < 0:
+                return None
+        elif not self.open:
             return None
-        k = int(sim.rng.random() * len(self.open))
+        else:
+            k = int(sim.rng.random() * len(self.open))
         order = self.open[k]
         lines: list[dict[str, Any]] = []
         for line in order["lines"]:

@@ -26,6 +26,7 @@ from random import Random
 from typing import Any
 
 from domain.schema import InteractionType
+from producers.card_traffic import SKEW, Replacements
 from producers.note_traffic import Notes
 from producers.return_traffic import Returns
 
@@ -128,7 +129,7 @@ class SimulationPlan:
     seed: int = 1
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC)  # first occurred_at (naive means UTC)
     faults: bool = False  # when True, ~2% of yielded interactions are deliberate faults
-    retail: bool = False  # when True, contract section 8's types too (returns, sales notes)
+    retail: bool = False  # when True, contract section 8's types too (returns, lost cards, notes)
 
 
 def simulate(plan: SimulationPlan) -> Iterator[Interaction]:
@@ -196,7 +197,7 @@ class _Simulator:
         self.home = [rng.randrange(STORES) for _ in range(n)]
         self.cids = [f"C-{c + 1:05d}" for c in range(n)]
         self.favourites = [rng.sample(_CAT_NAMES, 2) for _ in range(n)]
-        self.cards = [[f"K-{c + 1:05d}"] for c in range(n)]
+        self.cards = [[f"K-{c + 1:05d}"] for c in range(n)]  # held now (a replacement swaps)
         self.consent = [False] * n
         self.catalog = {
             cat: [
@@ -221,6 +222,7 @@ class _Simulator:
         self.card_no = count(n + 1)  # second cards number on after everyone's first
         self.notes = Notes()
         self.returns = Returns()
+        self.replacements = Replacements()
 
     def run(self) -> Iterator[tuple[Interaction, str | None]]:
         """One interaction per step; faults replace valid steps, so the count is exact."""
@@ -257,7 +259,7 @@ class _Simulator:
         ts = self.ts
         if type in (InteractionType.PURCHASE, InteractionType.CARD_SWIPED):
             # till clocks drift, uploads batch: skew
-            ts = max(self.t0, ts - 240 + int(self.rng.random() * 481))
+            ts = max(self.t0, ts - SKEW + int(self.rng.random() * (2 * SKEW + 1)))
         return {
             "event_id": _uuid4(self.rng.getrandbits(128)),
             "type": type.value,  # a plain str: the interaction is JSON-ready as it is
@@ -358,14 +360,18 @@ class _Simulator:
             )
         if roll < 97.8 and len(self.cards[c]) == 1:
             return self.enroll(c, first=False)
+        lost = self.plan.retail and 97.8 <= roll < 98.2  # lost cards, ~0.3% replaced
+        if lost and (made := self.replacements.step(self, c, roll < 98.05)):
+            return made
         if self.plan.retail and roll >= 99.0:
             return self.notes.customer(self, c)
         if self.plan.retail and roll >= 98.2 and (made := self.returns.valid(self)):
             return made
         return self.till(c, True)
 
-    def till(self, c: int, purchase: bool) -> Interaction:
-        """A purchase or swipe; ~5% name only a card, a few a card enrolled later.
+    def till(self, c: int, purchase: bool, only: str | None = None) -> Interaction:
+        """A purchase or swipe; ~5% name only a card, a few a card enrolled later (`only`:
+        this card alone, for `producers.card_traffic`).
 
         Most traffic passes here, so it draws with `rand()` (one C call) rather than
         `randint`/`choice` (several Python frames each) and fills the dict in place.
@@ -374,15 +380,16 @@ class _Simulator:
         store = self.home[c] if rand() < 0.8 else int(rand() * STORES)
         sold = InteractionType.PURCHASE if purchase else InteractionType.CARD_SWIPED
         obj = self.envelope(sold, _TILLS[store])
-        card: str | None = cards[int(rand() * len(cards))]
-        if rand() < 0.05:  # card only
-            if self.enrolled < self.to_enroll and rand() < 0.2:  # the card held later
+        card = only or cards[int(rand() * len(cards))]
+        if only or rand() < 0.05:  # card only
+            if not only and self.enrolled < self.to_enroll and rand() < 0.2:  # held later
                 ahead = self.enrolled + int(rand() * min(5, self.to_enroll - self.enrolled))
                 card = self.cards[self.order[ahead]][0]
+            self.replacements.seen[card] = self.ts  # its replacement must come after
         else:
             obj["customer_id"] = self.cids[c]
             if purchase and rand() < 0.5:  # tills that send the customer, not the card
-                card = None
+                card = ""
         if card:
             obj["card_id"] = card
         obj["store_id"] = _STORE_IDS[store]
@@ -511,8 +518,14 @@ class _Simulator:
                 obj["type"] = "customer_upgraded"
             return obj
         # A rule: valid alone, impossible in its stream.
-        if self.plan.retail and rng.random() < 0.4:
-            breach = self.notes.repeated(self) if rng.random() < 0.2 else self.returns.breach(self)
+        if self.plan.retail and rng.random() < 0.5:
+            roll = rng.random()
+            if roll < 0.15:
+                breach = self.notes.repeated(self)
+            else:
+                breach = (
+                    self.returns.breach(self) if roll < 0.55 else self.replacements.breach(self)
+                )
             if breach is not None:
                 return breach
         if self.opened and (not self.enrolled or rng.random() < 0.3):
