@@ -84,4 +84,6 @@ def test_init_holds_the_cards_an_older_ledger_claimed_on_their_streams(settings:
         conn.execute("DROP TABLE ledger_card_holders")  # as before the table existed
     bootstrap.init_schema(settings)
     bootstrap.init_schema(settings)  # once only: a second init finds the table
-    assert rows(settings, "SELECT * FROM ledger_card_holders") == [("K-9", "C-9", "e-9")]
+    assert rows(settings, "SELECT card_id, customer_id, event_id FROM ledger_card_holders") == [
+        ("K-9", "C-9", "e-9")
+    ]
