@@ -1,6 +1,6 @@
 """A ledger projected before contract v1.1 upgrades on `ledger init`: its stored profiles
-and partner statuses gain section 8's fields as a fold gives them (no return, no note, no replaced card), so
-`ledger verify` finds them equal to a rebuild."""
+and partner statuses gain section 8's fields as a fold gives them (no return, no note, no
+replaced card), so `ledger verify` finds them equal to a rebuild."""
 
 from __future__ import annotations
 
