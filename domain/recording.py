@@ -89,7 +89,9 @@ def record(
         read = streams[other]
         if isinstance(read, Card) and read.forgotten:
             raise CustomerForgotten(f"card {ix.card_id!r} belongs to a forgotten customer")
-    if ix.customer_id is None and ix.card_id is not None:
+    home = streams[name]
+    if ix.customer_id is None and not (isinstance(home, Card) and home.forgotten):
+        assert ix.card_id is not None  # a forgotten card's own rule speaks first (below)
         check_alone(retired, ix.card_id, ix.type, ix.occurred_at)
     cls = stream_class(name)
     assert cls is not None, name  # `streams_named` names only the ledger's streams

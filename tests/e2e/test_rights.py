@@ -38,7 +38,7 @@ from ledger.settings import Settings
 from producers.simulator import SimulationPlan
 
 PLAN = SimulationPlan(customers=20, partners=2, events=300, seed=5, faults=False)
-WHO, CARD = "C-R1", "K-R1"
+WHO, CARD, NEW_CARD = "C-R1", "K-R1", "K-R3"
 NAME, EMAIL, BORN = "Zelda Quintessa", "zelda.quintessa@example.org", "1990-06-20"
 OTHER, OTHER_NAME = "C-R2", "Olaf Other"
 MARKETING = {"new_members", "big_spenders", "bakery_cross_sell", "birthday_this_month"}
@@ -110,6 +110,14 @@ def person() -> list[dict[str, Any]]:
             stage="lead",
             **at,
         ),
+        interaction(
+            "card_replaced",
+            customer_id=WHO,
+            old_card_id=CARD,
+            new_card_id=NEW_CARD,
+            reason="lost",
+            occurred_at="2026-06-02T11:00:00Z",
+        ),
         enrollment(WHO, "K-R9", name=NAME, birth_date="not a date"),  # dead-lettered
         enrollment(OTHER, "K-R2", name=OTHER_NAME, birth_date="not a date either"),
     ]
@@ -171,12 +179,12 @@ def test_export_holds_every_kind_of_interaction_and_the_consent_history(
 
     customer_kinds = set(INTERACTION_TYPES) - PARTNER_TYPES
     assert {e["type"] for e in document["history"]} == customer_kinds  # a table holds cards
-    assert len(document["history"]) == 12  # 12 interactions (the card's holding is no event)
+    assert len(document["history"]) == 13  # 13 interactions (the card's holding is no event)
     enrolled = next(e for e in document["history"] if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == NAME and enrolled["payload"]["email"] == EMAIL
     assert NAME not in json.dumps(enrolled["hashed_payload"])  # as hashed: sealed
     history = ledger_json(ledger, "history", WHO, "--json")["events"]
-    assert recomputed_hashes(history) == 12
+    assert recomputed_hashes(history) == 13
     noted = next(e for e in document["history"] if e["type"] == "note_added")
     assert noted["payload"]["text"] == f"{NAME} wants a call back"
     assert (document["profile"]["notes_count"], document["profile"]["stage"]) == (1, "lead")
@@ -184,7 +192,7 @@ def test_export_holds_every_kind_of_interaction_and_the_consent_history(
     filed = next(e for e in document["history"] if e["type"] == "complaint_filed")
     assert filed["payload"]["description"] == f"{NAME} says the till overcharged"
     assert document["profile"]["name"] == NAME
-    assert document["profile"]["interaction_count"] == 12
+    assert document["profile"]["interaction_count"] == 13
     assert {a["audience"] for a in document["audiences"] if a["member"]} == MARKETING
     assert all(a["reason"] for a in document["audiences"])
     assert [(c["type"], c["marketing_consent"]) for c in document["consent"]] == [
@@ -247,7 +255,7 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     forgotten = after.pop(WHO)
     assert (forgotten["name"], forgotten["email"], forgotten["birth_date"]) == (None, None, None)
     assert forgotten["marketing_consent"] is False
-    assert forgotten["interaction_count"] == 12  # counts are not personal once anonymous
+    assert forgotten["interaction_count"] == 13  # counts are not personal once anonymous
     before.pop(WHO)
     assert after == before
 
@@ -279,13 +287,13 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     enrolled = next(e for e in history if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == enrolled["payload"]["email"] == "[erased]"
     assert history[-1]["type"] == "customer_forgotten"
-    assert recomputed_hashes(history) == len(history) == 14  # the key is gone: all recompute
+    assert recomputed_hashes(history) == len(history) == 16  # the key is gone: all recompute
     refused = run_ledger(ledger, "export", WHO)
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
     assert "was forgotten" in refused.stderr
 
     again = ledger_json(ledger, "forget", WHO, "--reason", "twice", "--json")
-    assert again["first"] is False and again["cards"] == [CARD]
+    assert again["first"] is False and again["cards"] == [CARD, NEW_CARD]
 
 
 def test_after_forget_every_interaction_naming_the_person_or_a_card_is_a_rule_rejection(
@@ -393,7 +401,7 @@ def test_the_api_exports_and_forgets_with_the_token_only(
         projector.join()
     assert forgot.status_code == 200, forgot.text
     body = forgot.json()
-    assert body["first"] is True and body["projected"] is True and body["cards"] == [CARD]
+    assert body["first"] is True and body["projected"] is True and body["cards"] == [CARD, NEW_CARD]
     profile = api.get(f"/customers/{WHO}", headers=auth)
     assert profile.json()["name"] is None and profile.json()["email"] is None
     gone = api.get(f"/customers/{WHO}/export", headers=auth)
