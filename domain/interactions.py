@@ -45,6 +45,9 @@ INTERACTION_TYPES: tuple[str, ...] = tuple(
 )
 _TYPES = frozenset(INTERACTION_TYPES)
 _ID_FIELDS = ("customer_id", "card_id", "partner_id")
+_KEY_FIELDS = ("customer_id", "survivor_id", "card_id", "partner_id")
+"""The key rule (contract section 8): the first of these an interaction has."""
+_MERGES = frozenset({"customers_merged", "customers_unmerged"})
 _KNOWN_IDS: dict[str, tuple[bool, bool, bool]] = {
     name: tuple(field in model.model_fields for field in _ID_FIELDS)  # type: ignore[misc]
     for name, model in zip(INTERACTION_TYPES, MODELS, strict=True)
@@ -115,7 +118,7 @@ class Interaction:
     payload: dict[str, Any]
     digest: str
     canonical: bytes  # the payload's RFC 8785 bytes: the digest's input, reused by the chain hash
-    customer_id: str | None
+    customer_id: str | None  # a merge's survivor: recorded on its stream, sealed with its key
     card_id: str | None
     partner_id: str | None
 
@@ -224,7 +227,12 @@ def validate_object(obj: object) -> Interaction:
         payload=payload,
         digest=hashlib.sha256(canonical).hexdigest(),
         canonical=canonical,
-        customer_id=obj.get("customer_id") if known[0] else None,
+        # A merge is the survivor's: recorded on its stream, sealed with its key.
+        customer_id=obj["survivor_id"]
+        if kind in _MERGES
+        else obj.get("customer_id")
+        if known[0]
+        else None,
         card_id=obj.get("card_id") if known[1] else None,
         partner_id=obj.get("partner_id") if known[2] else None,
     )
@@ -249,8 +257,9 @@ def _checked_by_pydantic(obj: dict[str, Any], kind: str) -> Checked:
 
 
 def routing_key(obj: Mapping[str, Any]) -> str | None:
-    """The Kafka key (contract section 3): customer_id, else card_id, else partner_id."""
-    for field in _ID_FIELDS:
+    """The Kafka key (contract sections 3 and 8): customer_id, else survivor_id, else
+    card_id, else partner_id."""
+    for field in _KEY_FIELDS:
         value = obj.get(field)
         if type(value) is str and value:
             return value

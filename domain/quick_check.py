@@ -230,6 +230,16 @@ FIELDS: dict[str, Fields] = {
         "new_card_id": (_id, True),
         "reason": (_one_of("lost", "stolen", "damaged", "upgrade"), False),
     },
+    "customers_merged": {
+        "survivor_id": (_id, True),
+        "merged_id": (_id, True),
+        "reason": (_text, False),
+    },
+    "customers_unmerged": {
+        "survivor_id": (_id, True),
+        "merged_id": (_id, True),
+        "reason": (_text, False),
+    },
 }
 FIELDS = {kind: {**_COMMON, **fields} for kind, fields in FIELDS.items()}
 LINE_FIELDS: Fields = {
@@ -263,6 +273,7 @@ def _spec(fields: Fields) -> _Spec:
     )
 
 
+_MERGES = frozenset({"customers_merged", "customers_unmerged"})
 _SPECS = {kind: _spec(fields) for kind, fields in FIELDS.items()}
 _LINE_SPEC = _spec(LINE_FIELDS)
 _ABSENT: Any = object()
@@ -300,6 +311,8 @@ def quick_check(obj: dict[str, Any], kind: str) -> Checked | None:
     if kind == "note_added" and ("customer_id" in obj) == ("partner_id" in obj):
         return None  # exactly one subject: pydantic says which rule is broken
     if kind == "card_replaced" and obj["old_card_id"] == obj["new_card_id"]:
+        return None
+    if kind in _MERGES and obj["survivor_id"] == obj["merged_id"]:
         return None
     if kind == "contract_changed" and "value" in obj:
         value = money_normalised(obj["value"])

@@ -55,6 +55,8 @@ class InteractionType(StrEnum):
     NOTE_ADDED = "note_added"
     PURCHASE_RETURNED = "purchase_returned"
     CARD_REPLACED = "card_replaced"
+    CUSTOMERS_MERGED = "customers_merged"
+    CUSTOMERS_UNMERGED = "customers_unmerged"
 
 
 PARTNER_TYPES = frozenset(
@@ -274,6 +276,49 @@ class CardReplaced(_Common):
         return self
 
 
+class CustomersMerged(_Common):
+    """Two enrollments of one person joined (contract section 8): `merged_id` is merged
+    directly into `survivor_id`, and counts for the root of its tree from now on. Recorded
+    on the survivor's stream (the key is `survivor_id`)."""
+
+    type: Literal[InteractionType.CUSTOMERS_MERGED]
+    survivor_id: Id = Field(description="The customer merged into; the key.")
+    merged_id: Id = Field(description="A customer merged into nobody now.")
+    reason: Text = Field(
+        default=_NONE,
+        json_schema_extra={"x-personal-data": True},
+        description="Free text, sealed with the survivor's key.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> CustomersMerged:
+        return _two_customers(self)
+
+
+class CustomersUnmerged(_Common):
+    """A merge undone (contract section 8): both sides are folded again from their own
+    trees. Recorded on the survivor's stream (the key is `survivor_id`)."""
+
+    type: Literal[InteractionType.CUSTOMERS_UNMERGED]
+    survivor_id: Id = Field(description="The customer `merged_id` is merged directly into.")
+    merged_id: Id
+    reason: Text = Field(
+        default=_NONE,
+        json_schema_extra={"x-personal-data": True},
+        description="Free text, sealed with the survivor's key.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> CustomersUnmerged:
+        return _two_customers(self)
+
+
+def _two_customers(model: Any) -> Any:
+    if model.survivor_id == model.merged_id:
+        raise PydanticCustomError("same_customer", "'merged_id' must not equal 'survivor_id'")
+    return model
+
+
 MODELS: tuple[type[_Common], ...] = (
     CustomerEnrolled,
     CardSwiped,
@@ -289,6 +334,8 @@ MODELS: tuple[type[_Common], ...] = (
     NoteAdded,
     PurchaseReturned,
     CardReplaced,
+    CustomersMerged,
+    CustomersUnmerged,
 )
 
 AnyInteraction = Annotated[
@@ -305,7 +352,9 @@ AnyInteraction = Annotated[
     | DisputeResolved
     | NoteAdded
     | PurchaseReturned
-    | CardReplaced,
+    | CardReplaced
+    | CustomersMerged
+    | CustomersUnmerged,
     Field(discriminator="type"),
 ]
 

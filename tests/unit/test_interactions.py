@@ -78,6 +78,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
         "lines": [{"sku": "a", "category": "toys", "quantity": 1, "unit_price": "5.00"}],
     },
     "card_replaced": {"customer_id": "C-1", "old_card_id": "K-1", "new_card_id": "K-2"},
+    "customers_merged": {"survivor_id": "C-1", "merged_id": "C-2"},
+    "customers_unmerged": {"survivor_id": "C-1", "merged_id": "C-2"},
 }
 
 
@@ -104,8 +106,8 @@ def rejection(obj: Any) -> RejectedInteraction:
 # --- accepted ---------------------------------------------------------------------------
 
 
-def test_there_are_fourteen_interaction_types() -> None:
-    assert len(INTERACTION_TYPES) == 14
+def test_there_are_sixteen_interaction_types() -> None:
+    assert len(INTERACTION_TYPES) == 16
     assert set(INTERACTION_TYPES) == set(MINIMAL)
 
 
@@ -133,6 +135,7 @@ def test_each_type_is_accepted_with_every_optional_field() -> None:
         "complaint_filed": {"description": "box was wet"},
         "complaint_resolved": {"satisfied": True},
         "card_replaced": {"reason": "lost"},
+        "customers_merged": {"reason": "one person, enrolled at two tills"},
         "contract_changed": {
             "partner_kind": "supplier",
             "value": "1000.00",
@@ -302,6 +305,10 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("same card", event("card_replaced", new_card_id="K-1"), "must not equal 'old_card_id'"),
     ("replacement reason", event("card_replaced", reason="worn"), "reason: must be one of"),
     ("no old card", event("card_replaced", old_card_id=DROP), "missing field 'old_card_id'"),
+    # merges
+    ("merged into itself", event("customers_merged", merged_id="C-1"), "must not equal"),
+    ("unmerged from itself", event("customers_unmerged", merged_id="C-1"), "must not equal"),
+    ("empty merge reason", event("customers_merged", reason=""), "reason: must not be empty"),
     # dates
     ("bad birth_date", event("customer_enrolled", birth_date="1990-02-30"), "birth_date"),
     ("birth_date with time", event("customer_enrolled", birth_date="1990-02-03T00:00"), "birth"),
@@ -459,9 +466,13 @@ def test_the_digest_is_the_canonical_hash_of_the_payload(extra: dict[str, Any]) 
         ({"customer_id": "", "card_id": "k"}, "k"),
         ({"customer_id": 5, "card_id": None, "partner_id": "p"}, "p"),
         ({"type": "purchase"}, None),
+        ({"survivor_id": "s", "merged_id": "m", "card_id": "k"}, "s"),
+        ({"customer_id": "c", "survivor_id": "s"}, "c"),
     ],
 )
-def test_routing_key_is_customer_else_card_else_partner(obj: dict[str, Any], key: str) -> None:
+def test_routing_key_is_customer_else_survivor_else_card_else_partner(
+    obj: dict[str, Any], key: str
+) -> None:
     assert routing_key(obj) == key
 
 

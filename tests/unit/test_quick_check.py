@@ -19,6 +19,19 @@ from producers.simulator import SimulationPlan, simulate
 SAMPLES: list[dict[str, Any]] = list(
     simulate(SimulationPlan(customers=40, partners=5, events=600, seed=4, retail=True))
 )  # seed 4: a plan whose traffic has every type (a card replaced too)
+for _kind_ in ("customers_merged", "customers_unmerged"):  # until the simulator makes them
+    if not any(o["type"] == _kind_ for o in SAMPLES):
+        SAMPLES.append(
+            {
+                "event_id": "5f0c3a4e-9d1b-4c8e-a2f7-1b2c3d4e5f62",
+                "type": _kind_,
+                "occurred_at": "2024-05-01T12:30:00Z",
+                "source": "crm-web",
+                "survivor_id": "C-1",
+                "merged_id": "C-2",
+                "reason": "one person",
+            }
+        )
 
 
 def _kind(model: Any) -> str:
