@@ -8,8 +8,10 @@ place before anything is decided (`domain.decision.Loaded`).
 - the keys of the customers whose personal fields the batch carries: from memory, else in
   one round trip to the key store;
 - the holdings of the cards the batch's enrollments and replacements name, and of those
-  its card-only swipes and purchases name (whether retired: `domain.cards`), one query,
-  never cached: another worker may claim or retire a card at any moment;
+  its card-only swipes and purchases name (whether retired: `domain.cards`), and the merges
+  above the customers it merges or unmerges (`domain.merges`): never cached, another
+  worker may claim or retire a card, or merge a customer, at any moment; a merged
+  customer's stream is read again from the store for the same reason;
 - the orders of the streams the batch returns goods on, read again from their events
   (`_orders_for`).
 
@@ -30,12 +32,13 @@ import cachetools
 
 from consumers.application import CACHE_MAXSIZE, LedgerApplication
 from consumers.records import InboundRecord, mentioned_streams
-from domain.aggregates import Card, Customer, LedgerStream, returnable, stream_id
+from domain.aggregates import Card, Customer, LedgerStream, customer_stream, returnable, stream_id
 from domain.cards import Retirement, cards_ruled
 from domain.decision import Loaded, Parsed, keys_wanted
 from domain.interactions import Interaction
+from domain.merges import MERGES, involved_customers
 from domain.recording import streams_named
-from store import card_holdings, interaction_index
+from store import card_holdings, interaction_index, merges
 from store.keys import KeyStore
 
 
@@ -52,7 +55,10 @@ class BatchLoader:
         for rec, item in batch:
             if not isinstance(item, Interaction) and rec.value:
                 names.update(mentioned_streams(rec.value))
-        digests, (holders, retired) = self._indexed(valid)
+        merging = [ix.payload for ix in valid if ix.type in MERGES]
+        # A merged customer's stream is another partition's: read as the store has it now.
+        self.evict(customer_stream(p["merged_id"]) for p in merging)
+        digests, (holders, retired), parents = self._indexed(valid, merging)
         found = self.streams(names)
         self._orders_for(found, valid)
         return Loaded(
@@ -61,17 +67,21 @@ class BatchLoader:
             keys=None if self._keys is None else self._keys_for(keys_wanted(valid)),
             holders=holders,
             retired=retired,
+            parents=parents,
         )
 
     def _indexed(
-        self, valid: list[Interaction]
-    ) -> tuple[dict[str, str], tuple[dict[str, str], dict[str, Retirement]]]:
-        """The content digests of these event ids already recorded, and the holdings of
-        the cards whose rules they need as the store says now (never cached: another worker
-        may claim or retire a card at any moment), in one transaction."""
+        self, valid: list[Interaction], merging: list[dict[str, Any]]
+    ) -> tuple[dict[str, str], tuple[dict[str, str], dict[str, Retirement]], dict[str, str]]:
+        """The content digests of these event ids already recorded, the holdings of the
+        cards whose rules they need, and the merges above the customers they merge, as the
+        store says now (never cached: another worker may claim or retire a card, or merge a
+        customer, at any moment), in one transaction."""
         with self._app.datastore.transaction(commit=False) as curs:
             digests = interaction_index.digests(curs, (ix.event_id for ix in valid))
-            return digests, card_holdings.holdings(curs, cards_ruled(valid))
+            holdings = card_holdings.holdings(curs, cards_ruled(valid))
+            above = merges.parents(curs, involved_customers(merging)) if merging else {}
+            return digests, holdings, above
 
     def _orders_for(self, found: dict[str, LedgerStream | None], valid: list[Interaction]) -> None:
         """Streams keep their orders (`domain.returns`) only while a batch returns goods on

@@ -34,7 +34,8 @@ from domain.aggregates import card_stream, customer_stream
 from domain.cards import Retirement
 from domain.decision import Claim
 from domain.forgetting import ERASED_DIGEST, ERASED_ERROR, names_person
-from store import card_holdings, dead_letters, ingest_batches, interaction_index, offsets
+from domain.merges import MergeChange
+from store import card_holdings, dead_letters, ingest_batches, interaction_index, merges, offsets
 from store.dead_letters import DeadLetterRow
 from store.interaction_index import IndexRow
 from store.keys import destroy_key
@@ -54,6 +55,7 @@ class IngestWrite:
     offsets: list[OffsetMove] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     retirements: list[Retirement] = field(default_factory=list)
+    merges: list[MergeChange] = field(default_factory=list)
     unretired: set[str] = field(default_factory=set)  # checked once the table lock is held
     records: int = 0  # Kafka records the batch consumed (for the batch-size histogram)
 
@@ -72,12 +74,14 @@ class ForgetWrite:
 
 def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
     """A batch's offsets (compare-and-set first, so a late writer stops at once), its card
-    claims and retirements (before the events: a claim lost to another worker raises
-    `card_holdings.ClaimsLost` before anything else is written), its size in the
+    claims and retirements and its merges (before the events: a claim or a merge lost to
+    another worker raises `card_holdings.ClaimsLost` or `merges.MergesLost` before anything
+    else is written), its size in the
     histogram, its index rows and its dead letters."""
     offsets.move(curs, write.offsets)
     card_holdings.claim(curs, write.claims)
     card_holdings.retire(curs, write.retirements)
+    merges.record(curs, write.merges)
     if write.records:
         ingest_batches.count_batch(curs, write.records)
     interaction_index.insert(curs, write.index)

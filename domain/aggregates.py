@@ -306,6 +306,7 @@ class Customer(LedgerStream):
         # ingest worker keeps it only for a batch that returns goods (`returnable`).
         self.orders: Orders | None = Orders()
         self.cards: list[str] = []
+        self.enrolled = False  # whether a `customer_enrolled` was recorded (merges need one)
         self.forgotten = False
 
     def evolve(self, type: str, payload: dict[str, Any]) -> None:
@@ -313,8 +314,10 @@ class Customer(LedgerStream):
             self.complaints[payload["complaint_id"]] = False
         elif type == "complaint_resolved":
             self.complaints[payload["complaint_id"]] = True
-        elif type == "customer_enrolled" and payload["card_id"] not in self.cards:
-            self.cards.append(payload["card_id"])
+        elif type == "customer_enrolled":
+            self.enrolled = True
+            if payload["card_id"] not in self.cards:
+                self.cards.append(payload["card_id"])
         elif type == "card_replaced":
             self.cards.append(payload["new_card_id"])
         elif type == "note_added":

@@ -26,6 +26,7 @@ from domain.cards import CARD_REPLACED, RULED_ALONE, Retirement
 from domain.errors import CustomerForgotten, RuleViolation
 from domain.forgetting import ERASED_DIGEST
 from domain.interactions import Interaction, RejectedInteraction
+from domain.merges import MERGES, MergeChange, change
 from domain.recording import record, streams_named
 from domain.shredding import seal, sealed_fields
 
@@ -67,6 +68,7 @@ class Loaded:
     keys: Mapping[str, bytes | None] | None  # customers' keys (None: no sealing at all)
     holders: dict[str, str] = field(default_factory=dict)  # card -> customer, of held cards
     retired: dict[str, Retirement] = field(default_factory=dict)  # of the cards the batch names
+    parents: dict[str, str] = field(default_factory=dict)  # merged -> survivor, of its merges
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class Decision:
     rejections: list[Rejection] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)  # cards the batch holds anew
     retirements: list[Retirement] = field(default_factory=list)  # cards the batch retires
+    merges: list[MergeChange] = field(default_factory=list)  # merges and unmerges, in order
     alone: list[tuple[int, str]] = field(default_factory=list)
     """(index, card) of each swipe or purchase recorded on a card only while the card was
     not retired: the store checks, in the events' transaction, that no other worker has
@@ -151,7 +154,9 @@ def decide(items: Sequence[Parsed], loaded: Loaded) -> Decision:
         holder = loaded.holders.get(item.card_id) if item.card_id else None
         retired = item.card_id in loaded.retired if item.card_id else False
         try:
-            gained = record(sealed(item, loaded.keys), streams, loaded.holders, loaded.retired)
+            gained = record(
+                sealed(item, loaded.keys), streams, loaded.holders, loaded.retired, loaded.parents
+            )
         except CustomerForgotten as forgotten:
             # Nothing about a forgotten person is kept: not even the message's bytes.
             decision.rejections.append(
@@ -177,6 +182,8 @@ def decide(items: Sequence[Parsed], loaded: Loaded) -> Decision:
             decision.claims.append(Claim(item.card_id, item.customer_id, item.event_id, index))
         elif item.type == CARD_REPLACED:
             _replaced(decision, item, loaded, index)
+        elif item.type in MERGES:
+            decision.merges.append(change(item.type, item.payload, item.event_id, index))
         elif item.customer_id is None and item.type in RULED_ALONE and not retired:
             assert item.card_id is not None
             decision.alone.append((index, item.card_id))
@@ -195,16 +202,26 @@ def _replaced(decision: Decision, item: Interaction, loaded: Loaded, index: int)
 
 
 def involved(
-    items: Sequence[Parsed], made: Decision, lost: Collection[str]
+    items: Sequence[Parsed],
+    made: Decision,
+    lost: Collection[str] = (),
+    lost_merges: Collection[str] = (),
 ) -> tuple[list[int], set[str]]:
     """After the store refused the claims of the `lost` cards (another worker held them
-    first, or retired them after the batch's swipes were decided), the items to decide
-    again, in order, and the streams they name: the lost cards' enrollments and
-    replacements and whatever names the lost cards, then every item naming a stream those
-    name, or sharing an event id with one of them, until none is added. The other items'
-    decisions stand: nothing they were decided on changes."""
+    first, or retired them after the batch's swipes were decided), or the merges of the
+    `lost_merges` customers (another worker merged them first), the items to decide again,
+    in order, and the streams they name: the lost cards' enrollments and replacements and
+    whatever names the lost cards (or the lost merges' customers), then every item naming a
+    stream those name, or sharing an event id with one of them, until none is added. The
+    other items' decisions stand: nothing they were decided on changes."""
     streams = {card_stream(card) for card in lost} | {
         customer_stream(c.customer_id) for c in made.claims if c.card_id in lost
+    }
+    streams |= {
+        customer_stream(customer)
+        for m in made.merges
+        if m.merged_id in lost_merges
+        for customer in (m.merged_id, m.survivor_id)
     }
     named = {
         i: streams_named(item) for i, item in enumerate(items) if isinstance(item, Interaction)
@@ -253,6 +270,11 @@ def merged(before: Decision, again: Decision, redone: Sequence[int], total: int)
         alone=sorted(
             [a for a in before.alone if a[0] not in out]
             + [(redone[i], card) for i, card in again.alone]
+        ),
+        merges=sorted(
+            [m for m in before.merges if m.index not in out]
+            + [replace(m, index=redone[m.index]) for m in again.merges],
+            key=lambda m: m.index,
         ),
     )
     decision.duplicates = total - len(decision.recorded) - len(decision.rejections)

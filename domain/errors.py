@@ -91,3 +91,19 @@ class CardRetired(RuleViolation):
 
 class CardReplaced(RuleViolation):
     """A swipe or purchase naming only a retired card, made at or after its replacement."""
+
+
+class CustomerNotEnrolled(RuleViolation):
+    """A merge names a customer never enrolled."""
+
+
+class AlreadyMerged(RuleViolation):
+    """A merge's `merged_id` is merged into someone now."""
+
+
+class MergeLoop(RuleViolation):
+    """A merge's survivor belongs to the tree of its `merged_id`."""
+
+
+class NotMergedInto(RuleViolation):
+    """An unmerge whose `merged_id` is not merged directly into its survivor now."""

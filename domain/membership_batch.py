@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from domain.audiences import Audience
-from domain.membership import Change, Membership, Shift, erase, shift, step
+from domain.membership import Change, Membership, Shift, erase, leave, shift, step
 
 Key = tuple[str, str]
 """(audience, customer_id): a stored row's key."""
@@ -30,10 +30,12 @@ def on_profiles(
     erased: Collection[str],
     now: datetime,
     settled_at: datetime | None,
+    departed: Mapping[str, str] | None = None,
 ) -> tuple[list[Membership], list[Change]]:
     """The rows to store and the changes to publish for a page of changed profiles
     (`before`: as they were, for the customers that had one; `stored`: their rows).
-    Forgotten customers (`erased`) leave every audience they have a row in, defined or not.
+    Forgotten customers (`erased`) leave every audience they have a row in, defined or not;
+    so do `departed` ones (merged into another customer), with the reason given.
 
     `settled_at`: None unless the stored rows follow the definitions in force (reconciled),
     and then the latest time any of them was evaluated. With it, an audience is evaluated
@@ -41,15 +43,20 @@ def on_profiles(
     """
     rows: list[Membership] = []
     changes: list[Change] = []
+    departed = departed or {}
     for (_, customer_id), row_now in stored.items():
         if customer_id in erased:
             left, exit_ = erase(row_now, now)
-            rows.append(left)
-            if exit_ is not None:
-                changes.append(exit_)
+        elif customer_id in departed:
+            left, exit_ = leave(row_now, now, departed[customer_id])
+        else:
+            continue
+        rows.append(left)
+        if exit_ is not None:
+            changes.append(exit_)
     clock_settled = settled_at is not None and now >= settled_at
     for customer_id, profile in profiles.items():
-        if customer_id in erased:
+        if customer_id in erased or customer_id in departed:
             continue
         earlier = before.get(customer_id)
         changed = None

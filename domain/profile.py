@@ -13,6 +13,7 @@ from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
 from domain.aggregates import CUSTOMER_FORGOTTEN
+from domain.merges import MERGES
 from domain.personal import PROFILE_PERSONAL_FIELDS
 
 State = dict[str, Any]
@@ -21,6 +22,7 @@ FIELD_KINDS: dict[str, str] = {
     "customer_id": "text",
     "cards": "list",
     "retired_cards": "list",
+    "merged_ids": "list",
     "enrolled_at": "time",
     "name": "text",
     "email": "text",
@@ -177,6 +179,8 @@ def apply(state: State, type: str, payload: dict[str, Any]) -> None:
         state["personal"] = {}
         state["consent"] = None
         return
+    if type in MERGES:
+        return  # who is merged into whom: the shape of a tree (`combine`), not an interaction
     at = instant(payload["occurred_at"])
     event_id = payload["event_id"].lower()  # ties go to the greater UUID, whatever its case
     counts = state["counts"]
@@ -251,6 +255,7 @@ def render(state: State) -> dict[str, Any]:
         "customer_id": state["customer_id"],
         "cards": [card for card in state["cards"] if card not in retired],
         "retired_cards": state.get("retired_cards", []),
+        "merged_ids": state.get("merged_ids", []),
         "enrolled_at": rfc3339(state["enrolled_at"]),
         **{
             name: personal[name][2] if name in personal else None
@@ -280,6 +285,7 @@ def in_order(profile: dict[str, Any]) -> dict[str, Any]:
         **render_notes({}),
         "net_spend": profile.get("total_spend"),
         "retired_cards": [],
+        "merged_ids": [],
     }
     return {name: profile[name] if name in profile else empty.get(name) for name in FIELD_KINDS}
 
@@ -287,6 +293,48 @@ def in_order(profile: dict[str, Any]) -> dict[str, Any]:
 def money(value: Any) -> str:
     """A decimal amount as the read models show money: a string with two decimals."""
     return f"{Decimal(str(value)):.2f}"
+
+
+def combine(root_id: str, states: list[State]) -> State:
+    """The fold state of a tree of merged customers from each member's own state: what
+    folding every interaction that counts for any of them gives (contract section 8:
+    counts and sums over all, latest-wins fields across all, cards the union, `enrolled_at`
+    the earliest), with `merged_ids` naming the other members. Commutative, as the fold."""
+    tree = new_state(root_id)
+    for state in states:
+        _combine_into(tree, state)
+    tree["merged_ids"] = sorted(s["customer_id"] for s in states if s["customer_id"] != root_id)
+    if tree["forgotten"]:
+        tree["personal"], tree["consent"] = {}, None
+    return tree
+
+
+def _combine_into(tree: State, state: State) -> None:
+    for name in ("cards", "retired_cards"):
+        for card in state.get(name, []):
+            _hold(tree, name, card)
+    for name in ("enrolled_at",):
+        if state[name] is not None and (tree[name] is None or state[name] < tree[name]):
+            tree[name] = state[name]
+    for name in ("last_purchase_at", "last_interaction_at", "last_note_at"):
+        if state.get(name) is not None:
+            tree[name] = _max(tree.get(name), state[name])
+    for field, entry in state["personal"].items():
+        if _later(tree["personal"].get(field), entry[0], entry[1]):
+            tree["personal"][field] = entry
+    for name in ("consent", "nps", "stage"):
+        entry = state.get(name)
+        if entry is not None and _later(tree.get(name), entry[0], entry[1]):
+            tree[name] = entry
+    for name, count in state["counts"].items():
+        tree["counts"][name] += count
+    for name in ("complaints_total", "complaints_resolved", "return_count", "notes_count"):
+        if name in state:
+            tree[name] = tree.get(name, 0) + state[name]
+    for name in ("spend", "category_spend", "refunded", "category_refunds"):
+        for key, amount in state.get(name, {}).items():
+            _add(tree.setdefault(name, {}), key, Decimal(amount))
+    tree["forgotten"] = tree["forgotten"] or forgotten(state)
 
 
 def fold(customer_id: str, interactions: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from domain import merges
 from domain.aggregates import (
     CARD_CLAIMED,
     Card,
@@ -21,8 +22,9 @@ from domain.aggregates import (
     stream_class,
 )
 from domain.cards import CARD_REPLACED, Retirement, check_alone, check_claim, check_replacement
-from domain.errors import CustomerForgotten
+from domain.errors import CustomerForgotten, CustomerNotEnrolled
 from domain.interactions import Interaction
+from domain.merges import MERGED, MERGES
 from domain.schema import on_partner_stream
 
 
@@ -31,6 +33,10 @@ def streams_named(ix: Interaction) -> list[str]:
     if on_partner_stream(ix.type, ix.payload):
         assert ix.partner_id is not None
         return [partner_stream(ix.partner_id)]
+    if ix.type in MERGES:
+        # Recorded on the survivor's stream; the merged customer's is read for its rules.
+        p = ix.payload
+        return [customer_stream(p["survivor_id"]), customer_stream(p["merged_id"])]
     if ix.type == CARD_REPLACED:
         # Recorded on the customer's stream; the cards' are named so that what else a batch
         # does with them is decided again with it (`domain.decision.involved`).
@@ -59,6 +65,7 @@ def record(
     streams: Mapping[str, LedgerStream | None],
     holders: MutableMapping[str, str],
     retired: MutableMapping[str, Retirement] | None = None,
+    parents: MutableMapping[str, str] | None = None,
 ) -> list[LedgerStream]:
     """Record `ix` on its stream; return the streams that gained an event (new ones too).
 
@@ -66,9 +73,13 @@ def record(
     they hold is held in `holders` and a replaced card retired in `retired` (`domain.cards`:
     the card holders' table as loaded, extended by the batch), which the store writes in
     the events' transaction. A card's stream is read (a forgotten customer's card, an old
-    ledger's `card_claimed`), never written: it belongs to the card's partition."""
+    ledger's `card_claimed`), never written: it belongs to the card's partition. So is a
+    merged customer's: a merge or unmerge is recorded on the survivor's stream, its edge
+    kept in `parents` (`domain.merges`)."""
     names = streams_named(ix)
     retired = {} if retired is None else retired
+    if ix.type in MERGES:
+        return [_merge(ix, streams, {} if parents is None else parents)]
     if ix.type == "customer_enrolled":
         customer_name, card_name = names
         card_id, customer_id = ix.payload["card_id"], ix.payload["customer_id"]
@@ -115,6 +126,31 @@ def _replace(
     touched = _record_on(Customer, name, streams, ix.type, ix.event_id, payload, ix.canonical)
     holders[new] = customer_id
     retired[old] = Retirement(old, new, customer_id, ix.occurred_at)
+    return touched
+
+
+def _merge(
+    ix: Interaction, streams: Mapping[str, LedgerStream | None], parents: MutableMapping[str, str]
+) -> LedgerStream:
+    """A merge or unmerge: both customers enrolled and not forgotten (for a merge), then
+    the rules of the forest, then recorded on the survivor's stream."""
+    survivor_name, merged_name = streams_named(ix)
+    both = (
+        (ix.payload["survivor_id"], _customer(streams.get(survivor_name))),
+        (ix.payload["merged_id"], _customer(streams.get(merged_name))),
+    )
+    for customer_id, stream in both:
+        if stream is not None and stream.forgotten:
+            raise CustomerForgotten(f"customer {customer_id!r} was forgotten")
+    if ix.type == MERGED:
+        for customer_id, stream in both:
+            if stream is None or not stream.enrolled:
+                raise CustomerNotEnrolled(f"customer {customer_id!r} was never enrolled")
+    merges.check(parents, ix.type, ix.payload)
+    touched = _record_on(
+        Customer, survivor_name, streams, ix.type, ix.event_id, ix.payload, ix.canonical
+    )
+    merges.apply(parents, merges.change(ix.type, ix.payload, ix.event_id))
     return touched
 
 

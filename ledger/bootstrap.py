@@ -32,7 +32,15 @@ from projections.audience_outbox import AudienceRelay
 from services.ingest import Ingest
 from services.ledger import Ledger
 from services.ports import Ports
-from store import card_holdings, dead_letters, ingest_batches, interaction_index, locks, offsets
+from store import (
+    card_holdings,
+    dead_letters,
+    ingest_batches,
+    interaction_index,
+    locks,
+    merges,
+    offsets,
+)
 from store.keys import SCHEMA_SQL as KEYS_SCHEMA
 from store.keys import PostgresKeyStore
 from store.locks import Lock
@@ -42,6 +50,7 @@ log = logging.getLogger(__name__)
 INGEST_SCHEMAS = (
     interaction_index.SCHEMA_SQL,
     card_holdings.SCHEMA_SQL,
+    merges.SCHEMA_SQL,
     dead_letters.SCHEMA_SQL,
     offsets.SCHEMA_SQL,
     ingest_batches.SCHEMA_SQL,

@@ -12,7 +12,7 @@ membership change; the relay of `projections.audience_outbox` publishes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, cast
@@ -152,23 +152,36 @@ class AudienceBook:
         before: dict[str, dict[str, Any]],
         triggers: dict[str, str],
         erased: Collection[str] = (),
+        departed: Mapping[str, str] | None = None,
     ) -> int:
         """Re-evaluate the audiences for these changed profiles (`before`: as they were,
         for the customers that had one); return how many memberships changed. Forgotten
-        customers (`erased`) leave every audience, defined or not, with reason `erased`.
+        customers (`erased`) leave every audience, defined or not, with reason `erased`;
+        `departed` customers (merged into another: no longer roots) leave every audience
+        with the reason given.
         The evaluation time is recorded (`audience_clock`, never moved back), so that a
         later runner knows whether its clock is behind any stored answer."""
-        if not profiles or not self.audiences:
+        departed = departed or {}
+        if not (profiles or departed) or not self.audiences:
             return 0
         now = self.now()
+        gone = [*erased, *departed]
         curs.execute(
             f"SELECT {COLUMNS} FROM audience_members WHERE customer_id = ANY(%s) "
             "AND (audience = ANY(%s) OR customer_id = ANY(%s))",
-            (list(profiles), list(self._by_name), list(erased)),
+            ([*profiles, *departed], list(self._by_name), gone),
         )
         stored = {(r["audience"], r["customer_id"]): Membership(**r) for r in curs.fetchall()}
         rows, changes = batch.on_profiles(
-            self.audiences, stored, profiles, before, triggers, erased, now, self._settled_at
+            self.audiences,
+            stored,
+            profiles,
+            before,
+            triggers,
+            erased,
+            now,
+            self._settled_at,
+            departed,
         )
         write(curs, rows, changes)
         record_clock(curs, now, forward=True)
@@ -407,6 +420,13 @@ def standing(conn: Connection[Any], customer_id: str) -> list[dict[str, Any]]:
         {"audience": audience, "member": member, "since": utc_text(since), "reason": reason}
         for audience, member, since, reason in rows
     ]
+
+
+def replace_members(curs: Cursor[Any], customers: list[str], rows: list[Membership]) -> None:
+    """These customers' rows replaced by `rows` (a rebuild's trees, settled: only roots
+    are members)."""
+    curs.execute("DELETE FROM audience_members WHERE customer_id = ANY(%s)", (customers,))
+    copy_rows(curs, rows)
 
 
 def copy_rows(curs: Cursor[Any], rows: Iterable[Membership]) -> None:

@@ -25,10 +25,14 @@ from typing import Any
 from psycopg import Connection
 from psycopg.sql import SQL, Identifier
 
-from projections import audiences, card_holders, partners, profiles
+from projections import audiences, card_holders, merge_tree, partners, profiles
 
 TABLES: tuple[tuple[str, str], ...] = (
-    profiles.COMPARED + partners.COMPARED + card_holders.COMPARED + audiences.COMPARED
+    profiles.COMPARED
+    + partners.COMPARED
+    + card_holders.COMPARED
+    + merge_tree.COMPARED
+    + audiences.COMPARED
 )
 """(what a row is, the query of (key, values...) for a schema), each from its table's owner."""
 BATCH = 5_000

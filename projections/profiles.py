@@ -22,9 +22,10 @@ from psycopg.types.json import set_json_loads
 from domain import profile as fold
 from domain.aggregates import CARD_CLAIMED, CUSTOMER_FORGOTTEN
 from domain.cards import claimed_card
+from domain.merges import MERGES
 from domain.schema import on_partner_stream
 from domain.shredding import sealed_fields, unseal
-from projections import audiences, card_holders, copy_text
+from projections import audiences, card_holders, copy_text, merge_tree, profile_trees
 from projections.audiences import AudienceBook, jsonb
 from projections.positions import POSITION_SQL, PROFILES, PROJECTIONS, REACHED_SQL
 from store.keys import read_keys
@@ -47,15 +48,18 @@ UPDATE profiles SET profile = profile || jsonb_build_object(
     'return_count', 0, 'total_refunded', '{}'::jsonb, 'net_spend', profile -> 'total_spend',
     'notes_count', 0, 'last_note_at', null, 'stage', null)
 WHERE NOT profile ? 'return_count';
-UPDATE profiles SET profile = profile || '{"retired_cards": []}'::jsonb
+UPDATE profiles SET profile = profile || '{"retired_cards": [], "merged_ids": []}'::jsonb
 WHERE NOT profile ? 'retired_cards';
+-- A merged customer's row holds its root's profile, and names the root (section 8).
+ALTER TABLE profiles ADD COLUMN IF NOT EXISTS root_id text;
 """
 
 _UPSERT = """
-INSERT INTO profiles (customer_id, state, profile, position)
-SELECT * FROM unnest(%b::text[], %b::jsonb[], %b::jsonb[], %b::bigint[])
+INSERT INTO profiles (customer_id, state, profile, position, root_id)
+SELECT * FROM unnest(%b::text[], %b::jsonb[], %b::jsonb[], %b::bigint[], %b::text[])
 ON CONFLICT (customer_id) DO UPDATE
-    SET state = EXCLUDED.state, profile = EXCLUDED.profile, position = EXCLUDED.position
+    SET state = EXCLUDED.state, profile = EXCLUDED.profile, position = EXCLUDED.position,
+        root_id = EXCLUDED.root_id
 """
 
 
@@ -74,7 +78,9 @@ class ProfileProjection:
             for position, e in events
             if not on_partner_stream(e.type, e.payload)
         ]
-        if not items:
+        merges = [(n, k, p) for _, n, k, p in items if k in MERGES]
+        items = [item for item in items if item[2] not in MERGES]
+        if not items and not merges:
             return
         items = _opened(curs, items)
         claims: dict[str, str] = {}  # card -> customer, of the cards the page holds anew
@@ -88,7 +94,7 @@ class ProfileProjection:
             p["customer_id"] for _, _, k, p in items if not _card_only(p) or k == CARD_CLAIMED
         }
         wanted |= set(owners.values())
-        states, before = self._states(curs, wanted)
+        states, before, in_trees = self._states(curs, wanted)
         changed: dict[str, int] = {}
         triggers: dict[str, str] = {}  # customer -> the last event that changed the profile
         new_parked: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}  # parked this page
@@ -121,50 +127,94 @@ class ProfileProjection:
                 for _, parked_type, parked_payload in new_parked.pop(held, []):
                     credit(owner, parked_type, parked_payload, event)
         still_parked = [(card, *row) for card, rows in new_parked.items() for row in rows]
-        profiles = {c: fold.render(states[c]) for c in changed}
-        self._write(curs, states, profiles, changed, claims, still_parked)
+        trees = profile_trees.page_trees(curs, in_trees, merges)
+        if trees is None:
+            profiles = {c: fold.render(states[c]) for c in changed}
+            rows: dict[str, tuple[dict[str, Any], str | None]] = {
+                c: (p, None) for c, p in profiles.items()
+            }
+            departed: dict[str, str] = {}
+        else:
+
+            def load(missing: set[str]) -> None:
+                states.update(self._states(curs, missing)[0])
+
+            found = profile_trees.documents(trees, states, changed, triggers, load)
+            rows, profiles, departed = found.rows, found.roots, found.departed
+            triggers |= found.triggers
+            last = max(n for n, _, _ in [*merges, *((i[1], "", {}) for i in items)])
+            changed = {c: changed.get(c, last) for c in rows}
+            merge_tree.write(curs, trees.before, trees.after)
+        self._write(curs, states, rows, changed, claims, still_parked)
         if self._audiences is not None:
-            erased = {c for c in changed if fold.forgotten(states[c])}
-            self._audiences.on_profiles(curs, profiles, before, triggers, erased)
+            erased = {c for c in profiles if fold.forgotten(states[c])}
+            self._audiences.on_profiles(curs, profiles, before, triggers, erased, departed)
 
     @staticmethod
     def _states(
         curs: Cursor[Any], customers: set[str]
-    ) -> tuple[dict[str, fold.State], dict[str, dict[str, Any]]]:
-        """The customers' fold states, and their profiles as they are before this page."""
+    ) -> tuple[dict[str, fold.State], dict[str, dict[str, Any]], set[str]]:
+        """The customers' own fold states, their profiles as they are before this page, and
+        those of them in a tree of merges (`projections.profile_trees`)."""
         if not customers:
-            return {}, {}
+            return {}, {}, set()
         curs.execute(
-            "SELECT customer_id, state, profile FROM profiles WHERE customer_id = ANY(%s)",
+            "SELECT customer_id, state, profile, root_id FROM profiles WHERE customer_id = ANY(%s)",
             (list(customers),),
         )
         rows = curs.fetchall()
         return (
             {row["customer_id"]: row["state"] for row in rows},
             {row["customer_id"]: row["profile"] for row in rows},
+            {
+                row["customer_id"]
+                for row in rows
+                if row["root_id"] is not None or row["profile"].get("merged_ids")
+            },
         )
 
     @staticmethod
     def _write(
         curs: Cursor[Any],
         states: dict[str, fold.State],
-        profiles: dict[str, dict[str, Any]],
+        rows: dict[str, tuple[dict[str, Any], str | None]],
         changed: dict[str, int],
         claims: dict[str, str],
         parked: list[card_holders.Parked],
     ) -> None:
-        if changed:
-            ids = list(changed)
+        """Upsert each row: own state, profile document, position, and root (None for a
+        root)."""
+        if rows:
+            ids = list(rows)
             curs.execute(
                 _UPSERT,
                 (
                     ids,
-                    [jsonb(states[c]) for c in ids],
-                    [jsonb(profiles[c]) for c in ids],
+                    [jsonb(states.get(c) or fold.new_state(c)) for c in ids],
+                    [jsonb(rows[c][0]) for c in ids],
                     [changed[c] for c in ids],
+                    [rows[c][1] for c in ids],
                 ),
             )
         card_holders.write(curs, claims, parked)
+
+
+def own_states(curs: Cursor[Any], customers: list[str]) -> dict[str, fold.State]:
+    """The customers' own fold states (`curs`: a tuple-row cursor)."""
+    curs.execute(
+        "SELECT customer_id, state FROM profiles WHERE customer_id = ANY(%s)", (customers,)
+    )
+    return {str(c): s for c, s in curs.fetchall()}
+
+
+def set_documents(curs: Cursor[Any], rows: dict[str, tuple[dict[str, Any], str | None]]) -> None:
+    """Give these rows their tree's document and root (a rebuild's trees, settled)."""
+    curs.execute(
+        "UPDATE profiles p SET profile = r.profile, root_id = r.root_id "
+        "FROM unnest(%s::text[], %s::jsonb[], %s::text[]) AS r (customer_id, profile, root_id) "
+        "WHERE p.customer_id = r.customer_id",
+        (list(rows), [jsonb(d) for d, _ in rows.values()], [r for _, r in rows.values()]),
+    )
 
 
 def _opened(curs: Cursor[Any], items: list[Item]) -> list[Item]:
@@ -217,7 +267,10 @@ def scrub_copies(conn: Connection[Any], customer_id: str) -> list[str]:
 
 
 COMPARED: tuple[tuple[str, str], ...] = (
-    ("profile", 'SELECT customer_id COLLATE "C", profile::text, state::text FROM {}.profiles'),
+    (
+        "profile",
+        'SELECT customer_id COLLATE "C", profile::text, state::text, root_id FROM {}.profiles',
+    ),
 )
 """What `ledger verify` compares of this table (`projections.compare`)."""
 
@@ -273,8 +326,8 @@ def count(conn: Connection[Any]) -> int:
 def top_spenders(conn: Connection[Any], limit: int) -> list[dict[str, Any]]:
     """The profiles of the customers with the largest EUR spend."""
     rows = conn.execute(
-        "SELECT profile FROM profiles ORDER BY (profile->'total_spend'->>'EUR')::numeric "
-        "DESC NULLS LAST, customer_id LIMIT %s",
+        "SELECT profile FROM profiles WHERE root_id IS NULL "
+        "ORDER BY (profile->'total_spend'->>'EUR')::numeric DESC NULLS LAST, customer_id LIMIT %s",
         (limit,),
     ).fetchall()
     return [row[0] for row in rows]

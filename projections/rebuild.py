@@ -49,10 +49,18 @@ from domain.aggregates import (
 from domain.audiences import Audience
 from domain.cards import claimed_card
 from domain.membership import Change, Membership, step
+from domain.merges import MERGES
 from domain.personal import PERSONAL_FIELDS, PROFILE_PERSONAL_FIELDS
 from domain.schema import on_partner_stream
 from domain.shredding import sealed_fields, unseal
-from projections import audience_outbox, audiences, card_holders, partners, profiles
+from projections import (
+    audience_outbox,
+    audiences,
+    card_holders,
+    merge_tree,
+    partners,
+    profiles,
+)
 from store.event_store import share_of
 
 ENROLLED = "customer_enrolled"
@@ -102,6 +110,7 @@ class Rebuild:
         self._held: dict[str, str] = {}  # card -> customer (any part's)
         self.parked: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
         self.partners: dict[str, tuple[partner_fold.State, int]] = {}
+        self.parents: dict[str, str] = {}  # merged -> survivor, of this part's survivors
 
     def _writes_parked(self, card_id: str) -> bool:
         """Whether this part writes the card's parked interactions: every part parks what
@@ -125,6 +134,9 @@ class Rebuild:
         if on_partner_stream(type, payload):
             if self._part == 0:
                 self._partner(position, type, payload)
+            return
+        if type in MERGES:  # on the survivor's stream: this part's (the tree is settled later)
+            merge_tree.follow(self.parents, type, payload)
             return
         customer_id = payload.get("customer_id")
         if not customer_id:  # an interaction naming only a card
@@ -232,6 +244,7 @@ class Rebuild:
                 for row in rows
             ]
             card_holders.copy_rows(curs, self.holders, parked)
+            merge_tree.copy_rows(curs, self.parents)
             partners.copy_rows(curs, ((p, s, n) for p, (s, n) in self.partners.items()))
 
     def _memberships(

@@ -13,6 +13,7 @@ from projections import (
     audience_outbox,
     audiences,
     card_holders,
+    merge_tree,
     partners,
     positions,
     profiles,
@@ -21,6 +22,7 @@ from projections import (
 SCHEMAS = (
     profiles.SCHEMA_SQL,
     card_holders.SCHEMA_SQL,
+    merge_tree.SCHEMA_SQL,
     partners.SCHEMA_SQL,
     audiences.SCHEMA_SQL,
     audience_outbox.SCHEMA_SQL,

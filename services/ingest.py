@@ -7,9 +7,9 @@ fetched (`decide`: `consumers.loader`, then the pure `domain.decision.decide`), 
 new events, the index rows, the dead letters and the partitions' offsets are written in one
 transaction (`commit`). On any failure before that commit succeeds the caches are dropped,
 so a retry starts from the stored truth, but one: a card claim lost to another worker
-(two customers enrolling one card in the same moment) decides again only the records it
-involves, evicting only their streams, and commits the rest as decided
-(`domain.decision.involved`).
+(two customers enrolling one card in the same moment), or a merge lost to another worker,
+decides again only the records it involves, evicting only their streams, and commits the
+rest as decided (`domain.decision.involved`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from domain.aggregates import LedgerStream, stream_id
 from domain.decision import Loaded, Parsed, Poisoned
 from store.card_holdings import ClaimsLost
 from store.dead_letters import DeadLetterRow
+from store.merges import MergesLost
 from store.offsets import OffsetMove
 from store.transcoding import StoredRow
 
@@ -98,8 +99,8 @@ class Ingest:
             while True:
                 try:
                     self._app.record(decided.streams, decided.write, decided.rows)
-                except ClaimsLost as lost:
-                    decided = self._again(decided, lost.lost)
+                except (ClaimsLost, MergesLost) as lost:
+                    decided = self._again(decided, lost)
                     redecided += decided.result.redecided
                     continue
                 decided.result.redecided = redecided
@@ -117,12 +118,16 @@ class Ingest:
         made = decision.decide([item for _, item in batch], loaded)
         return self._decided(batch, offsets, loaded, made, self._app.rows(made.streams))
 
-    def _again(self, decided: Decided, lost: dict[str, str]) -> Decided:
-        """`decided` with the records that lost card claims involve decided again against
-        the store (their streams evicted and read again, the cards' holders as now)."""
+    def _again(self, decided: Decided, lost: ClaimsLost | MergesLost) -> Decided:
+        """`decided` with the records that lost card claims or merges involve decided again
+        against the store (their streams evicted and read again, the cards' holders and the
+        merges as now)."""
         batch = decided.batch
         items = [item for _, item in batch]
-        redone, names = decision.involved(items, decided.made, lost.keys())
+        if isinstance(lost, MergesLost):
+            redone, names = decision.involved(items, decided.made, lost_merges=lost.lost)
+        else:
+            redone, names = decision.involved(items, decided.made, lost.lost.keys())
         self._loader.evict(names)
         sub = [batch[i] for i in redone]
         try:
@@ -163,6 +168,7 @@ class Ingest:
             offsets=offsets,
             claims=made.claims,
             retirements=made.retirements,
+            merges=made.merges,
             unretired=made.unretired(),
             records=len(batch),
         )

@@ -25,7 +25,15 @@ from eventsourcing.persistence import Tracking
 from psycopg import Connection, IsolationLevel
 
 from domain.audiences import Audience
-from projections import audiences, card_holders, partners, positions, profiles, tables
+from projections import (
+    audiences,
+    card_holders,
+    partners,
+    positions,
+    profile_trees,
+    profiles,
+    tables,
+)
 from projections.audiences import AudienceBook
 from projections.rebuild import TOPICS, Rebuild
 from projections.tables import ReplayError
@@ -99,9 +107,10 @@ def replay(
         keeper()  # the definitions in force, recorded before any profile exists
         job = Part(ports, schema, head, as_of, book.audiences, pinned, parts)
         unreadable = sum(rebuild_parts.run(job, workers, lambda done: progress(done, head)))
-        if parts > 1:
-            with ports.connect(schema=schema) as conn, conn.cursor() as curs:
+        with ports.connect(schema=schema) as conn, conn.cursor() as curs:
+            if parts > 1:
                 card_holders.drop_held_parked(curs)
+            profile_trees.settle_rebuilt(curs, book.audiences, pinned)
         keeper.clock_pass()  # what the pinned clock has made due since each evaluation
     finally:
         keeper.close()

@@ -91,22 +91,30 @@ def stream_heads(
     return position, rows()
 
 
-_HOLDING = """
-SELECT state FROM ledger_events
-WHERE position('"kind":"customer_enrolled"'::bytea IN state) > 0
-   OR position('"kind":"card_claimed"'::bytea IN state) > 0
-   OR position('"kind":"card_replaced"'::bytea IN state) > 0
-ORDER BY notification_id
-"""
-
-
 def holding_states(conn: Connection[Any]) -> Iterator[bytes]:
     """The stored state of every record by which a customer holds a card (an enrollment,
-    a replacement, an older ledger's card claim), in the order the ledger recorded them.
-    Matched on the stored bytes (orjson writes no spaces), so no row is decoded in the
-    database, where a tampered one would stop the query."""
-    with conn.transaction(), conn.cursor(name="holding_states") as curs:
-        curs.execute(_HOLDING)
+    a replacement, an older ledger's card claim), in the order the ledger recorded them."""
+    return _states_of_kinds(conn, ("customer_enrolled", "card_claimed", "card_replaced"))
+
+
+def merge_states(conn: Connection[Any]) -> Iterator[bytes]:
+    """The stored state of every merge and unmerge, in the order the ledger recorded them."""
+    return _states_of_kinds(conn, ("customers_merged", "customers_unmerged"))
+
+
+def _states_of_kinds(conn: Connection[Any], kinds: tuple[str, ...]) -> Iterator[bytes]:
+    """The stored state of every record of these kinds, in the order the ledger recorded
+    them. Matched on the stored bytes (orjson writes no spaces), so no row is decoded in
+    the database, where a tampered one would stop the query; a payload quoting the words
+    matches too, and the caller reads each `kind`."""
+    needles = [f'"kind":"{kind}"'.encode() for kind in kinds]
+    query = (
+        "SELECT state FROM ledger_events WHERE "
+        + " OR ".join(["position(%s::bytea IN state) > 0"] * len(needles))
+        + " ORDER BY notification_id"
+    )
+    with conn.transaction(), conn.cursor(name="kind_states") as curs:
+        curs.execute(query, needles)
         while rows := curs.fetchmany(BATCH):
             yield from (bytes(row[0]) for row in rows)
 

@@ -1,7 +1,8 @@
 """Every PostgreSQL advisory lock the ledger takes, named in one place.
 
-Each is a session lock: PostgreSQL releases it when its holder's connection ends, so a
-SIGKILLed holder never leaves one behind. Keys are distinct integers of the ledger's own;
+Each is a session lock, or a transaction's (`hold_for_transaction`): PostgreSQL releases
+it when its holder's connection (or transaction) ends, so a SIGKILLed holder never leaves
+one behind. Keys are distinct integers of the ledger's own;
 another application sharing the database must not take these.
 """
 
@@ -25,6 +26,10 @@ class Lock(IntEnum):
     """One dead-letter relay at a time, which keeps a key's dead letters in order."""
     AUDIENCE_RELAY = 7_042_002
     """One audience relay at a time, which keeps a key's changes in `seq` order."""
+    MERGES = 7_042_003
+    """One writer of merges at a time (a transaction lock, `hold_for_transaction`): the
+    rules of the forest are checked again on the committed edges before they change, so
+    that two workers cannot close a loop between them (`store.merges`)."""
 
 
 def try_lock(conn: psycopg.Connection[Any], lock: Lock) -> bool:
@@ -45,3 +50,8 @@ def held(conn: psycopg.Connection[Any], lock: Lock) -> Iterator[None]:
         yield
     finally:
         unlock(conn, lock)
+
+
+def hold_for_transaction(curs: psycopg.Cursor[Any], lock: Lock) -> None:
+    """Wait for `lock` and hold it until `curs`'s transaction ends (commit or rollback)."""
+    curs.execute("SELECT pg_advisory_xact_lock(%s)", (int(lock),))

@@ -25,10 +25,8 @@ def test_a_bug_recording_one_interaction_dead_letters_only_that_one(
     fine = purchase(customer_id="C-1", total="1.00")
     real = decision.record
 
-    def record(ix: Any, streams: Any, holders: Any, retired: Any) -> Any:
-        gained = real(
-            ix, streams, holders, retired
-        )  # the stream has changed in memory when the bug strikes
+    def record(ix: Any, streams: Any, *facts: Any) -> Any:
+        gained = real(ix, streams, *facts)  # the stream has changed in memory when the bug strikes
         if ix.event_id == buggy["event_id"]:
             raise ZeroDivisionError("a bug")
         return gained

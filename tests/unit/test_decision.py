@@ -311,10 +311,8 @@ def test_an_unforeseen_failure_names_its_record_and_the_batch_is_decided_again_w
     buggy = items[1]
     real = decision.record
 
-    def record_with_a_bug(ix: Interaction, streams: Any, holders: Any, retired: Any) -> Any:
-        gained = real(
-            ix, streams, holders, retired
-        )  # the stream has changed in memory when the bug strikes
+    def record_with_a_bug(ix: Interaction, streams: Any, *facts: Any) -> Any:
+        gained = real(ix, streams, *facts)  # the stream has changed in memory when the bug strikes
         if ix is buggy:
             raise ZeroDivisionError("a bug")
         return gained

@@ -31,6 +31,7 @@ OWNERS: dict[str, str] = {
     "profiles": "projections/profiles.py",
     "profile_card_owners": "projections/card_holders.py",
     "profile_parked": "projections/card_holders.py",
+    "profile_merges": "projections/merge_tree.py",
     "partners": "projections/partners.py",
     "audience_members": "projections/audiences.py",
     "audience_clock": "projections/audiences.py",
@@ -46,6 +47,7 @@ OWNERS: dict[str, str] = {
 INGEST_OWNERS: dict[str, str] = {
     "ledger_interactions": "store/interaction_index.py",
     "ledger_card_holders": "store/card_holdings.py",
+    "ledger_merges": "store/merges.py",
     "ledger_dead_letters": "store/dead_letters.py",
     "ledger_offsets": "store/offsets.py",
     "ledger_ingest_batches": "store/ingest_batches.py",

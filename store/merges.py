@@ -1,0 +1,135 @@
+"""Who is merged into whom: the table `ledger_merges`, its one owner (DDL, writes, reads).
+
+A merge is recorded on the survivor's stream (its partition writes it) and its edge kept
+here in the same transaction: one row per merge, closed by its unmerge (`unmerge_event_id`),
+and at most one open row per merged customer (a unique index), so two workers merging one
+customer into two survivors record one merge. Before a batch's merges and unmerges change
+the table, the rules of the forest (`domain.merges`) are checked again on the committed
+edges under a transaction lock (`store.locks.Lock.MERGES`): a merge another worker's made
+first refused, or a loop two workers would close between them, raises `MergesLost`, and
+ingest decides again only the records it involves (`services.ingest`). `ledger verify`
+rebuilds the table from the log (`from_log`) and compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import orjson
+from psycopg import Connection, Cursor
+
+from domain import merges
+from domain.merges import MergeChange
+from store import event_store, locks
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS ledger_merges (
+    event_id text PRIMARY KEY,
+    merged_id text NOT NULL,
+    survivor_id text NOT NULL,
+    unmerge_event_id text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_merges_now
+    ON ledger_merges (merged_id) WHERE unmerge_event_id IS NULL;
+"""
+
+_PARENTS = """
+WITH RECURSIVE up (customer_id) AS (
+    SELECT unnest(%s::text[])
+    UNION
+    SELECT m.survivor_id FROM ledger_merges m JOIN up ON m.merged_id = up.customer_id
+    WHERE m.unmerge_event_id IS NULL
+)
+SELECT m.merged_id, m.survivor_id FROM ledger_merges m JOIN up ON m.merged_id = up.customer_id
+WHERE m.unmerge_event_id IS NULL
+"""
+
+
+class MergesLost(Exception):
+    """Merges or unmerges the committed edges now refuse (merged ids): another worker's
+    came first. Nothing of the batch was written."""
+
+    def __init__(self, lost: Sequence[str]) -> None:
+        super().__init__(
+            f"{len(lost)} merge(s) lost to another worker: " + ", ".join(sorted(set(lost)))
+        )
+        self.lost = list(lost)
+
+
+def parents(curs: Cursor[Any] | Connection[Any], customers: Iterable[str]) -> dict[str, str]:
+    """The open edges (merged id -> survivor id) above these customers, up to their roots."""
+    wanted = sorted(set(customers))
+    if not wanted:
+        return {}
+    rows = curs.execute(_PARENTS, (wanted,)).fetchall()
+    return dict(_pair(row) for row in rows)
+
+
+def record(curs: Cursor[Any], changes: Sequence[MergeChange]) -> None:
+    """Check the batch's merges and unmerges again, in order, on the committed edges (under
+    the merges lock, held to the end of the transaction), then write them; raise
+    `MergesLost` if any is now refused."""
+    if not changes:
+        return
+    locks.hold_for_transaction(curs, locks.Lock.MERGES)
+    committed = parents(curs, {c for m in changes for c in (m.merged_id, m.survivor_id)})
+    lost = merges.replayed(committed, changes)
+    if lost:
+        raise MergesLost(lost)
+    for made in changes:
+        if made.merged:
+            curs.execute(
+                "INSERT INTO ledger_merges (event_id, merged_id, survivor_id) VALUES (%s, %s, %s)",
+                (made.event_id, made.merged_id, made.survivor_id),
+            )
+        else:
+            curs.execute(
+                "UPDATE ledger_merges SET unmerge_event_id = %s WHERE merged_id = %s "
+                "AND survivor_id = %s AND unmerge_event_id IS NULL",
+                (made.event_id, made.merged_id, made.survivor_id),
+            )
+
+
+Row = tuple[str, str, str, str | None]
+"""(merge event id, merged id, survivor id, unmerge event id or None) of one merge."""
+
+
+def every_merge(conn: Connection[Any]) -> Iterator[Row]:
+    """Every merge ever recorded, in merge event id byte order."""
+    with conn.cursor(name="ledger_merges") as curs:
+        curs.execute(
+            'SELECT event_id COLLATE "C", merged_id, survivor_id, unmerge_event_id '
+            "FROM ledger_merges ORDER BY 1"
+        )
+        while rows := curs.fetchmany(5_000):
+            yield from (
+                (str(a), str(b), str(c), None if d is None else str(d)) for a, b, c, d in rows
+            )
+
+
+def from_log(conn: Connection[Any]) -> dict[str, Row]:
+    """The merges as the log says (merge event id -> its row): what the table must hold.
+    Records that cannot be read are left out (`ledger verify` names them)."""
+    found: dict[str, Row] = {}
+    open_: dict[str, str] = {}  # merged id -> its open merge's event id
+    for state in event_store.merge_states(conn):
+        try:
+            event = orjson.loads(state)
+            kind, payload, event_id = event["kind"], event["payload"], str(event["event_id"])
+            merged, survivor = str(payload["merged_id"]), str(payload["survivor_id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+        if kind == merges.MERGED:
+            found[event_id] = (event_id, merged, survivor, None)
+            open_[merged] = event_id
+        elif kind == merges.UNMERGED and merged in open_:
+            first = open_.pop(merged)
+            found[first] = (*found[first][:3], event_id)
+    return found
+
+
+def _pair(row: Any) -> tuple[str, str]:
+    if isinstance(row, dict):
+        return str(row["merged_id"]), str(row["survivor_id"])
+    return str(row[0]), str(row[1])
