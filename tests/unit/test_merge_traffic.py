@@ -109,6 +109,8 @@ class Forest:
         self.name(i, obj)  # its fate must not depend on the partition order either
         if obj["type"] == "customers_unmerged":
             assert self.parent.get(m) != s, f"breaks no rule: {obj}"
+            if (s, m) in self.unmerged:
+                self.seen["unmerged again"] += 1
             return "not_merged"
         if s not in self.enrolled or m not in self.enrolled:
             return "never_enrolled"
@@ -234,14 +236,14 @@ def test_each_merge_rule_is_broken_with_faults() -> None:
     assert not faults  # not retail: no merge traffic
     forest, faults = replayed(FAULTY)
     assert set(faults) == set(RULE_FAULTS), faults
-    assert forest.seen["merged elsewhere"] > 0, forest.seen
+    assert forest.seen["merged elsewhere"] > 0 and forest.seen["unmerged again"] > 0, forest.seen
     assert forest.seen["merge"] > 0
 
 
 def test_a_plan_shorter_than_the_lag_makes_no_valid_merge() -> None:
     plan = SimulationPlan(customers=60, partners=4, events=MERGE_LAG, seed=2, retail=True)
     forest, _ = replay(plan)
-    assert not forest.merged and forest.seen["duplicate"] >= 0
+    assert not forest.merged and forest.seen["duplicate"] > 0  # enrolled twice, not merged
 
 
 def test_equal_plans_give_identical_merge_traffic() -> None:
