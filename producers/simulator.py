@@ -27,6 +27,7 @@ from typing import Any
 
 from domain.schema import InteractionType
 from producers.card_traffic import SKEW, Replacements
+from producers.merge_traffic import Merges
 from producers.note_traffic import Notes
 from producers.return_traffic import Returns
 
@@ -129,7 +130,8 @@ class SimulationPlan:
     seed: int = 1
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC)  # first occurred_at (naive means UTC)
     faults: bool = False  # when True, ~2% of yielded interactions are deliberate faults
-    retail: bool = False  # when True, contract section 8's types too (returns, lost cards, notes)
+    retail: bool = False  # when True, contract section 8's types too (returns, lost cards,
+    # duplicate enrollments merged, notes)
 
 
 def simulate(plan: SimulationPlan) -> Iterator[Interaction]:
@@ -223,12 +225,14 @@ class _Simulator:
         self.notes = Notes()
         self.returns = Returns()
         self.replacements = Replacements()
+        self.merges, self.step = Merges(), 0  # step: interactions yielded so far
 
     def run(self) -> Iterator[tuple[Interaction, str | None]]:
         """One interaction per step; faults replace valid steps, so the count is exact."""
         plan, rng, faults = self.plan, self.rng, 0
         gap = max(1, SPAN // max(plan.events, 1))
         for i in range(plan.events):
+            self.step = i
             # Strictly increasing base clock, so latest-wins fields agree with yield order;
             # only till events (see `envelope`) get skew on top of it.
             self.ts = self.t0 + SPAN * i // plan.events + (int(rng.random() * gap) if i else 0)
@@ -281,6 +285,8 @@ class _Simulator:
                 "birth_date": _day(born),
                 "email": f"{given}.{family}{c + 1}@example.com".lower(),
             }
+            if self.plan.retail:  # a duplicate enrollment repeats these
+                self.merges.enrolled(c, fields, self.step)
         else:  # a new number that nobody has held
             self.cards[c].append(f"K-{next(self.card_no):05d}")
         source = _TILLS[self.home[c]] if rng.random() < 0.7 else "crm-web"
@@ -363,7 +369,9 @@ class _Simulator:
         lost = self.plan.retail and 97.8 <= roll < 98.2  # lost cards, ~0.3% replaced
         if lost and (made := self.replacements.step(self, c, roll < 98.05)):
             return made
-        if self.plan.retail and roll >= 99.0:
+        if self.plan.retail and roll >= 99.0:  # notes, unless a duplicate or merge is due
+            if roll < 99.5 and (made := self.merges.step(self, c, roll < 99.08)):
+                return made
             return self.notes.customer(self, c)
         if self.plan.retail and roll >= 98.2 and (made := self.returns.valid(self)):
             return made
@@ -522,10 +530,10 @@ class _Simulator:
             roll = rng.random()
             if roll < 0.15:
                 breach = self.notes.repeated(self)
+            elif roll < 0.5:
+                breach = self.returns.breach(self)
             else:
-                breach = (
-                    self.returns.breach(self) if roll < 0.55 else self.replacements.breach(self)
-                )
+                breach = self.replacements.breach(self) if roll < 0.8 else self.merges.breach(self)
             if breach is not None:
                 return breach
         if self.opened and (not self.enrolled or rng.random() < 0.3):

@@ -19,7 +19,9 @@ from producers.simulator import SimulationPlan, simulate
 SAMPLES: list[dict[str, Any]] = list(
     simulate(SimulationPlan(customers=40, partners=5, events=600, seed=4, retail=True))
 )  # seed 4: a plan whose traffic has every type (a card replaced too)
-for _kind_ in ("customers_merged", "customers_unmerged"):  # until the simulator makes them
+# Merges come MERGE_LAG (2,000) interactions after the enrollments they join
+# (producers.merge_traffic), so no 600-event plan has them: hand-made samples instead.
+for _kind_ in ("customers_merged", "customers_unmerged"):
     if not any(o["type"] == _kind_ for o in SAMPLES):
         SAMPLES.append(
             {
