@@ -1,0 +1,158 @@
+"""Merged customers (contract section 8) through the real ingest worker and projection:
+each merge rule refused by name, a root's profile folding its tree, a merged customer
+answering its root's profile and leaving the audiences, an unmerge folding both sides
+again (what was recorded during the merge included), `ledger verify` and a replay equal
+to live at each step, and two workers racing to merge one customer into two survivors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from support import (
+    dumps,
+    enrollment,
+    ingest,
+    interaction,
+    keyed,
+    members,
+    project,
+    publish,
+    purchase,
+)
+
+from consumers.records import InboundRecord
+from ledger import bootstrap
+from ledger.settings import Settings
+from projections import profiles
+from projections.compare import differences
+from services.ingest import Decided, Ingest
+from services.replay import replay
+from services.verify import verify
+from store.offsets import OffsetMove
+
+
+def merged(survivor: str, merged_id: str, **fields: Any) -> dict[str, Any]:
+    return interaction("customers_merged", survivor_id=survivor, merged_id=merged_id, **fields)
+
+
+def unmerged(survivor: str, merged_id: str) -> dict[str, Any]:
+    return interaction("customers_unmerged", survivor_id=survivor, merged_id=merged_id)
+
+
+def step(settings: Settings, *objs: dict[str, Any]) -> None:
+    """Publish, then ingest and project all (messages of other keys may go to other
+    partitions: what must follow something is published in a later step)."""
+    publish(settings, [keyed(obj) for obj in objs])
+    ingest(settings)
+    project(settings)
+
+
+def rows(settings: Settings, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(settings.database_url or "") as conn:
+        return conn.execute(query).fetchall()
+
+
+def profile(settings: Settings, customer: str) -> dict[str, Any]:
+    with psycopg.connect(settings.database_url or "") as conn:
+        found = profiles.profile(conn, customer)
+    assert found is not None
+    return found
+
+
+def dead_letters(settings: Settings) -> dict[str, str]:
+    return dict(rows(settings, "SELECT event_id, error FROM ledger_dead_letters"))
+
+
+def checked(settings: Settings, schema: str) -> None:
+    """`ledger verify` finds nothing, and a replay equals the live projection."""
+    ports = bootstrap.ports(settings)
+    report = verify(ports, workers=1)
+    assert (report.findings, report.differences, report.rebuild) == ([], [], None)
+    replay(ports, schema, workers=2)
+    with (
+        psycopg.connect(settings.database_url or "") as live,
+        psycopg.connect(settings.database_url or "") as again,
+    ):
+        assert list(differences(live, "public", again, schema)) == []
+
+
+def test_a_tree_folds_into_its_root_and_an_unmerge_parts_it_again(settings: Settings) -> None:
+    step(
+        settings,
+        enrollment("C-1", "K-1", name="Ada Lovelace", occurred_at="2026-03-01T09:00:00Z"),
+        enrollment("C-2", "K-2", name="Ada Lovelace", occurred_at="2026-03-02T09:00:00Z"),
+        enrollment("C-3", "K-3", name="Grace Hopper"),
+        purchase("10.00", customer_id="C-1"),
+        purchase("5.00", customer_id="C-2"),
+        interaction("card_swiped", card_id="K-2", store_id="S-1"),
+    )
+    never = merged("C-1", "C-9")
+    step(settings, merged("C-1", "C-2", reason="same e-mail"), never)
+    again, loop, not_merged = merged("C-3", "C-2"), merged("C-2", "C-1"), unmerged("C-3", "C-2")
+    step(settings, again, loop, not_merged, purchase("2.50", customer_id="C-2"))
+
+    assert dead_letters(settings) == {
+        never["event_id"]: "customer 'C-9' was never enrolled",
+        again["event_id"]: "customer 'C-2' is already merged into 'C-1'",
+        loop["event_id"]: "customer 'C-2' belongs to the tree of 'C-1': merging would make a loop",
+        not_merged["event_id"]: "customer 'C-2' is not merged into 'C-3' (it is merged into 'C-1')",
+    }
+    root = profile(settings, "C-1")
+    assert profile(settings, "C-2") == root  # a merged customer answers its root's profile
+    assert (root["customer_id"], root["merged_ids"], root["cards"]) == (
+        "C-1",
+        ["C-2"],
+        ["K-1", "K-2"],
+    )
+    assert (root["purchase_count"], root["swipe_count"]) == (3, 1)
+    assert root["total_spend"] == {"EUR": "17.50"}
+    assert root["interaction_count"] == 6  # the merge itself is not counted
+    assert root["enrolled_at"] == "2026-03-01T09:00:00Z"
+    assert rows(settings, "SELECT merged_id, survivor_id FROM ledger_merges") == [("C-2", "C-1")]
+    assert not any("C-2" in who for who in members(settings).values())
+    checked(settings, "merged_replay")
+
+    step(settings, unmerged("C-1", "C-2"))
+    alone, parted = profile(settings, "C-1"), profile(settings, "C-2")
+    assert (alone["merged_ids"], alone["cards"], alone["total_spend"]) == (
+        [],
+        ["K-1"],
+        {"EUR": "10.00"},
+    )
+    assert (parted["customer_id"], parted["cards"]) == ("C-2", ["K-2"])
+    assert parted["total_spend"] == {"EUR": "7.50"}  # its purchase during the merge included
+    assert rows(settings, "SELECT count(*) FROM ledger_merges WHERE unmerge_event_id IS NULL") == [
+        (0,)
+    ]
+    checked(settings, "unmerged_replay")
+
+
+def decided(ingest_: Ingest, settings: Settings, partition: int, objs: list[Any]) -> Decided:
+    topic = settings.inbound_topic
+    batch = [
+        InboundRecord("c", topic, partition, offset, b"key", dumps(obj))
+        for offset, obj in enumerate(objs)
+    ]
+    moves = [OffsetMove(topic, partition, None, len(objs), "c")]
+    return ingest_.decide(ingest_.parse(batch), moves)
+
+
+def test_two_workers_merging_one_customer_into_two_survivors_record_one(
+    settings: Settings,
+) -> None:
+    first, second = bootstrap.ingest(settings, seal=False), bootstrap.ingest(settings, seal=False)
+    people = [enrollment(c, f"K-{c}") for c in ("C-1", "C-2", "C-3")]
+    first.commit(decided(first, settings, 0, people))
+    into_three = merged("C-3", "C-2")
+    other = purchase(customer_id="C-8")
+    late = decided(second, settings, 2, [other, into_three])  # C-2 merged into nobody yet
+    first.commit(decided(first, settings, 1, [merged("C-1", "C-2")]))
+
+    result = second.commit(late)
+
+    assert (result.recorded, dict(result.rejected), result.redecided) == (1, {"rule": 1}, 1)
+    assert dead_letters(settings) == {
+        into_three["event_id"]: "customer 'C-2' is already merged into 'C-1'"
+    }
+    assert rows(settings, "SELECT merged_id, survivor_id FROM ledger_merges") == [("C-2", "C-1")]
