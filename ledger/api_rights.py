@@ -27,7 +27,7 @@ from ledger.api_params import Id, MinPosition
 from ledger.settings import Settings
 from projections import models
 from services.export import CustomerErased, export
-from services.forget import Forgotten
+from services.forget import Forgotten, MergedCustomer
 
 Read = Callable[..., Awaitable[Any]]
 Wait = Callable[[int | None], Awaitable[None]]
@@ -40,6 +40,10 @@ EXPORT_ANSWERS: dict[int | str, dict[str, Any]] = {
 FORGET_ANSWERS: dict[int | str, dict[str, Any]] = {
     403: {"model": models.Problem, "description": "the server has no API token set"},
     404: {"model": models.Problem, "description": "not in the ledger"},
+    409: {
+        "model": models.Problem,
+        "description": "merged into another customer: forget the root of its tree",
+    },
 }
 
 
@@ -106,6 +110,8 @@ def add_routes(app: FastAPI, settings: Settings, read: Read, wait: Wait) -> None
             found: Forgotten | None = await run_in_threadpool(
                 bootstrap.ledger(settings).forget, customer_id, reason
             )
+        except MergedCustomer as merged:
+            raise HTTPException(409, str(merged)) from None
         except ValueError as refused:  # beyond the pattern: the reason names the person
             problem = {"loc": ("query", "reason"), "msg": str(refused), "type": "value_error"}
             raise RequestValidationError([problem]) from None

@@ -22,6 +22,10 @@ class Profile(_Answer):
     customer_id: str
     cards: list[str] = Field(description="card ids held now, sorted")
     retired_cards: list[str] = Field(description="card ids it held and replaced, sorted")
+    merged_ids: list[str] = Field(
+        description="every other customer of its tree of merges, sorted (a merged "
+        "customer's read answers its root's profile: `customer_id` names the root)"
+    )
     enrolled_at: str | None
     name: str | None
     email: str | None

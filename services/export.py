@@ -21,6 +21,7 @@ from domain.profile import instant, utc_text
 from projections import audiences, history, positions, profiles
 from services.ports import Ports
 from store import dead_letters as dead_letter_rows
+from store import merges
 
 _CONSENT_KINDS = ("customer_enrolled", "consent_changed")
 
@@ -31,11 +32,13 @@ class CustomerErased(Exception):
 
 def export(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
     """The export document (None: no such customer); read it in one REPEATABLE READ
-    transaction so that its parts agree. Raises `CustomerErased` for a forgotten one."""
-    events = history.customer_events(conn, customer_id)
-    own = customer_stream(customer_id)
-    if not any(e["stream"] == own for e in events):
+    transaction so that its parts agree. Raises `CustomerErased` for a forgotten one. A
+    merged customer's is its root's, which covers the whole tree (contract section 8)."""
+    events = history.customer_events(conn, customer_id)  # the tree's, of the same snapshot
+    if not any(e["stream"] == customer_stream(customer_id) for e in events):
         return None
+    customer_id, tree = merges.tree(conn, customer_id)
+    owns = {customer_stream(c) for c in tree}
     gone = next((e for e in events if e["type"] == CUSTOMER_FORGOTTEN), None)
     if gone is not None:
         raise CustomerErased(
@@ -51,7 +54,7 @@ def export(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
                 "event_id": e["event_id"],
             }
             for e in events
-            if e["stream"] == own and e["type"] in _CONSENT_KINDS
+            if e["stream"] in owns and e["type"] in _CONSENT_KINDS
         ),
         key=lambda c: (instant(c["occurred_at"]), c["event_id"].lower()),
     )
@@ -62,7 +65,7 @@ def export(conn: Connection[Any], customer_id: str) -> dict[str, Any] | None:
         "history": events,
         "audiences": audiences.standing(conn, customer_id),
         "consent": consent,
-        "dead_letters": _dead_letters(conn, customer_id, events),
+        "dead_letters": _dead_letters(conn, tree, events),
     }
 
 
@@ -74,11 +77,11 @@ def read_export(ports: Ports, customer_id: str) -> dict[str, Any] | None:
 
 
 def _dead_letters(
-    conn: Connection[Any], customer_id: str, events: list[dict[str, Any]]
+    conn: Connection[Any], tree: list[str], events: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The rejected messages that name the customer or its cards, or hold its name or
-    e-mail (the same test `ledger forget` empties them by)."""
-    ids = {customer_id} | {c for e in events if (c := claimed_card(e["type"], e["payload"]))}
+    """The rejected messages that name the customers of the tree or their cards, or hold
+    their names or e-mails (the same test `ledger forget` empties them by)."""
+    ids = {*tree} | {c for e in events if (c := claimed_card(e["type"], e["payload"]))}
     personal = identifying(e["payload"] for e in events if e["type"] == "customer_enrolled")
     rows = dead_letter_rows.with_values(conn)
     return [

@@ -16,7 +16,7 @@ and the rules dead-letter what it held as `rule` (`CustomerForgotten`).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from eventsourcing.persistence import IntegrityError
@@ -31,11 +31,23 @@ from domain.profile import utc_text
 from domain.shredding import unseal
 from projections.profiles import scrub_copies
 from services.ports import Ports
-from store import interaction_index
+from store import interaction_index, merges
 from store.interaction_index import IndexRow
 from store.keys import read_keys
 
 ATTEMPTS = 20
+
+
+class MergedCustomer(ValueError):
+    """`ledger forget` of a customer merged into another: refused (contract section 8),
+    naming the root, whose forgetting forgets the whole tree."""
+
+    def __init__(self, customer_id: str, root: str) -> None:
+        super().__init__(
+            f"customer {customer_id!r} is merged into the tree of {root!r}: forget {root!r}, "
+            "which forgets every customer of its tree"
+        )
+        self.root = root
 
 
 @dataclass(frozen=True)
@@ -52,17 +64,28 @@ def forget_customer(
 ) -> Forgotten | None:
     """Record the forgetting (None: the ledger holds no customer by that id), then scrub
     the person from the projections' copies that replays left. Repeating it answers what
-    the first forgetting did. Raises ValueError for a reason that is not one printable line,
-    or that names the person. The caller then brings the projections to `position`
+    the first forgetting did. A root's forgetting forgets every customer of its tree (each
+    in a transaction of its own; `position` is the last's); a merged customer's is refused
+    (`MergedCustomer`). Raises ValueError for a reason that is not one printable line, or
+    that names the person. The caller then brings the projections to `position`
     (`services.project.until_position`), so that nothing personal is left to read."""
+    with ports.connect() as conn:
+        root, tree = merges.tree(conn, customer_id)
+    if root != customer_id:
+        raise MergedCustomer(customer_id, root)
     app = ports.application()
     try:
         found = _record(app, customer_id, reason, now)
+        for member in tree[1:]:  # a root forgets its tree
+            done = _record(app, member, reason, now)
+            if found is not None and done is not None and done.position > found.position:
+                found = replace(found, position=done.position)
     finally:
         app.close()
     if found is not None:
         with ports.connect() as conn:
-            scrub_copies(conn, customer_id)
+            for member in tree:
+                scrub_copies(conn, member)
     return found
 
 

@@ -1,6 +1,7 @@
 """Use case: `ledger verify`. Every hash chain, then (if given) a digest the ledger must
 extend, then every projection against a rebuild into a scratch schema of its own, then the
-card holders' table against the log (`services.holdings`)."""
+card holders' table and the merges' against the log (`services.holdings`,
+`services.merge_check`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from psycopg import Connection, IsolationLevel
 from domain.chain_check import Finding
 from projections import chain_scan, positions, tables
 from projections.compare import Difference, differences
-from services import holdings, rebuild_parts
+from services import holdings, merge_check, rebuild_parts
 from services.digest import check_digest
 from services.ports import Ports
 from services.replay import PARALLEL_FROM, WORKERS, Progress, pinned_clock, replay
@@ -94,6 +95,7 @@ def verify(
             conn.commit()
     with snapshot(ports) as snap:  # the table ingest writes with the events, against the log
         report.differences += holdings.differences(snap)
+        report.differences += merge_check.differences(snap)
     return report
 
 

@@ -46,6 +46,55 @@ WHERE m.unmerge_event_id IS NULL
 """
 
 
+_TREE = """
+WITH RECURSIVE up (customer_id, depth) AS (
+    SELECT %s::text, 0
+    UNION
+    SELECT m.survivor_id, up.depth + 1 FROM ledger_merges m JOIN up ON m.merged_id = up.customer_id
+    WHERE m.unmerge_event_id IS NULL
+), root AS (
+    SELECT customer_id FROM up ORDER BY depth DESC LIMIT 1
+), down (customer_id) AS (
+    SELECT customer_id FROM root
+    UNION
+    SELECT m.merged_id FROM ledger_merges m JOIN down ON m.survivor_id = down.customer_id
+    WHERE m.unmerge_event_id IS NULL
+)
+SELECT (SELECT customer_id FROM root), customer_id FROM down
+"""
+
+
+def tree(curs: Cursor[Any] | Connection[Any], customer_id: str) -> tuple[str, list[str]]:
+    """The root of the customer's tree now, and every customer of the tree (the root first,
+    then the others in byte order); a customer merged into nobody is its own root."""
+    rows = curs.execute(_TREE, (customer_id,)).fetchall()
+    found = [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in rows]
+    root = str(found[0][0]) if found else customer_id
+    others = sorted(str(r[1]) for r in found if r[1] != root)
+    return root, [root, *others]
+
+
+_EVER = """
+WITH RECURSIVE linked (customer_id) AS (
+    SELECT %s::text
+    UNION
+    SELECT CASE WHEN m.merged_id = l.customer_id THEN m.survivor_id ELSE m.merged_id END
+    FROM ledger_merges m JOIN linked l
+        ON m.merged_id = l.customer_id OR m.survivor_id = l.customer_id
+)
+SELECT customer_id FROM linked
+"""
+
+
+def ever_linked(curs: Cursor[Any] | Connection[Any], customer_id: str) -> list[str]:
+    """The customer and every customer ever in a tree with it, merged or unmerged since
+    (what an as-of read needs: the trees of any moment), in byte order."""
+    rows = curs.execute(_EVER, (customer_id,)).fetchall()
+    return sorted(
+        str(next(iter(row.values())) if isinstance(row, dict) else row[0]) for row in rows
+    )
+
+
 class MergesLost(Exception):
     """Merges or unmerges the committed edges now refuse (merged ids): another worker's
     came first. Nothing of the batch was written."""

@@ -6,9 +6,11 @@ to live at each step, and two workers racing to merge one customer into two surv
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 from support import (
     dumps,
     enrollment,
@@ -26,6 +28,9 @@ from ledger import bootstrap
 from ledger.settings import Settings
 from projections import profiles
 from projections.compare import differences
+from projections.history import customer_events, profile_as_of
+from services.export import export
+from services.forget import MergedCustomer, forget_customer
 from services.ingest import Decided, Ingest
 from services.replay import replay
 from services.verify import verify
@@ -111,6 +116,18 @@ def test_a_tree_folds_into_its_root_and_an_unmerge_parts_it_again(settings: Sett
     assert root["enrolled_at"] == "2026-03-01T09:00:00Z"
     assert rows(settings, "SELECT merged_id, survivor_id FROM ledger_merges") == [("C-2", "C-1")]
     assert not any("C-2" in who for who in members(settings).values())
+    with psycopg.connect(settings.database_url or "") as conn:
+        events = customer_events(conn, "C-2")  # the whole tree's, and its cards'
+        assert {e["stream"] for e in events} == {"customer-C-1", "customer-C-2", "card-K-2"}
+        assert export(conn, "C-2")["customer_id"] == "C-1"  # type: ignore[index]
+        merge = next(e for e in events if e["type"] == "customers_merged")
+        at_merge = datetime.fromisoformat(merge["recorded_at"])
+        then = profile_as_of(conn, "C-2", at_merge)  # the root's, before C-2's last purchase
+        assert then is not None and (then["customer_id"], then["merged_ids"]) == ("C-1", ["C-2"])
+        assert then["total_spend"] == {"EUR": "15.00"}
+        before = profile_as_of(conn, "C-2", at_merge - timedelta(microseconds=1))
+        assert before is not None and before["customer_id"] == "C-2"
+        assert before["total_spend"] == {"EUR": "5.00"}
     checked(settings, "merged_replay")
 
     step(settings, unmerged("C-1", "C-2"))
@@ -125,7 +142,29 @@ def test_a_tree_folds_into_its_root_and_an_unmerge_parts_it_again(settings: Sett
     assert rows(settings, "SELECT count(*) FROM ledger_merges WHERE unmerge_event_id IS NULL") == [
         (0,)
     ]
+    with psycopg.connect(settings.database_url or "") as conn:
+        assert profile_as_of(conn, "C-2", at_merge) == then  # as the ledger knew it then
+        assert {e["stream"] for e in customer_events(conn, "C-2")} == {
+            "customer-C-2",
+            "card-K-2",
+        }
     checked(settings, "unmerged_replay")
+
+
+def test_a_root_forgets_its_tree_and_a_merged_customer_is_not_forgotten_alone(
+    settings: Settings,
+) -> None:
+    step(settings, enrollment("C-1", "K-1", name="Ada"), enrollment("C-2", "K-2", name="Ada"))
+    step(settings, merged("C-1", "C-2"))
+    ports = bootstrap.ports(settings)
+    with pytest.raises(MergedCustomer, match="merged into the tree of 'C-1'"):
+        forget_customer(ports, "C-2", "erasure request")
+    done = forget_customer(ports, "C-1", "erasure request")
+    assert done is not None and done.first
+    project(settings)
+    for customer in ("C-1", "C-2"):
+        assert profile(settings, customer)["name"] is None
+    assert rows(settings, "SELECT count(*) FROM customer_keys WHERE key IS NOT NULL") == [(0,)]
 
 
 def decided(ingest_: Ingest, settings: Settings, partition: int, objs: list[Any]) -> Decided:
@@ -156,3 +195,19 @@ def test_two_workers_merging_one_customer_into_two_survivors_record_one(
         into_three["event_id"]: "customer 'C-2' is already merged into 'C-1'"
     }
     assert rows(settings, "SELECT merged_id, survivor_id FROM ledger_merges") == [("C-2", "C-1")]
+
+
+def test_verify_rebuilds_the_merges_table_from_the_log(settings: Settings) -> None:
+    step(settings, enrollment("C-1", "K-1"), enrollment("C-2", "K-2"))
+    merge = merged("C-1", "C-2")
+    step(settings, merge)
+    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
+        conn.execute("UPDATE ledger_merges SET survivor_id = 'C-X'")
+    report = verify(bootstrap.ports(settings), workers=1)
+    assert [(d.what, d.key, d.detail) for d in report.differences if d.what == "merge"] == [
+        (
+            "merge",
+            merge["event_id"],
+            "C-2 merged into C-X in the table, C-2 merged into C-1 in the log",
+        )
+    ]
