@@ -85,7 +85,7 @@ def documents(
     }
     found = Documents({}, {}, {}, {})
     for root, group in members.items():
-        own = [states.get(m) or fold.new_state(m) for m in group]
+        own = [states.setdefault(m, fold.new_state(m)) for m in group]
         document = fold.render(fold.combine(root, own) if len(group) > 1 else own[0])
         found.roots[root] = document
         for member in group:
