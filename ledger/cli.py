@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop the embedded servers (the database stays)")
     sub.add_parser("init", help="create topics and schema on the configured servers")
     demo = sub.add_parser("demo", help="simulate POS traffic, ingest it, project it, summarise")
-    demo.add_argument("--events", type=count, default=5000)
+    demo.add_argument("--events", type=count, default=8000)
     demo.add_argument("--customers", type=count, default=300)
     demo.add_argument("--partners", type=count, default=12)
     demo.add_argument("--seed", type=int, default=7)

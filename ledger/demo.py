@@ -6,13 +6,16 @@ import argparse
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from datetime import timedelta
 
 from rich.console import Console
 from rich.table import Table
 
 from ledger import bootstrap, embedded
+from ledger.ingest_worker import IngestStats
 from ledger.settings import Settings
+from producers.merge_traffic import MERGE_LAG
 from producers.publisher import Publisher
 from producers.simulator import SPAN, SimulationPlan, simulate
 from services import reads
@@ -33,7 +36,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         events=args.events,
         seed=args.seed,
         faults=True,
-        retail=True,  # returns and sales notes too (contract section 8)
+        retail=True,  # returns, replaced cards, merges and sales notes too (section 8)
         # The traffic ends today, so the time-based audiences (new members, lapsed buyers)
         # have members; the seed still decides everything else.
         start=(settings.clock() - timedelta(seconds=SPAN)).replace(
@@ -43,35 +46,67 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     console.print(
         f"[bold]1.[/] Simulating {plan.events} POS interactions "
         f"({plan.customers} customers, {plan.partners} partners, seed {plan.seed}, ~2% faulty,"
-        " with returns and sales notes)"
+        " with returns, replaced cards, merged duplicates and sales notes)"
     )
-    publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
-    for obj in simulate(plan):
-        publisher.publish(obj)
-    for key, value in MALFORMED:
-        publisher.publish_raw(key, value)
-    sent = publisher.flush()
-    console.print(f"   published {sent} messages to [cyan]{settings.inbound_topic}[/]")
-
-    stop = threading.Event()
     console.print(
-        "[bold]2.[/] Ingesting into the event store (consumer group join takes a few seconds)"
+        "[bold]2.[/] Publishing to [cyan]" + settings.inbound_topic + "[/] and ingesting into "
+        "the event store (consumer group join takes a few seconds)"
     )
     started = time.monotonic()
-    stats = bootstrap.ingest_worker(settings).run(stop, until_idle=True)
+    sent, stats = _publish_and_ingest(settings, plan)
     console.print(
-        f"   recorded {stats.recorded}, duplicates skipped {stats.duplicates}, "
-        f"dead-lettered {sum(stats.rejected.values())} in {time.monotonic() - started:.1f} s"
+        f"   published {sent} messages; recorded {stats.recorded}, duplicates skipped "
+        f"{stats.duplicates}, dead-lettered {sum(stats.rejected.values())} "
+        f"in {time.monotonic() - started:.1f} s"
     )
     console.print("[bold]3.[/] Building customer profiles, partner statuses and audiences")
     ledger = bootstrap.ledger(settings)
-    done = ledger.project(stop, until_idle=True)
+    done = ledger.project(threading.Event(), until_idle=True)
     console.print(
         f"   projected {done.processed} events; projections at position {done.position}; "
         f"{done.published} audience changes published to [cyan]{settings.audiences_topic}[/]"
     )
     _summary(console, settings, ledger)
     return 0
+
+
+def _publish_and_ingest(settings: Settings, plan: SimulationPlan) -> tuple[int, IngestStats]:
+    """Publish the traffic in chunks of `MERGE_LAG`, each once the one before is ingested
+    by a worker running meanwhile: a merge (keyed by its survivor) and the enrollments it
+    needs (keyed by their customers) are on other partitions, read in any order, and the
+    simulator yields them at least `MERGE_LAG` apart, so every merge is decided on the
+    enrollments before it, whatever order the partitions are read in."""
+    traffic = list(simulate(plan))
+    publisher = Publisher(bootstrap.producer(settings), settings.inbound_topic)
+    stop, done = threading.Event(), Future[IngestStats]()
+    worker = bootstrap.ingest_worker(settings)
+    ledger = bootstrap.ledger(settings)
+
+    def consumed() -> int:
+        return sum(
+            ledger.read(lambda c: reads.recorded_offsets(c, settings.inbound_topic)).values()
+        )
+
+    def ingest() -> None:
+        try:
+            done.set_result(worker.run(stop))
+        except BaseException as error:
+            done.set_exception(error)
+
+    before = consumed()
+    thread = threading.Thread(target=ingest, name="demo-ingest", daemon=True)
+    thread.start()
+    for start in range(0, len(traffic), MERGE_LAG):
+        for obj in traffic[start : start + MERGE_LAG]:
+            publisher.publish(obj)
+        if start + MERGE_LAG >= len(traffic):
+            for key, value in MALFORMED:
+                publisher.publish_raw(key, value)
+        sent = publisher.flush()
+        while consumed() < before + sent and not done.done():
+            time.sleep(0.1)  # polls the ledger's offsets, as `ledger status` would
+    stop.set()
+    return sent, done.result(timeout=120)
 
 
 def _summary(console: Console, settings: Settings, ledger: Ledger) -> None:
@@ -84,6 +119,19 @@ def _summary(console: Console, settings: Settings, ledger: Ledger) -> None:
     console.print(
         "   by type: " + ", ".join(f"{kind} {n}" for kind, n in at_a_glance.by_type.items())
     )
+    command = sys.argv[0] if sys.argv and sys.argv[0].endswith("ledger") else "ledger"
+    if at_a_glance.replaced is not None:
+        old, holder, new = at_a_glance.replaced
+        console.print(
+            f"   a lost card: {holder} replaced {old} by {new} "
+            f"([cyan]{command} history {holder}[/] shows both cards)"
+        )
+    if at_a_glance.merge is not None:
+        merged, survivor = at_a_glance.merge
+        console.print(
+            f"   a duplicate enrollment: {merged} merged into {survivor} "
+            f"([cyan]{command} profile {merged}[/] answers the tree's profile)"
+        )
     table = Table(title=f"Dead letters on {settings.dead_letter_topic} (all runs)")
     for column in ("error_type", "count", "example reason"):
         table.add_column(column)
@@ -117,7 +165,6 @@ def _summary(console: Console, settings: Settings, ledger: Ledger) -> None:
         )
     console.print(people)
     _projections(console, settings, ledger)
-    command = sys.argv[0] if sys.argv and sys.argv[0].endswith("ledger") else "ledger"
     console.print(
         f"Try: [cyan]{command} profile C-00001 --json[/], [cyan]{command} partner P-001[/], "
         f"[cyan]{command} audience new_members[/]"

@@ -17,7 +17,15 @@ from psycopg import Connection
 from domain.audiences import Audience
 from domain.membership import fingerprint
 from projections import audience_definitions, audiences, history, partners, profiles
-from store import dead_letters, event_store, ingest_batches, interaction_index, offsets
+from store import (
+    card_holdings,
+    dead_letters,
+    event_store,
+    ingest_batches,
+    interaction_index,
+    merges,
+    offsets,
+)
 
 
 def profile(
@@ -118,6 +126,8 @@ class Summary:
     dead_letters: list[tuple[str, int, str]]  # (error type, count, an example reason)
     top_spenders: list[dict[str, Any]]  # the five customers of the highest EUR spend
     by_type: dict[str, int]  # interactions recorded per type, most first
+    merge: tuple[str, str] | None = None  # a merged customer and its survivor, if any
+    replaced: tuple[str, str, str] | None = None  # a retired card, its holder, its new card
 
 
 def summary(conn: Connection[Any], topic: str) -> Summary:
@@ -130,4 +140,6 @@ def summary(conn: Connection[Any], topic: str) -> Summary:
         dead_letters.summary(conn, topic),
         profiles.top_spenders(conn, 5),
         interaction_index.count_by_type(conn),
+        merges.one_open(conn),
+        card_holdings.one_retired(conn),
     )

@@ -177,6 +177,15 @@ def held_by(curs: Cursor[Any] | Connection[Any], cards: Iterable[str]) -> dict[s
     return dict(_pair(row) for row in rows)
 
 
+def one_retired(conn: Connection[Any]) -> tuple[str, str, str] | None:
+    """A retired card, its last holder and the card that replaced it (the first by id)."""
+    row = conn.execute(
+        "SELECT card_id, customer_id, replaced_by FROM ledger_card_holders "
+        "WHERE replaced_by IS NOT NULL ORDER BY card_id LIMIT 1"
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+
 Holding = tuple[str, str | None, datetime | None]
 """(holder, the card that replaced it, the replacement's `occurred_at`) of a held card."""
 

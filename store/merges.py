@@ -140,6 +140,15 @@ def record(curs: Cursor[Any], changes: Sequence[MergeChange]) -> None:
             )
 
 
+def one_open(conn: Connection[Any]) -> tuple[str, str] | None:
+    """A merged customer and the survivor it is merged into now (the first by id), if any."""
+    row = conn.execute(
+        "SELECT merged_id, survivor_id FROM ledger_merges WHERE unmerge_event_id IS NULL "
+        "ORDER BY merged_id LIMIT 1"
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
 Row = tuple[str, str, str, str | None]
 """(merge event id, merged id, survivor id, unmerge event id or None) of one merge."""
 
