@@ -257,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=1, help="also ingest with 1 and this many processes"
     )
     parser.add_argument(
-        "--retail", action="store_true", help="the mix with returns and sales notes (contract 8)"
+        "--retail",
+        action="store_true",
+        help="the retail mix of contract 8: returns, lost cards, merges, sales notes",
     )
     args = parser.parse_args(argv)
     if args.events < 1 or args.workers < 1:

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--retail",
         action="store_true",
-        help="also returns of earlier orders and sales notes (contract section 8)",
+        help="also returns, lost cards, merged duplicates and sales notes (contract section 8)",
     )
     simulate.add_argument("--out", help="write JSON Lines to this file instead of Kafka")
     consume = sub.add_parser("consume", help="run the ingest worker")

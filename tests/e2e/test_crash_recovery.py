@@ -24,6 +24,7 @@ from support import (
 )
 
 from domain import partner
+from domain.interactions import INTERACTION_TYPES
 from domain.schema import on_partner_stream
 from ledger import bootstrap
 from ledger.settings import Settings
@@ -115,6 +116,12 @@ def kill_after(process: subprocess.Popen[bytes], progress: Callable[[], bool], w
     process.wait()
 
 
+def reasons(settings: Settings) -> list[str]:
+    return [
+        dict(r.headers)["error"].decode() for r in read_topic(settings, settings.dead_letter_topic)
+    ]
+
+
 def dead_letters(settings: Settings) -> list[tuple[int, int, str]]:
     found = []
     for record in read_topic(settings, settings.dead_letter_topic):
@@ -141,7 +148,30 @@ def reference(make_settings: Callable[[], Settings]) -> dict[str, Any]:
         "dead": dead_letters(settings),
         "partners": partner_rows(settings),
         "members": members(settings),
+        "reasons": reasons(settings),
     }
+
+
+def test_the_traffic_has_every_type_and_the_section_8_rules_are_broken(
+    reference: dict[str, Any],
+) -> None:
+    """What the crash tests below put through SIGKILLs: every interaction type, valid, and
+    the new rules of contract section 8 broken (the merge rules, replaced cards, returns,
+    notes)."""
+    assert {obj["type"] for obj in TRAFFIC} == set(INTERACTION_TYPES)
+    merges = [o for o in TRAFFIC if o["type"] in ("customers_merged", "customers_unmerged")]
+    assert len(merges) >= 10
+    text = "\n".join(reference["reasons"])
+    for words in (
+        "was never enrolled",
+        "is not merged into",
+        "does not hold card",
+        "is already held by customer",
+        "was replaced by",
+        "bought left to return",
+        "was already added",
+    ):
+        assert words in text, words
 
 
 def test_partners_and_audiences_are_exact_for_the_simulated_traffic(
