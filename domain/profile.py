@@ -118,8 +118,8 @@ def apply_note(state: State, at: str, event_id: str, payload: dict[str, Any]) ->
     for name, empty in new_notes().items():
         state.setdefault(name, empty)
     state["notes_count"] += 1
-    state["last_note_at"] = _max(state["last_note_at"], at)
-    if payload.get("stage") is not None and _later(state["stage"], at, event_id):
+    state["last_note_at"] = latest(state["last_note_at"], at)
+    if payload.get("stage") is not None and later(state["stage"], at, event_id):
         state["stage"] = [at, event_id, payload["stage"]]
 
 
@@ -149,11 +149,11 @@ def render_notes(state: State) -> dict[str, Any]:
     }
 
 
-def _later(current: list[Any] | None, at: str, event_id: str) -> bool:
+def later(current: list[Any] | None, at: str, event_id: str) -> bool:
     return current is None or (at, event_id) > (current[0], current[1])
 
 
-def _max(current: str | None, at: str) -> str:
+def latest(current: str | None, at: str) -> str:
     return at if current is None or at > current else current
 
 
@@ -161,7 +161,7 @@ _EXACT = Context(prec=80, traps=[Inexact, InvalidOperation])
 """Sums of money stay exact (the default context rounds after 28 digits)."""
 
 
-def _add(amounts: dict[str, str], key: str, amount: Decimal) -> None:
+def add_money(amounts: dict[str, str], key: str, amount: Decimal) -> None:
     amounts[key] = str(_EXACT.add(Decimal(amounts.get(key, "0")), amount))
 
 
@@ -187,27 +187,27 @@ def apply(state: State, type: str, payload: dict[str, Any]) -> None:
     counts["interaction_count"] += 1
     if type in _COUNTED:
         counts[_COUNTED[type]] += 1
-    state["last_interaction_at"] = _max(state["last_interaction_at"], at)
+    state["last_interaction_at"] = latest(state["last_interaction_at"], at)
     if type == "customer_enrolled":
-        _hold(state, "cards", payload["card_id"])
+        hold(state, "cards", payload["card_id"])
         if state["enrolled_at"] is None or at < state["enrolled_at"]:
             state["enrolled_at"] = at
         if forgotten(state):
             return
         for name in PROFILE_PERSONAL_FIELDS:
             value = payload.get(name)
-            if value is not None and _later(state["personal"].get(name), at, event_id):
+            if value is not None and later(state["personal"].get(name), at, event_id):
                 state["personal"][name] = [at, event_id, value]
-        if _later(state["consent"], at, event_id):
+        if later(state["consent"], at, event_id):
             state["consent"] = [at, event_id, bool(payload.get("marketing_consent", False))]
     elif type == "consent_changed":
-        if not forgotten(state) and _later(state["consent"], at, event_id):
+        if not forgotten(state) and later(state["consent"], at, event_id):
             state["consent"] = [at, event_id, payload["marketing_consent"]]
     elif type == "purchase":
-        state["last_purchase_at"] = _max(state["last_purchase_at"], at)
-        _add(state["spend"], payload["currency"], Decimal(payload["total"]))
+        state["last_purchase_at"] = latest(state["last_purchase_at"], at)
+        add_money(state["spend"], payload["currency"], Decimal(payload["total"]))
         for line in payload["lines"]:
-            _add(
+            add_money(
                 state["category_spend"],
                 line["category"],
                 line["quantity"] * Decimal(line["unit_price"]),
@@ -216,24 +216,24 @@ def apply(state: State, type: str, payload: dict[str, Any]) -> None:
         state["complaints_total"] += 1
     elif type == "complaint_resolved":
         state["complaints_resolved"] += 1
-    elif type == "survey_answered" and _later(state["nps"], at, event_id):
+    elif type == "survey_answered" and later(state["nps"], at, event_id):
         state["nps"] = [at, event_id, payload["score"]]
     elif type == "note_added":
         apply_note(state, at, event_id, payload)
     elif type == "card_replaced":
-        _hold(state, "cards", payload["new_card_id"])
-        _hold(state, "retired_cards", payload["old_card_id"])
+        hold(state, "cards", payload["new_card_id"])
+        hold(state, "retired_cards", payload["old_card_id"])
     elif type == "purchase_returned":
         for name, empty in new_returns().items():
             state.setdefault(name, empty)  # a state folded before returns existed
         state["return_count"] += 1
-        _add(state["refunded"], payload["currency"], Decimal(payload["total"]))
+        add_money(state["refunded"], payload["currency"], Decimal(payload["total"]))
         for line in payload["lines"]:
             amount = line["quantity"] * Decimal(line["unit_price"])
-            _add(state["category_refunds"], line["category"], amount)
+            add_money(state["category_refunds"], line["category"], amount)
 
 
-def _hold(state: State, name: str, card_id: str) -> None:
+def hold(state: State, name: str, card_id: str) -> None:
     """Add a card to the sorted list `name` (`retired_cards` is added by the first
     replacement, as the returns' part)."""
     cards = state.get(name, [])
@@ -293,48 +293,6 @@ def in_order(profile: dict[str, Any]) -> dict[str, Any]:
 def money(value: Any) -> str:
     """A decimal amount as the read models show money: a string with two decimals."""
     return f"{Decimal(str(value)):.2f}"
-
-
-def combine(root_id: str, states: list[State]) -> State:
-    """The fold state of a tree of merged customers from each member's own state: what
-    folding every interaction that counts for any of them gives (contract section 8:
-    counts and sums over all, latest-wins fields across all, cards the union, `enrolled_at`
-    the earliest), with `merged_ids` naming the other members. Commutative, as the fold."""
-    tree = new_state(root_id)
-    for state in states:
-        _combine_into(tree, state)
-    tree["merged_ids"] = sorted(s["customer_id"] for s in states if s["customer_id"] != root_id)
-    if tree["forgotten"]:
-        tree["personal"], tree["consent"] = {}, None
-    return tree
-
-
-def _combine_into(tree: State, state: State) -> None:
-    for name in ("cards", "retired_cards"):
-        for card in state.get(name, []):
-            _hold(tree, name, card)
-    for name in ("enrolled_at",):
-        if state[name] is not None and (tree[name] is None or state[name] < tree[name]):
-            tree[name] = state[name]
-    for name in ("last_purchase_at", "last_interaction_at", "last_note_at"):
-        if state.get(name) is not None:
-            tree[name] = _max(tree.get(name), state[name])
-    for field, entry in state["personal"].items():
-        if _later(tree["personal"].get(field), entry[0], entry[1]):
-            tree["personal"][field] = entry
-    for name in ("consent", "nps", "stage"):
-        entry = state.get(name)
-        if entry is not None and _later(tree.get(name), entry[0], entry[1]):
-            tree[name] = entry
-    for name, count in state["counts"].items():
-        tree["counts"][name] += count
-    for name in ("complaints_total", "complaints_resolved", "return_count", "notes_count"):
-        if name in state:
-            tree[name] = tree.get(name, 0) + state[name]
-    for name in ("spend", "category_spend", "refunded", "category_refunds"):
-        for key, amount in state.get(name, {}).items():
-            _add(tree.setdefault(name, {}), key, Decimal(amount))
-    tree["forgotten"] = tree["forgotten"] or forgotten(state)
 
 
 def fold(customer_id: str, interactions: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 (merged id -> survivor id, the open merges), written in the projection's page transaction
 (`projections.profiles`) from the survivors' `customers_merged` and `customers_unmerged`.
 
-A root's profile is the fold of its whole tree (`domain.profile.combine` of each member's
+A root's profile is the fold of its whole tree (`domain.profile_tree.combine` of each member's
 own fold state), and every member's row holds that same document, with `root_id` naming
 the root for the members that are not it: a read of a merged customer answers its root's
 profile with no second query (contract section 8).

@@ -1,7 +1,7 @@
 """A page of the profile projection meets merged customers (contract section 8).
 
 Each customer keeps its own fold state (the interactions that count for it). A root's
-profile is the combination of its tree's states (`domain.profile.combine`), and every
+profile is the combination of its tree's states (`domain.profile_tree.combine`), and every
 member's row holds that document (`root_id` naming the root), so a read of a merged
 customer answers its root's profile. Only roots are audience members: a customer merged
 by the page leaves every audience with reason `merged into <survivor>`.
@@ -20,6 +20,7 @@ from typing import Any
 from psycopg import Cursor
 
 from domain import profile as fold
+from domain import profile_tree
 from domain.audiences import Audience
 from domain.membership import Membership, step
 from projections import audiences, merge_tree, profiles
@@ -86,7 +87,7 @@ def documents(
     found = Documents({}, {}, {}, {})
     for root, group in members.items():
         own = [states.setdefault(m, fold.new_state(m)) for m in group]
-        document = fold.render(fold.combine(root, own) if len(group) > 1 else own[0])
+        document = fold.render(profile_tree.combine(root, own) if len(group) > 1 else own[0])
         found.roots[root] = document
         for member in group:
             found.rows[member] = (document, None if member == root else root)
@@ -113,7 +114,7 @@ def settle_rebuilt(curs: Cursor[Any], book: Iterable[Audience], now: datetime) -
     members: list[Membership] = []
     book = list(book)
     for root, group in groups.items():
-        tree = fold.combine(root, [states.get(m) or fold.new_state(m) for m in group])
+        tree = profile_tree.combine(root, [states.get(m) or fold.new_state(m) for m in group])
         document = fold.render(tree)
         rows |= {m: (document, None if m == root else root) for m in group}
         if not fold.forgotten(tree):

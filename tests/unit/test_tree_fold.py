@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from domain.interactions import validate_object
 from domain.membership import Membership
 from domain.membership_batch import on_profiles
-from domain.profile import apply, combine, fold, new_state, render
+from domain.profile import apply, fold, new_state, render
+from domain.profile_tree import combine
 
 MEMBERS = ("C-1", "C-2", "C-3")
 
