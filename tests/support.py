@@ -261,3 +261,31 @@ def recomputed_hashes(events: list[dict[str, Any]]) -> int:
         assert event["prev_hash"] == previous, f"{event['stream']} v{event['version']}: link"
         last[event["stream"]] = (event["version"], event["hash"])
     return len(events)
+
+
+def _sql(settings: Settings, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(settings.database_url or "") as conn:
+        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def plaintext_rows(settings: Settings, text: str) -> list[str]:
+    """Every column of every table, in any schema, holding `text`: as text, or as raw bytes."""
+    columns = _sql(
+        settings,
+        "SELECT c.table_schema, c.table_name, c.column_name, c.data_type "
+        "FROM information_schema.columns c JOIN information_schema.tables t "
+        "USING (table_schema, table_name) WHERE t.table_type = 'BASE TABLE' "
+        "AND c.table_schema NOT IN ('pg_catalog', 'information_schema')",
+    )
+    found = []
+    for schema, table, column, kind in columns:
+        where = f'"{schema}"."{table}" WHERE '
+        if kind == "bytea":
+            query, needle = where + f'position(%s IN "{column}") > 0', text.encode()
+        else:
+            query, needle = where + f'"{column}"::text LIKE %s', f"%{text}%"
+        if _sql(settings, "SELECT count(*) FROM " + query, needle)[0][0]:
+            found.append(f"{schema}.{table}.{column}")
+    return found

@@ -6,7 +6,7 @@ to live at each step, and two workers racing to merge one customer into two surv
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -18,6 +18,7 @@ from support import (
     interaction,
     keyed,
     members,
+    plaintext_rows,
     project,
     publish,
     purchase,
@@ -92,10 +93,13 @@ def test_a_tree_folds_into_its_root_and_an_unmerge_parts_it_again(settings: Sett
         purchase("5.00", customer_id="C-2"),
         interaction("card_swiped", card_id="K-2", store_id="S-1"),
     )
+    moments = [(datetime.now(UTC), profile(settings, "C-2"))]  # as-of answers, checked last
     never = merged("C-1", "C-9")
     step(settings, merged("C-1", "C-2", reason="same e-mail"), never)
     again, loop, not_merged = merged("C-3", "C-2"), merged("C-2", "C-1"), unmerged("C-3", "C-2")
-    step(settings, again, loop, not_merged, purchase("2.50", customer_id="C-2"))
+    between = [purchase("2.50", customer_id="C-2"), purchase("1.00", customer_id="C-1")]
+    step(settings, again, loop, not_merged, *between)
+    moments.append((datetime.now(UTC), profile(settings, "C-2")))
 
     assert dead_letters(settings) == {
         never["event_id"]: "customer 'C-9' was never enrolled",
@@ -110,9 +114,9 @@ def test_a_tree_folds_into_its_root_and_an_unmerge_parts_it_again(settings: Sett
         ["C-2"],
         ["K-1", "K-2"],
     )
-    assert (root["purchase_count"], root["swipe_count"]) == (3, 1)
-    assert root["total_spend"] == {"EUR": "17.50"}
-    assert root["interaction_count"] == 6  # the merge itself is not counted
+    assert (root["purchase_count"], root["swipe_count"]) == (4, 1)
+    assert root["total_spend"] == {"EUR": "18.50"}
+    assert root["interaction_count"] == 7  # the merge itself is not counted
     assert root["enrolled_at"] == "2026-03-01T09:00:00Z"
     assert rows(settings, "SELECT merged_id, survivor_id FROM ledger_merges") == [("C-2", "C-1")]
     assert not any("C-2" in who for who in members(settings).values())
@@ -135,8 +139,9 @@ def test_a_tree_folds_into_its_root_and_an_unmerge_parts_it_again(settings: Sett
     assert (alone["merged_ids"], alone["cards"], alone["total_spend"]) == (
         [],
         ["K-1"],
-        {"EUR": "10.00"},
+        {"EUR": "11.00"},
     )
+    moments.append((datetime.now(UTC), parted))
     assert (parted["customer_id"], parted["cards"]) == ("C-2", ["K-2"])
     assert parted["total_spend"] == {"EUR": "7.50"}  # its purchase during the merge included
     assert rows(settings, "SELECT count(*) FROM ledger_merges WHERE unmerge_event_id IS NULL") == [
@@ -148,14 +153,23 @@ def test_a_tree_folds_into_its_root_and_an_unmerge_parts_it_again(settings: Sett
             "customer-C-2",
             "card-K-2",
         }
+    with psycopg.connect(settings.database_url or "") as conn:
+        for moment, live in moments:  # before the merge, during it, after the unmerge
+            assert profile_as_of(conn, "C-2", moment) == live
     checked(settings, "unmerged_replay")
 
 
 def test_a_root_forgets_its_tree_and_a_merged_customer_is_not_forgotten_alone(
     settings: Settings,
 ) -> None:
-    step(settings, enrollment("C-1", "K-1", name="Ada"), enrollment("C-2", "K-2", name="Ada"))
-    step(settings, merged("C-1", "C-2"))
+    names = ("Ottilie Quenby", "Ottilie Q. Quenby")
+    step(
+        settings,
+        enrollment("C-1", "K-1", name=names[0], email="oq@example.org"),
+        enrollment("C-2", "K-2", name=names[1]),
+    )
+    step(settings, merged("C-1", "C-2", reason=f"{names[0]} enrolled twice"))
+    assert plaintext_rows(settings, names[1])  # the projection holds it before
     ports = bootstrap.ports(settings)
     with pytest.raises(MergedCustomer, match="merged into the tree of 'C-1'"):
         forget_customer(ports, "C-2", "erasure request")
@@ -164,6 +178,8 @@ def test_a_root_forgets_its_tree_and_a_merged_customer_is_not_forgotten_alone(
     project(settings)
     for customer in ("C-1", "C-2"):
         assert profile(settings, customer)["name"] is None
+    for text in (*names, "oq@example.org", "enrolled twice"):
+        assert plaintext_rows(settings, text) == [], text
     assert rows(settings, "SELECT count(*) FROM customer_keys WHERE key IS NOT NULL") == [(0,)]
 
 
