@@ -39,7 +39,7 @@ from ledger.settings import Settings
 from producers.simulator import SimulationPlan
 
 PLAN = SimulationPlan(customers=20, partners=2, events=300, seed=5, faults=False)
-WHO, CARD, NEW_CARD = "C-R1", "K-R1", "K-R3"
+WHO, CARD, NEW_CARD, DUPLICATE = "C-R1", "K-R1", "K-R3", "C-R9"
 NAME, EMAIL, BORN = "Zelda Quintessa", "zelda.quintessa@example.org", "1990-06-20"
 OTHER, OTHER_NAME = "C-R2", "Olaf Other"
 MARKETING = {"new_members", "big_spenders", "bakery_cross_sell", "birthday_this_month"}
@@ -119,6 +119,7 @@ def person() -> list[dict[str, Any]]:
             reason="lost",
             occurred_at="2026-06-02T11:00:00Z",
         ),
+        enrollment(DUPLICATE, "K-R4", occurred_at="2026-06-01T09:30:00Z"),
         enrollment(WHO, "K-R9", name=NAME, birth_date="not a date"),  # dead-lettered
         enrollment(OTHER, "K-R2", name=OTHER_NAME, birth_date="not a date either"),
     ]
@@ -136,6 +137,17 @@ ODD_DEAD_LETTERS = [
 def ledger(settings: Settings) -> Settings:
     simulated(settings, PLAN)
     publish(settings, [keyed(obj) for obj in person()] + [(None, v, []) for v in ODD_DEAD_LETTERS])
+    ingest(settings)
+    # Once its enrollments are recorded: a duplicate merged into the person, then parted again
+    # (both on the person's stream; the reason is personal data, sealed with its key).
+    twice = {"survivor_id": WHO, "merged_id": DUPLICATE}
+    publish(
+        settings,
+        [
+            keyed(interaction("customers_merged", **twice, reason=f"{NAME} enrolled twice")),
+            keyed(interaction("customers_unmerged", **twice)),
+        ],
+    )
     ingest(settings)
     project(settings)
     return settings
@@ -159,12 +171,13 @@ def test_export_holds_every_kind_of_interaction_and_the_consent_history(
 
     customer_kinds = set(INTERACTION_TYPES) - PARTNER_TYPES
     assert {e["type"] for e in document["history"]} == customer_kinds  # a table holds cards
-    assert len(document["history"]) == 13  # 13 interactions (the card's holding is no event)
+    # 13 interactions and a merge and its unmerge (the card's holding is no event)
+    assert len(document["history"]) == 15
     enrolled = next(e for e in document["history"] if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == NAME and enrolled["payload"]["email"] == EMAIL
     assert NAME not in json.dumps(enrolled["hashed_payload"])  # as hashed: sealed
     history = ledger_json(ledger, "history", WHO, "--json")["events"]
-    assert recomputed_hashes(history) == 13
+    assert recomputed_hashes(history) == 15
     noted = next(e for e in document["history"] if e["type"] == "note_added")
     assert noted["payload"]["text"] == f"{NAME} wants a call back"
     assert (document["profile"]["notes_count"], document["profile"]["stage"]) == (1, "lead")
@@ -267,7 +280,7 @@ def test_forget_leaves_nothing_personal_and_every_chain_valid(ledger: Settings) 
     enrolled = next(e for e in history if e["type"] == "customer_enrolled")
     assert enrolled["payload"]["name"] == enrolled["payload"]["email"] == "[erased]"
     assert history[-1]["type"] == "customer_forgotten"
-    assert recomputed_hashes(history) == len(history) == 16  # the key is gone: all recompute
+    assert recomputed_hashes(history) == len(history) == 18  # the key is gone: all recompute
     refused = run_ledger(ledger, "export", WHO)
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
     assert "was forgotten" in refused.stderr
