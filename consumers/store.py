@@ -70,6 +70,7 @@ class ForgetWrite:
     customer_id: str
     card_ids: list[str]
     personal: list[str]  # the person's names and e-mails, to find dead letters by
+    root: bool = True  # False: a member of a tree forgotten with its root
 
 
 def write_ingest(curs: Cursor[DictRow], write: IngestWrite) -> None:
@@ -92,6 +93,7 @@ def write_forget(curs: Cursor[DictRow], write: ForgetWrite) -> None:
     """Index the forgetting, destroy the key, drop the digests (the forgetting's own too),
     and empty every dead letter about the person (`domain.forgetting.names_person`): they
     were kept in the clear, and their reason may quote a field."""
+    merges.hold_for_forget(curs, write.customer_id, as_root=write.root)
     interaction_index.insert(curs, [write.index])
     destroy_key(curs, write.customer_id)
     ids = [write.customer_id, *write.card_ids]

@@ -140,6 +140,9 @@ class ProfileProjection:
                 states.update(self._states(curs, missing)[0])
 
             found = profile_trees.documents(trees, states, changed, triggers, load)
+            # A customer merged before the page holds its old root's document: its stored
+            # audience rows were not evaluated on it, so it is evaluated afresh.
+            before = {c: p for c, p in before.items() if c not in trees.before}
             rows, profiles, departed = found.rows, found.roots, found.departed
             triggers |= found.triggers
             last = max(n for n, _, _ in [*merges, *((i[1], "", {}) for i in items)])

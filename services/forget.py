@@ -34,6 +34,7 @@ from services.ports import Ports
 from store import interaction_index, merges
 from store.interaction_index import IndexRow
 from store.keys import read_keys
+from store.merges import MergedNow
 
 ATTEMPTS = 20
 
@@ -76,10 +77,19 @@ def forget_customer(
     app = ports.application()
     try:
         found = _record(app, customer_id, reason, now)
-        for member in tree[1:]:  # a root forgets its tree
-            done = _record(app, member, reason, now)
-            if found is not None and done is not None and done.position > found.position:
-                found = replace(found, position=done.position)
+        done = {customer_id}
+        while found is not None:  # a root forgets its tree, as it stands when it is done
+            with ports.connect() as conn:
+                tree = merges.tree(conn, customer_id)[1]
+            if not set(tree) - done:
+                break
+            for member in sorted(set(tree) - done):
+                forgotten = _record(app, member, reason, now, root=False)
+                done.add(member)
+                if forgotten is not None and forgotten.position > found.position:
+                    found = replace(found, position=forgotten.position)
+    except MergedNow as merged:  # merged since the tree was read (under the merges lock)
+        raise MergedCustomer(customer_id, merged.survivor_id) from None
     finally:
         app.close()
     if found is not None:
@@ -90,7 +100,12 @@ def forget_customer(
 
 
 def _record(
-    app: LedgerApplication, customer_id: str, reason: str, now: datetime | None = None
+    app: LedgerApplication,
+    customer_id: str,
+    reason: str,
+    now: datetime | None = None,
+    *,
+    root: bool = True,
 ) -> Forgotten | None:
     """Record the forgetting in one transaction, deciding again if a writer got there
     first (None: no such customer)."""
@@ -119,7 +134,7 @@ def _record(
             customer.id,
             customer.version,
         )
-        write = ForgetWrite(row, customer_id, done.card_ids, personal)
+        write = ForgetWrite(row, customer_id, done.card_ids, personal, root)
         try:
             recordings = app.record(done.streams, write)
         except IntegrityError:

@@ -7,7 +7,7 @@ so "forgotten" is told apart from "never seen").
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any, Protocol
 
 import psycopg
@@ -94,3 +94,16 @@ def destroy_key(curs: Cursor[Any], customer_id: str) -> None:
         "ON CONFLICT (customer_id) DO UPDATE SET key = NULL, forgotten_at = now()",
         (customer_id,),
     )
+
+
+def forgotten_among(curs: Cursor[Any], customers: Iterable[str]) -> set[str]:
+    """Which of these customers were forgotten (their key destroyed)."""
+    wanted = sorted(set(customers))
+    if not wanted:
+        return set()
+    curs.execute(
+        "SELECT customer_id FROM customer_keys WHERE customer_id = ANY(%s) "
+        "AND forgotten_at IS NOT NULL",
+        (wanted,),
+    )
+    return {str(row["customer_id"] if isinstance(row, dict) else row[0]) for row in curs.fetchall()}

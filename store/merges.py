@@ -21,7 +21,7 @@ from psycopg import Connection, Cursor
 
 from domain import merges
 from domain.merges import MergeChange
-from store import event_store, locks
+from store import event_store, keys, locks
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS ledger_merges (
@@ -95,6 +95,24 @@ def ever_linked(curs: Cursor[Any] | Connection[Any], customer_id: str) -> list[s
     )
 
 
+class MergedNow(Exception):
+    """`ledger forget` of a customer merged into another now (found under the merges lock)."""
+
+    def __init__(self, customer_id: str, survivor_id: str) -> None:
+        super().__init__(f"customer {customer_id!r} is merged into {survivor_id!r}")
+        self.customer_id, self.survivor_id = customer_id, survivor_id
+
+
+def hold_for_forget(curs: Cursor[Any], customer_id: str, *, as_root: bool) -> None:
+    """In a forgetting's transaction: take the merges lock (so no merge naming the
+    customer commits meanwhile), and, forgetting a root (`as_root`; not a member of the
+    root's tree being forgotten with it), raise `MergedNow` if it is merged into someone."""
+    locks.hold_for_transaction(curs, locks.Lock.MERGES)
+    survivor = parents(curs, [customer_id]).get(customer_id) if as_root else None
+    if survivor is not None:
+        raise MergedNow(customer_id, survivor)
+
+
 class MergesLost(Exception):
     """Merges or unmerges the committed edges now refuse (merged ids): another worker's
     came first. Nothing of the batch was written."""
@@ -124,6 +142,12 @@ def record(curs: Cursor[Any], changes: Sequence[MergeChange]) -> None:
     locks.hold_for_transaction(curs, locks.Lock.MERGES)
     committed = parents(curs, {c for m in changes for c in (m.merged_id, m.survivor_id)})
     lost = merges.replayed(committed, changes)
+    # `ledger forget` takes the same lock: a customer forgotten since the batch read its
+    # stream is never merged (its streams, read again, refuse it by name).
+    gone = keys.forgotten_among(
+        curs, {c for m in changes if m.merged for c in (m.merged_id, m.survivor_id)}
+    )
+    lost += [m.merged_id for m in changes if m.merged and {m.merged_id, m.survivor_id} & gone]
     if lost:
         raise MergesLost(lost)
     for made in changes:

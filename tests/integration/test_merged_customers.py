@@ -227,3 +227,35 @@ def test_verify_rebuilds_the_merges_table_from_the_log(settings: Settings) -> No
             "C-2 merged into C-X in the table, C-2 merged into C-1 in the log",
         )
     ]
+
+
+def test_a_merged_customer_leaves_its_audiences_and_an_unmerge_brings_it_back(
+    settings: Settings,
+) -> None:
+    def complained(customer: str) -> dict[str, Any]:
+        fields = {"complaint_id": f"P-{customer}", "category": "service", "severity": "low"}
+        return interaction("complaint_filed", customer_id=customer, **fields)
+
+    step(
+        settings,
+        enrollment("C-1", "K-1"),
+        enrollment("C-2", "K-2"),
+        complained("C-1"),
+        complained("C-2"),
+    )
+    assert {"C-1", "C-2"} <= members(settings)["unhappy_customers"]
+    step(settings, merged("C-1", "C-2"))
+    assert rows(
+        settings,
+        "SELECT member, reason FROM audience_members "
+        "WHERE audience = 'unhappy_customers' AND customer_id = 'C-2'",
+    ) == [(False, "merged into C-1")]
+    assert "C-2" not in members(settings)["unhappy_customers"]
+    # In one page: the unmerge, and an interaction of the customer parted again.
+    step(
+        settings,
+        unmerged("C-1", "C-2"),
+        interaction("call", customer_id="C-2", direction="inbound", duration_seconds=5, topic="x"),
+    )
+    assert {"C-1", "C-2"} <= members(settings)["unhappy_customers"]
+    checked(settings, "audience_replay")
