@@ -33,20 +33,38 @@ class _Order:
     returned: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Orders:
     """A stream's orders and return ids (equal when they hold the same: a stream rebuilt
-    from the store equals the one that recorded it)."""
+    from the store equals the one that recorded it).
+
+    Folding is deferred until a return is checked: ingest records purchases on thousands
+    of streams a batch and checks a return on a few (folding every purchase's lines cost
+    about 5% of ingest); the payloads wait in `_pending`, which the ingest worker drops
+    with the orders of every stream a batch does not return on (`consumers.loader`)."""
 
     _orders: dict[str, _Order] = field(default_factory=dict)
     _returns: set[str] = field(default_factory=set)
+    _pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def fold(self, type: str, payload: dict[str, Any]) -> None:
-        """Fold a recorded purchase or return in."""
-        if type == "purchase":
-            self.bought(payload)
-        else:
-            self.returned(payload)
+        """A recorded purchase or return, folded in before the next check."""
+        self._pending.append((type, payload))
+
+    def _settle(self) -> None:
+        pending, self._pending = self._pending, []
+        for type, payload in pending:
+            if type == "purchase":
+                self.bought(payload)
+            else:
+                self.returned(payload)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Orders):
+            return NotImplemented
+        self._settle()
+        other._settle()
+        return (self._orders, self._returns) == (other._orders, other._returns)
 
     def bought(self, payload: dict[str, Any]) -> None:
         """Fold a recorded purchase in (one the ledger did not validate, in a test or an
@@ -83,6 +101,7 @@ class Orders:
     def check(self, payload: dict[str, Any]) -> None:
         """Raise the first rule of contract section 8 this return breaks, in the contract's
         order: each rule is checked over every line before the next rule."""
+        self._settle()
         order_id, return_id = payload["order_id"], payload["return_id"]
         order = self._orders.get(order_id)
         if order is None:
