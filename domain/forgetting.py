@@ -26,7 +26,7 @@ import orjson
 from domain.aggregates import CUSTOMER_FORGOTTEN, Card, Customer, LedgerStream, card_stream
 
 REASON_MAX = 500
-ID_FIELDS = ("customer_id", "card_id")
+ID_FIELDS = ("customer_id", "card_id", "survivor_id", "merged_id", "old_card_id", "new_card_id")
 IDENTIFYING = ("name", "email")
 """The values a person is recognised by in free text (reasons, dead letters), besides the
 ids: a birth date or a description would match other people's messages too."""
@@ -70,11 +70,14 @@ def _plain(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-_RAW_ID = re.compile(rb'"(?:customer_id|card_id)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_RAW_ID = re.compile(
+    rb'"(?:customer_id|card_id|survivor_id|merged_id|old_card_id|new_card_id)"'
+    rb'\s*:\s*"((?:[^"\\]|\\.)*)"'
+)
 
 
 def named_ids(value: bytes | None) -> set[str]:
-    """The `customer_id` and `card_id` values a raw message names anywhere in it, spaces
+    """The customer and card ids (`ID_FIELDS`) a raw message names anywhere in it, spaces
     around them ignored (a reader would still see whom it is about); read from the text
     when the message is not valid JSON (a truncated one, say)."""
     return set(_named(value, _parsed(value)))

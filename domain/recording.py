@@ -122,6 +122,10 @@ def _replace(
     customer_id, old, new = payload["customer_id"], payload["old_card_id"], payload["new_card_id"]
     name = customer_stream(customer_id)
     Customer.check(_customer(streams.get(name)), ix.type, payload)  # forgotten?
+    for card_id in (old, new):  # a forgotten customer's card: nothing kept (`CustomerForgotten`)
+        card = streams.get(card_stream(card_id))
+        if isinstance(card, Card) and card.forgotten:
+            raise CustomerForgotten(f"card {card_id!r} belongs to a forgotten customer")
     check_replacement(holders, retired, payload)
     touched = _record_on(Customer, name, streams, ix.type, ix.event_id, payload, ix.canonical)
     holders[new] = customer_id

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Response
 from fastapi.exceptions import RequestValidationError
 
-from ledger.api_params import FRESH, TEXT, MinPosition
+from ledger.api_params import FRESH, MinPosition
 from ledger.settings import Settings
+from projections.models import ErrorType
 from services import dead_letter_list
 
 Read = Callable[..., Awaitable[Any]]
@@ -25,9 +26,7 @@ def add_routes(app: FastAPI, settings: Settings, read: Read) -> None:
     @app.get("/dead-letters", response_model=dead_letter_list.DeadLettersPage, responses=FRESH)
     async def get_dead_letters(
         response: Response,
-        error_type: Annotated[
-            str | None, Query(max_length=200, pattern=TEXT, description="only this error type")
-        ] = None,
+        error_type: Annotated[ErrorType | None, Query(description="only this error type")] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = dead_letter_list.DEFAULT_LIMIT,
         after: Annotated[
             str | None,

@@ -50,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--faults", action="store_true", help="mix in ~2%% bad interactions")
     simulate.add_argument(
         "--retail",
-        action="store_true",
-        help="also returns, lost cards, merged duplicates and sales notes (contract section 8)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="section 8's types too: returns, lost cards, merged duplicates, sales notes "
+        "(--no-retail: the v1 types only)",
     )
     simulate.add_argument("--out", help="write JSON Lines to this file instead of Kafka")
     consume = sub.add_parser("consume", help="run the ingest worker")

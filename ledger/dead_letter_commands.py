@@ -20,6 +20,7 @@ from ledger.arg_types import count
 from ledger.output import show, show_rows
 from ledger.settings import Settings
 from producers.publisher import Publisher
+from projections.models import ERROR_TYPES
 from services import dead_letter_list, redrive
 
 
@@ -90,13 +91,13 @@ def _sentence(done: redrive.Redriven, topic: str) -> str:
 
 def add_parsers(sub: Any, moment: Callable[[str], Any]) -> None:
     look = sub.add_parser("dead-letters", help="dead letters by error type, and the latest")
-    look.add_argument("--error-type", help="only this one (malformed, invalid, rule, ...)")
+    look.add_argument("--error-type", choices=ERROR_TYPES, help="only this one")
     look.add_argument("--limit", type=count, default=dead_letter_list.DEFAULT_LIMIT)
     look.add_argument("--json", action="store_true")
     again = sub.add_parser(
         "redrive", help="publish dead letters not redriven yet again to the inbound topic"
     )
-    again.add_argument("--error-type", help="only this one (malformed, invalid, rule, ...)")
+    again.add_argument("--error-type", choices=ERROR_TYPES, help="only this one")
     again.add_argument(
         "--since", type=moment, help="RFC 3339: dead-lettered at or after (inclusive)"
     )

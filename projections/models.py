@@ -109,9 +109,14 @@ class Recorded(_Answer):
     position: int
 
 
+ErrorType = Literal["malformed", "invalid", "rule", "conflict", "internal"]
+"""Why a message was dead-lettered (contract sections 3 and 8)."""
+ERROR_TYPES: tuple[str, ...] = ErrorType.__args__  # type: ignore[attr-defined]
+
+
 class DeadLettered(_Answer):
     status: Literal["dead_lettered"]
-    error_type: Literal["malformed", "invalid", "rule", "conflict", "internal"] = Field(
+    error_type: ErrorType = Field(
         description="internal: the ledger failed to decide it (a bug); redrive it once fixed"
     )
     error: str

@@ -343,7 +343,10 @@ def counts(conn: Connection[Any], topic: str, error_type: str | None) -> dict[st
 Source = tuple[str, int, int]
 """A dead letter of a known source topic: its log id, partition and offset."""
 
-_ERASED = "(error = %(erased)s AND key IS NULL AND value IS NULL)"
+_ERASED = "(key IS NULL AND value IS NULL AND (error = %(erased)s OR error_type = 'rule'))"
+"""Emptied by a forget: by `ledger forget` afterwards (its error replaced), or at ingest (a
+`rule` rejection about a forgotten customer, kept without its bytes: a rule rejection
+always had a parsed message, so no other one has none)."""
 
 _NOT_REDRIVEN = f"""
 SELECT source_log, source_partition, source_offset, error_type, {_ERASED}

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from support import ledger_env, wait_for
 
+from domain.interactions import INTERACTION_TYPES
 from ledger.settings import Settings
 
 
@@ -99,6 +100,24 @@ def test_simulate_is_deterministic_under_a_seed(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] and len(outs[0].splitlines()) == 300
+    types = {json.loads(line)["type"] for line in outs[0].splitlines()}
+    assert {"purchase_returned", "note_added"} <= types  # section 8's by default
+
+
+def test_simulate_makes_every_type_of_section_8_by_default(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    out = tmp_path / "retail.jsonl"
+    result = run(env, "simulate", "--events", "8000", "--seed", "7", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    types = {json.loads(line)["type"] for line in out.read_text().splitlines()}
+    assert set(INTERACTION_TYPES) - {"customers_unmerged"} <= types  # few unmerges: none here
+    v1 = tmp_path / "v1.jsonl"
+    run(env, "simulate", "--events", "300", "--no-retail", "--out", str(v1))
+    assert not {json.loads(line)["type"] for line in v1.read_text().splitlines()} & {
+        "purchase_returned",
+        "note_added",
+        "card_replaced",
+    }
 
 
 def test_schema_prints_the_json_schema_and_usage_errors_exit_2(tmp_path: Path) -> None:

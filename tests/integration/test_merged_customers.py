@@ -6,6 +6,7 @@ to live at each step, and two workers racing to merge one customer into two surv
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from support import (
     project,
     publish,
     purchase,
+    run_ledger,
 )
 
 from consumers.records import InboundRecord
@@ -167,9 +169,15 @@ def test_a_root_forgets_its_tree_and_a_merged_customer_is_not_forgotten_alone(
         settings,
         enrollment("C-1", "K-1", name=names[0], email="oq@example.org"),
         enrollment("C-2", "K-2", name=names[1]),
+        enrollment("C-3", "K-3"),
     )
     step(settings, merged("C-1", "C-2", reason=f"{names[0]} enrolled twice"))
+    # Refused, kept with its bytes until the forget: it names C-2 as `merged_id` only.
+    step(settings, merged("C-3", "C-2", reason=f"{names[1]} again"))
     assert plaintext_rows(settings, names[1])  # the projection holds it before
+    with psycopg.connect(settings.database_url or "") as conn:
+        document = export(conn, "C-2")
+    assert document is not None and len(document["dead_letters"]) == 1  # names the tree
     ports = bootstrap.ports(settings)
     with pytest.raises(MergedCustomer, match="merged into the tree of 'C-1'"):
         forget_customer(ports, "C-2", "erasure request")
@@ -180,7 +188,23 @@ def test_a_root_forgets_its_tree_and_a_merged_customer_is_not_forgotten_alone(
         assert profile(settings, customer)["name"] is None
     for text in (*names, "oq@example.org", "enrolled twice"):
         assert plaintext_rows(settings, text) == [], text
-    assert rows(settings, "SELECT count(*) FROM customer_keys WHERE key IS NOT NULL") == [(0,)]
+    keys = "SELECT count(*) FROM customer_keys WHERE customer_id < 'C-3' AND key IS NOT NULL"
+    assert rows(settings, keys) == [(0,)]
+    # Messages about the forgotten tree are refused and kept with no bytes; a redrive skips
+    # them (counted) rather than send them empty.
+    step(
+        settings,
+        merged("C-3", "C-2"),
+        interaction("card_replaced", customer_id="C-3", old_card_id="K-3", new_card_id="K-1"),
+    )
+    emptied = rows(settings, "SELECT error FROM ledger_dead_letters WHERE value IS NULL")
+    assert {
+        ("card 'K-1' belongs to a forgotten customer",),
+        ("customer 'C-2' was forgotten",),
+    } <= set(emptied)
+    redriven = run_ledger(settings, "redrive", "--dry-run", "--json")
+    assert redriven.returncode == 0, redriven.stderr
+    assert json.loads(redriven.stdout)["published"] == {}
 
 
 def decided(ingest_: Ingest, settings: Settings, partition: int, objs: list[Any]) -> Decided:
