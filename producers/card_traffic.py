@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from domain.schema import InteractionType
+from producers.fault_turns import in_turn
 from producers.return_traffic import Returns
 
 REASONS = ("lost", "damaged", "stolen", "upgrade", None)  # None: no reason given
@@ -144,13 +145,10 @@ class Replacements:
     def breach(self, sim: Traffic) -> dict[str, Any] | None:
         """An interaction that breaks one card rule of section 8, each rule in turn (None:
         no rule can be broken yet)."""
-        for k in range(len(RULE_FAULTS)):
-            at = (self.faults + k) % len(RULE_FAULTS)
-            made = getattr(self, "_" + RULE_FAULTS[at])(sim)
-            if made is not None:
-                self.faults = at + 1
-                return made
-        return None
+        made, self.faults = in_turn(
+            RULE_FAULTS, self.faults, lambda kind: getattr(self, "_" + kind)(sim)
+        )
+        return made
 
     def _replacement(self, sim: Traffic, c: int, old: str, new: str) -> dict[str, Any]:
         return sim.envelope(

@@ -31,6 +31,7 @@ from itertools import count
 from typing import Any, Protocol
 
 from domain.schema import InteractionType
+from producers.fault_turns import in_turn
 
 MERGE_LAG = 2000
 """Yielded interactions between a merge or unmerge and any earlier event of the same person
@@ -220,13 +221,10 @@ class Merges:
     def breach(self, sim: Traffic) -> dict[str, Any] | None:
         """A merge or unmerge that breaks one merge rule of section 8, each rule in turn
         (None: no rule can be broken yet in a way that holds in any partition order)."""
-        for k in range(len(RULE_FAULTS)):
-            at = (self.faults + k) % len(RULE_FAULTS)
-            made = getattr(self, "_" + RULE_FAULTS[at])(sim)
-            if made is not None:
-                self.faults = at + 1
-                return made
-        return None
+        made, self.faults = in_turn(
+            RULE_FAULTS, self.faults, lambda kind: getattr(self, "_" + kind)(sim)
+        )
+        return made
 
     def _fault(
         self, sim: Traffic, type: InteractionType, survivor: str, merged: str

@@ -289,3 +289,20 @@ def plaintext_rows(settings: Settings, text: str) -> list[str]:
         if _sql(settings, "SELECT count(*) FROM " + query, needle)[0][0]:
             found.append(f"{schema}.{table}.{column}")
     return found
+
+
+def decided_batch(
+    ingest_: Any, settings: Settings, partition: int, objs: list[Any], at: int = 0
+) -> Any:
+    """A batch of `objs` from `partition` (offsets from `at`), decided by `ingest_` (a
+    `services.ingest.Ingest`) but not committed: what two workers race with."""
+    from consumers.records import InboundRecord
+    from store.offsets import OffsetMove
+
+    topic = settings.inbound_topic
+    batch = [
+        InboundRecord("c", topic, partition, at + offset, b"key", dumps(obj))
+        for offset, obj in enumerate(objs)
+    ]
+    moves = [OffsetMove(topic, partition, at or None, at + len(objs), "c")]
+    return ingest_.decide(ingest_.parse(batch), moves)

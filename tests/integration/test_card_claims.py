@@ -7,26 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from support import dumps, enrollment, interaction, purchase
+from support import decided_batch as decided
+from support import enrollment, interaction, purchase
 
-from consumers.records import InboundRecord
 from domain.aggregates import CARD_CLAIMED, Card, card_stream
 from ledger import bootstrap
 from ledger.settings import Settings
-from services.ingest import Decided, Ingest
-from store.offsets import OffsetMove
-
-
-def decided(
-    ingest: Ingest, settings: Settings, partition: int, objs: list[Any], at: int = 0
-) -> Decided:
-    topic = settings.inbound_topic
-    batch = [
-        InboundRecord("c", topic, partition, at + offset, b"key", dumps(obj))
-        for offset, obj in enumerate(objs)
-    ]
-    moves = [OffsetMove(topic, partition, at or None, at + len(objs), "c")]
-    return ingest.decide(ingest.parse(batch), moves)
 
 
 def rows(settings: Settings, query: str) -> list[tuple[Any, ...]]:

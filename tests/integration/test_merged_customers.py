@@ -13,7 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 from support import (
-    dumps,
+    decided_batch as decided,
+)
+from support import (
     enrollment,
     ingest,
     interaction,
@@ -26,7 +28,6 @@ from support import (
     run_ledger,
 )
 
-from consumers.records import InboundRecord
 from ledger import bootstrap
 from ledger.settings import Settings
 from projections import profiles
@@ -34,10 +35,8 @@ from projections.compare import differences
 from projections.history import customer_events, profile_as_of
 from services.export import export
 from services.forget import MergedCustomer, forget_customer
-from services.ingest import Decided, Ingest
 from services.replay import replay
 from services.verify import verify
-from store.offsets import OffsetMove
 
 
 def merged(survivor: str, merged_id: str, **fields: Any) -> dict[str, Any]:
@@ -205,16 +204,6 @@ def test_a_root_forgets_its_tree_and_a_merged_customer_is_not_forgotten_alone(
     redriven = run_ledger(settings, "redrive", "--dry-run", "--json")
     assert redriven.returncode == 0, redriven.stderr
     assert json.loads(redriven.stdout)["published"] == {}
-
-
-def decided(ingest_: Ingest, settings: Settings, partition: int, objs: list[Any]) -> Decided:
-    topic = settings.inbound_topic
-    batch = [
-        InboundRecord("c", topic, partition, offset, b"key", dumps(obj))
-        for offset, obj in enumerate(objs)
-    ]
-    moves = [OffsetMove(topic, partition, None, len(objs), "c")]
-    return ingest_.decide(ingest_.parse(batch), moves)
 
 
 def test_two_workers_merging_one_customer_into_two_survivors_record_one(

@@ -10,18 +10,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from support import dumps, enrollment, ingest, interaction, keyed, project, publish, purchase
+from support import decided_batch as decided
+from support import enrollment, ingest, interaction, keyed, project, publish, purchase
 
-from consumers.records import InboundRecord
 from ledger import bootstrap
 from ledger.settings import Settings
 from projections import profiles
 from projections.compare import differences
 from projections.history import customer_events
-from services.ingest import Decided, Ingest
 from services.replay import replay
 from services.verify import verify
-from store.offsets import OffsetMove
 
 LINE = {"sku": "a", "category": "grocery", "quantity": 2, "unit_price": "3.00"}
 NOON = "2026-03-01T12:00:00Z"
@@ -123,16 +121,6 @@ def test_a_lost_card_replaced_moves_holding_and_rules_late_tills(settings: Setti
         psycopg.connect(settings.database_url or "") as again_,
     ):
         assert list(differences(live, "public", again_, "rebuilt")) == []
-
-
-def decided(ingest_: Ingest, settings: Settings, partition: int, objs: list[Any]) -> Decided:
-    topic = settings.inbound_topic
-    batch = [
-        InboundRecord("c", topic, partition, offset, b"key", dumps(obj))
-        for offset, obj in enumerate(objs)
-    ]
-    moves = [OffsetMove(topic, partition, None, len(objs), "c")]
-    return ingest_.decide(ingest_.parse(batch), moves)
 
 
 def test_a_card_retired_by_another_worker_meanwhile_decides_its_swipes_again(
