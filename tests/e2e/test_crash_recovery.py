@@ -158,7 +158,7 @@ def test_the_traffic_has_every_type_and_the_section_8_rules_are_broken(
     """What the crash tests below put through SIGKILLs: every interaction type, valid, and
     the new rules of contract section 8 broken (the merge rules, replaced cards, returns,
     notes)."""
-    assert {obj["type"] for obj in TRAFFIC} == set(INTERACTION_TYPES)
+    assert set(INTERACTION_TYPES) <= {obj.get("type") for obj in TRAFFIC}  # and faults
     merges = [o for o in TRAFFIC if o["type"] in ("customers_merged", "customers_unmerged")]
     assert len(merges) >= 10
     text = "\n".join(reference["reasons"])
