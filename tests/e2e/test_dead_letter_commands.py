@@ -103,7 +103,7 @@ def test_bad_input_is_refused_in_one_line(settings: Settings) -> None:
         assert done.stderr.strip().splitlines()[-1].startswith("ledger redrive: error: argument")
     done = run_ledger(settings, "dead-letters", "--limit", "-1")
     assert done.returncode == 2 and "is negative" in done.stderr
-    nothing = _json(settings, "dead-letters", "--error-type", "nonesuch")
-    assert nothing == {"counts": {}, "dead_letters": []}
+    typo = run_ledger(settings, "dead-letters", "--error-type", "rules")  # one of five only
+    assert typo.returncode == 2 and "invalid choice: 'rules'" in typo.stderr
     text = run_ledger(settings, "dead-letters")
     assert text.returncode == 0 and text.stdout.startswith("0 dead letter(s)")
